@@ -1,0 +1,199 @@
+#pragma once
+// Containers: create, start, stop, kill, remove, inspect, list, wait, logs.
+#include <berth/detail/url.hpp>
+#include <berth/engine/client.hpp>
+#include <berth/engine/container_config.hpp>
+#include <berth/engine/output_handler.hpp>
+
+#include <boost/json/serialize.hpp>
+
+namespace berth {
+
+struct container_state {
+    std::string status{};  // created, running, paused, restarting, removing, exited, dead
+    bool running = false;
+    int exit_code = 0;
+    std::int64_t pid = 0;
+    std::string error{};
+};
+
+struct container_info {  // GET /containers/{id}/json
+    std::string id{};
+    std::string name{};    // without the leading '/'
+    std::string image{};   // image id
+    container_state state;
+    json::object raw{};
+};
+
+struct container_summary {  // GET /containers/json
+    std::string id{};
+    std::vector<std::string> names{};
+    std::string image{};
+    std::string state{};
+    std::string status{};
+    std::map<std::string, std::string> labels{};
+    json::object raw{};
+};
+
+struct created_container {
+    std::string id{};
+    std::vector<std::string> warnings{};
+};
+
+struct list_containers_options {
+    bool all = false;
+    // The engine's filters: {"name": {"^/app$"}}, {"label": {"k=v"}}, {"status": {"exited"}}, ...
+    std::map<std::string, std::vector<std::string>> filters{};
+};
+
+struct logs_options {
+    bool stdout_ = true;
+    bool stderr_ = true;
+    bool timestamps = false;
+    std::string tail = "all";
+    bool follow = false;
+};
+
+template <transport Transport>
+class containers_api {
+public:
+    explicit containers_api(basic_client<Transport>& c) : client_(c) {}
+
+    boost::asio::awaitable<created_container> create(const container_config& config, std::string_view name = {}) {
+        detail::query q;
+        if (!name.empty()) q.add("name", name);
+        std::string target = "/containers/create" + q.str();
+        auto v = co_await client_.call_json(verb::post, target, json::serialize(json::value_from(config)));
+        const std::string endpoint = "POST " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        co_return created_container{json_read::string_field(o, "Id", endpoint),
+                                    json_read::optional_strings(o, "Warnings", endpoint)};
+    }
+
+    // Starting a running container is not an error (the engine answers 304).
+    boost::asio::awaitable<void> start(std::string_view id) {
+        co_await ignore_not_modified(verb::post, "/containers/" + detail::percent_encode(id) + "/start");
+    }
+
+    // SIGTERM (or the image's stop signal), then SIGKILL after timeout_seconds. Stopping a stopped container is
+    // not an error.
+    boost::asio::awaitable<void> stop(std::string_view id, std::optional<int> timeout_seconds = std::nullopt) {
+        detail::query q;
+        if (timeout_seconds) q.add_number("t", *timeout_seconds);
+        co_await ignore_not_modified(verb::post, "/containers/" + detail::percent_encode(id) + "/stop" + q.str());
+    }
+
+    boost::asio::awaitable<void> kill(std::string_view id, std::string_view signal = "SIGKILL") {
+        co_await client_.call(verb::post, "/containers/" + detail::percent_encode(id) + "/kill" +
+                                              detail::query().add("signal", signal).str());
+    }
+
+    boost::asio::awaitable<void> remove(std::string_view id, bool force = false, bool volumes = false) {
+        co_await client_.call(verb::delete_, "/containers/" + detail::percent_encode(id) +
+                                                 detail::query().add_flag("force", force).add_flag("v", volumes).str());
+    }
+
+    boost::asio::awaitable<container_info> inspect(std::string_view id) {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/json";
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        container_info info;
+        info.id = json_read::string_field(o, "Id", endpoint);
+        info.name = json_read::optional_string(o, "Name", endpoint);
+        if (info.name.starts_with('/')) info.name.erase(0, 1);
+        info.image = json_read::optional_string(o, "Image", endpoint);
+        if (auto* s = json_read::optional_object(o, "State", endpoint)) {
+            info.state.status = json_read::optional_string(*s, "Status", endpoint);
+            info.state.running = json_read::optional_bool(*s, "Running", endpoint);
+            info.state.exit_code = static_cast<int>(json_read::optional_int(*s, "ExitCode", endpoint));
+            info.state.pid = json_read::optional_int(*s, "Pid", endpoint);
+            info.state.error = json_read::optional_string(*s, "Error", endpoint);
+        }
+        info.raw = o;
+        co_return info;
+    }
+
+    boost::asio::awaitable<std::vector<container_summary>> list() { return list(list_containers_options{}); }
+    boost::asio::awaitable<std::vector<container_summary>> list(list_containers_options options) {
+        detail::query q;
+        q.add_flag("all", options.all);
+        if (!options.filters.empty()) {
+            json::object f{};
+            for (auto& [k, vals] : options.filters) f[k] = json::array(vals.begin(), vals.end());
+            q.add("filters", json::serialize(f));
+        }
+        std::string target = "/containers/json" + q.str();
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        std::vector<container_summary> out{};
+        for (auto& item : json_read::as_array(v, endpoint)) {
+            auto& o = json_read::as_object(item, endpoint);
+            container_summary s;
+            s.id = json_read::string_field(o, "Id", endpoint);
+            s.names = json_read::optional_strings(o, "Names", endpoint);
+            for (auto& n : s.names)
+                if (n.starts_with('/')) n.erase(0, 1);
+            s.image = json_read::optional_string(o, "Image", endpoint);
+            s.state = json_read::optional_string(o, "State", endpoint);
+            s.status = json_read::optional_string(o, "Status", endpoint);
+            s.labels = json_read::optional_string_map(o, "Labels", endpoint);
+            s.raw = o;
+            out.push_back(std::move(s));
+        }
+        co_return out;
+    }
+
+    // Blocks until the container reaches the condition ("not-running", "next-exit", "removed"); its exit code.
+    boost::asio::awaitable<int> wait(std::string_view id, std::string_view condition = "not-running") {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/wait" +
+                             detail::query().add("condition", condition).str();
+        auto v = co_await client_.call_json(verb::post, target);
+        const std::string endpoint = "POST " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        if (auto* e = json_read::optional_object(o, "Error", endpoint))
+            if (auto msg = json_read::optional_string(*e, "Message", endpoint); !msg.empty())
+                throw engine_error(engine_errc::server_error, 200, msg, endpoint);
+        co_return static_cast<int>(json_read::optional_int(o, "StatusCode", endpoint, -1));
+    }
+
+    // Streams the container's logs to the handler (stdout and stderr apart unless the container has a tty).
+    template <output_handler Handler>
+    boost::asio::awaitable<void> logs(std::string_view id, Handler& handler) {
+        return logs(id, handler, logs_options{});
+    }
+    template <output_handler Handler>
+    boost::asio::awaitable<void> logs(std::string_view id, Handler& handler, logs_options options) {
+        auto info = co_await inspect(id);
+        bool tty = false;
+        if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
+            if (auto* t = cfg->get_object().if_contains("Tty"); t && t->is_bool()) tty = t->get_bool();
+        std::string target = "/containers/" + detail::percent_encode(id) + "/logs" +
+                             detail::query()
+                                 .add_flag("stdout", options.stdout_)
+                                 .add_flag("stderr", options.stderr_)
+                                 .add_flag("timestamps", options.timestamps)
+                                 .add_flag("follow", options.follow)
+                                 .add("tail", options.tail)
+                                 .str();
+        http::request req{.method = verb::get, .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
+        auto reply = co_await client_.open(std::move(req));
+        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty);
+        std::array<char, 16 * 1024> buffer;
+        while (std::size_t n = co_await reply.read_some(buffer)) dispatch(std::span<const char>(buffer.data(), n));
+        if (!dispatch.complete()) throw protocol_error(reply.endpoint(), "log stream ended inside a frame");
+    }
+
+private:
+    boost::asio::awaitable<void> ignore_not_modified(verb method, std::string target) {
+        try {
+            co_await client_.call(method, std::move(target));
+        } catch (const engine_error& e) {
+            if (e.code() != engine_errc::not_modified) throw;
+        }
+    }
+
+    basic_client<Transport>& client_;
+};
+
+} // namespace berth

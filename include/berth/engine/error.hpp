@@ -1,0 +1,76 @@
+#pragma once
+// Errors the engine itself reported: the HTTP status, the engine's own message, and the endpoint that answered.
+// Catch engine_error for all of them, or one of the derived types for the cases callers act on.
+#include <stdexcept>
+#include <string>
+
+namespace berth {
+
+enum class engine_errc {
+    bad_request,       // 400: invalid parameters or configuration
+    unauthorized,      // 401/403
+    not_found,         // 404: no such container, image, exec or path
+    not_acceptable,    // 406: e.g. the container is not running
+    conflict,          // 409: name in use, container running, ...
+    not_modified,      // 304: already started/stopped (reported only where the caller asked for it)
+    server_error,      // 500 and other 5xx
+    build_failed,      // an error message inside a build's progress stream
+    other,
+};
+
+inline engine_errc engine_errc_from_status(unsigned status) {
+    switch (status) {
+    case 304: return engine_errc::not_modified;
+    case 400: return engine_errc::bad_request;
+    case 401:
+    case 403: return engine_errc::unauthorized;
+    case 404: return engine_errc::not_found;
+    case 406: return engine_errc::not_acceptable;
+    case 409: return engine_errc::conflict;
+    default: return status >= 500 ? engine_errc::server_error : engine_errc::other;
+    }
+}
+
+class engine_error : public std::runtime_error {
+public:
+    engine_error(unsigned status, std::string message, std::string endpoint)
+        : engine_error(engine_errc_from_status(status), status, std::move(message), std::move(endpoint)) {}
+    engine_error(engine_errc code, unsigned status, std::string message, std::string endpoint)
+        : std::runtime_error(format(status, message, endpoint)), code_(code), status_(status),
+          message_(std::move(message)), endpoint_(std::move(endpoint)) {}
+
+    engine_errc code() const noexcept { return code_; }
+    unsigned status() const noexcept { return status_; }
+    // The engine's message as it sent it (the JSON "message" field, or the raw body).
+    const std::string& message() const noexcept { return message_; }
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+private:
+    static std::string format(unsigned status, const std::string& message, const std::string& endpoint) {
+        std::string s = endpoint;
+        if (status != 0) s += " -> " + std::to_string(status);
+        return s + ": " + message;
+    }
+    engine_errc code_;
+    unsigned status_;
+    std::string message_{};
+    std::string endpoint_{};
+};
+
+struct not_found_error : engine_error {
+    using engine_error::engine_error;
+};
+struct conflict_error : engine_error {
+    using engine_error::engine_error;
+};
+
+// Throws the most specific engine_error type for a status.
+[[noreturn]] inline void throw_engine_error(unsigned status, std::string message, std::string endpoint) {
+    switch (engine_errc_from_status(status)) {
+    case engine_errc::not_found: throw not_found_error(status, std::move(message), std::move(endpoint));
+    case engine_errc::conflict: throw conflict_error(status, std::move(message), std::move(endpoint));
+    default: throw engine_error(status, std::move(message), std::move(endpoint));
+    }
+}
+
+} // namespace berth

@@ -1,0 +1,101 @@
+#pragma once
+// Reading the engine's JSON: a reply that is not the JSON expected is a protocol_error naming the endpoint.
+#include <berth/http/error.hpp>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace berth::json_read {
+
+namespace json = boost::json;
+
+inline json::value parse(std::string_view text, const std::string& endpoint) {
+    boost::system::error_code ec;
+    auto v = json::parse(text, ec);
+    if (ec) {
+        auto excerpt = std::string(text.substr(0, 80));
+        throw protocol_error(endpoint, "reply is not valid JSON (" + ec.message() + "): '" + excerpt + "'");
+    }
+    return v;
+}
+
+inline const json::object& as_object(const json::value& v, const std::string& endpoint) {
+    if (!v.is_object()) throw protocol_error(endpoint, "expected a JSON object in the reply");
+    return v.get_object();
+}
+
+inline const json::array& as_array(const json::value& v, const std::string& endpoint) {
+    if (!v.is_array()) throw protocol_error(endpoint, "expected a JSON array in the reply");
+    return v.get_array();
+}
+
+// A required string field.
+inline std::string string_field(const json::object& o, std::string_view key, const std::string& endpoint) {
+    auto* p = o.if_contains(key);
+    if (p == nullptr || !p->is_string())
+        throw protocol_error(endpoint, "reply lacks the string field '" + std::string(key) + "'");
+    return std::string(p->get_string());
+}
+
+// Optional fields: the fallback when absent or null; a present field of the wrong type is a protocol_error.
+inline std::string optional_string(const json::object& o, std::string_view key, const std::string& endpoint) {
+    auto* p = o.if_contains(key);
+    if (p == nullptr || p->is_null()) return {};
+    if (!p->is_string()) throw protocol_error(endpoint, "field '" + std::string(key) + "' is not a string");
+    return std::string(p->get_string());
+}
+
+inline std::int64_t optional_int(const json::object& o, std::string_view key, const std::string& endpoint,
+                                 std::int64_t fallback = 0) {
+    auto* p = o.if_contains(key);
+    if (p == nullptr || p->is_null()) return fallback;
+    if (p->is_int64()) return p->get_int64();
+    if (p->is_uint64()) return static_cast<std::int64_t>(p->get_uint64());
+    if (p->is_double()) return static_cast<std::int64_t>(p->get_double());
+    throw protocol_error(endpoint, "field '" + std::string(key) + "' is not a number");
+}
+
+inline bool optional_bool(const json::object& o, std::string_view key, const std::string& endpoint,
+                          bool fallback = false) {
+    auto* p = o.if_contains(key);
+    if (p == nullptr || p->is_null()) return fallback;
+    if (!p->is_bool()) throw protocol_error(endpoint, "field '" + std::string(key) + "' is not a boolean");
+    return p->get_bool();
+}
+
+inline const json::object* optional_object(const json::object& o, std::string_view key, const std::string& endpoint) {
+    auto* p = o.if_contains(key);
+    if (p == nullptr || p->is_null()) return nullptr;
+    if (!p->is_object()) throw protocol_error(endpoint, "field '" + std::string(key) + "' is not an object");
+    return &p->get_object();
+}
+
+inline std::vector<std::string> optional_strings(const json::object& o, std::string_view key,
+                                                 const std::string& endpoint) {
+    std::vector<std::string> out{};
+    auto* p = o.if_contains(key);
+    if (p == nullptr || p->is_null()) return out;
+    if (!p->is_array()) throw protocol_error(endpoint, "field '" + std::string(key) + "' is not an array");
+    for (auto& e : p->get_array()) {
+        if (!e.is_string()) throw protocol_error(endpoint, "field '" + std::string(key) + "' holds a non-string");
+        out.emplace_back(e.get_string());
+    }
+    return out;
+}
+
+inline std::map<std::string, std::string> optional_string_map(const json::object& o, std::string_view key,
+                                                              const std::string& endpoint) {
+    std::map<std::string, std::string> out{};
+    if (auto* m = optional_object(o, key, endpoint))
+        for (auto& [k, v] : *m)
+            if (v.is_string()) out.emplace(std::string(k), std::string(v.get_string()));
+    return out;
+}
+
+} // namespace berth::json_read

@@ -1,0 +1,52 @@
+#pragma once
+// How streamed output reaches the caller: a handler called with each slice as it arrives, and helpers that collect.
+#include <berth/http/multiplexed_stream.hpp>
+
+#include <array>
+#include <concepts>
+#include <string>
+#include <string_view>
+
+namespace berth {
+
+template <class H>
+concept output_handler = std::invocable<H&, output_stream, std::string_view>;
+
+// stdout and stderr kept apart, and both merged in the order they arrived.
+struct collected_output {
+    std::string stdout_text{};
+    std::string stderr_text{};
+    std::string merged{};
+
+    void operator()(output_stream s, std::string_view data) {
+        (s == output_stream::stderr_ ? stderr_text : stdout_text).append(data);
+        merged.append(data);
+    }
+};
+
+namespace detail {
+// Feeds bytes read from a stream to an output handler: demultiplexed, or all as stdout when the stream is a tty's.
+template <output_handler Handler>
+class output_dispatcher {
+public:
+    output_dispatcher(Handler& handler, bool multiplexed) : handler_(handler), multiplexed_(multiplexed) {}
+    void operator()(std::span<const char> bytes) {
+        if (!multiplexed_) {
+            if (!bytes.empty()) handler_(output_stream::stdout_, std::string_view(bytes.data(), bytes.size()));
+            return;
+        }
+        demux_.feed(bytes);
+        while (auto c = demux_.next())
+            if (c->stream != output_stream::stdin_)
+                handler_(c->stream, std::string_view(c->data.data(), c->data.size()));
+    }
+    bool complete() const { return !multiplexed_ || demux_.at_frame_boundary(); }
+
+private:
+    Handler& handler_;
+    bool multiplexed_;
+    demultiplexer demux_;
+};
+} // namespace detail
+
+} // namespace berth
