@@ -2,4 +2,5 @@
 // berth: a header-only C++20 client for Docker and Podman engines, and the evaluation-container toolkit on top.
 #include <berth/engine/client.hpp>
 #include <berth/transport/socket_transport.hpp>
+#include <berth/eval.hpp>
 #include <berth/with_timeout.hpp>

@@ -1,0 +1,7 @@
+#pragma once
+// The evaluation layer: the seed's docker_utils in C++.
+#include <berth/eval/build_container.hpp>
+#include <berth/eval/cleanup_container.hpp>
+#include <berth/eval/copy.hpp>
+#include <berth/eval/exec.hpp>
+#include <berth/eval/logger.hpp>

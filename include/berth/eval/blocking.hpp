@@ -1,0 +1,56 @@
+#pragma once
+// A blocking facade for programs that do not use coroutines: the same operations, each run to completion on the
+// facade's private io_context, so a Python harness can be ported line by line. Not for use from inside a
+// coroutine (it would block that coroutine's thread).
+#include <berth/eval.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+namespace berth::blocking {
+
+class client {
+public:
+    // The engine named by DOCKER_HOST, else /var/run/docker.sock.
+    client() : client_(berth::client::from_env(io_.get_executor())) {}
+    explicit client(std::string_view address) : client_(berth::client::at(io_.get_executor(), address)) {}
+
+    // Runs one operation to completion and returns its result (or throws its exception).
+    template <class T>
+    T run(boost::asio::awaitable<T> op) {
+        auto future = boost::asio::co_spawn(io_, std::move(op), boost::asio::use_future);
+        io_.restart();
+        io_.run();
+        return future.get();
+    }
+
+    berth::client& async() { return client_; }
+
+private:
+    boost::asio::io_context io_;
+    berth::client client_;
+};
+
+inline std::optional<container> build_container(client& c, build_container_options options) {
+    return c.run(berth::build_container(c.async(), std::move(options)));
+}
+inline void cleanup_container(client& c, const container& box, bool verbose = true) {
+    c.run(berth::cleanup_container(box, verbose));
+}
+inline void cleanup_container(client& c, const container& box, cleanup_options options) {
+    c.run(berth::cleanup_container(box, std::move(options)));
+}
+inline void copy_to_container(client& c, const container& box, const std::filesystem::path& source,
+                              const std::string& dest, bool verbose = true) {
+    c.run(berth::copy_to_container(box, source, dest, verbose));
+}
+inline void copy_from_container(client& c, const container& box, const std::string& source,
+                                const std::filesystem::path& dest, bool verbose = true) {
+    c.run(berth::copy_from_container(box, source, dest, verbose));
+}
+inline exec_result exec(client& c, const container& box, std::vector<std::string> cmd, run_options options = {}) {
+    return c.run(berth::exec(box, std::move(cmd), std::move(options)));
+}
+
+} // namespace berth::blocking

@@ -1,0 +1,94 @@
+#pragma once
+// exec: run a command in the container and collect (or stream to the log) what it prints; log_container_output:
+// log that output and fail with "Script failed with exit code N" when the exit code is non-zero.
+#include <berth/eval/container.hpp>
+#include <berth/eval/errors.hpp>
+#include <berth/eval/logger.hpp>
+
+#include <functional>
+
+namespace berth {
+
+struct exec_result {
+    std::optional<int> exit_code;
+    std::string output;       // stdout and stderr merged in the order they arrived
+    std::string stdout_text;
+    std::string stderr_text;
+    bool streamed = false;    // the output was logged line by line while it ran
+};
+
+struct run_options {
+    std::string working_dir;
+    std::vector<std::string> env;  // "KEY=value"
+    std::string user;
+    bool tty = false;
+    // Log the output line by line as it arrives (the seed's stream=True) instead of once at the end.
+    bool stream = false;
+    bool verbose = true;
+    // Also called with each slice of output as it arrives.
+    std::function<void(output_stream, std::string_view)> on_output;
+    std::shared_ptr<logger> log;  // default: the thread's logger
+};
+
+namespace detail {
+// Collects output and, when streaming, logs each complete line as it arrives.
+struct exec_collector {
+    exec_result& result;
+    const run_options& options;
+    logger& log;
+    std::string pending;  // a streamed line not yet ended
+
+    void operator()(output_stream s, std::string_view data) {
+        (s == output_stream::stderr_ ? result.stderr_text : result.stdout_text).append(data);
+        result.output.append(data);
+        if (options.on_output) options.on_output(s, data);
+        if (!options.stream || !options.verbose) return;
+        pending.append(data);
+        std::size_t start = 0;
+        for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
+            log.info(std::string_view(pending).substr(start, nl - start));
+        pending.erase(0, start);
+    }
+    void flush() {
+        if (options.stream && options.verbose && !pending.empty()) log.info(pending);
+        pending.clear();
+    }
+};
+} // namespace detail
+
+template <transport Transport>
+boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd,
+                                         run_options options) {
+    auto log = resolve_logger(options.log);
+    exec_options e;
+    e.cmd = std::move(cmd);
+    e.env = options.env;
+    e.working_dir = options.working_dir;
+    e.user = options.user;
+    e.tty = options.tty;
+    exec_result result;
+    result.streamed = options.stream;
+    detail::exec_collector collect{result, options, *log, {}};
+    result.exit_code = co_await c.engine().execs().run(c.id, e, collect);
+    collect.flush();
+    co_return result;
+}
+
+template <transport Transport>
+boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd) {
+    return exec(std::move(c), std::move(cmd), run_options{});
+}
+
+// Logs the output (unless it was already streamed to the log), then throws script_failed for a non-zero exit code.
+// With verbose=false nothing is logged; the exit-code check still applies.
+inline void log_container_output(const exec_result& result, bool verbose = true, std::shared_ptr<logger> log = {}) {
+    if (verbose && !result.streamed) {
+        auto l = resolve_logger(std::move(log));
+        std::string_view text = result.output;
+        while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+        l->info("Container output: " + std::string(text));
+    }
+    if (result.exit_code && *result.exit_code != 0) throw script_failed(*result.exit_code);
+}
+
+} // namespace berth
