@@ -3,7 +3,7 @@
 // directory (PUT). Bodies flow through in slices: neither direction holds an archive in memory.
 #include <berth/detail/base64.hpp>
 #include <berth/detail/url.hpp>
-#include <berth/engine/client.hpp>
+#include <berth/engine/client_core.hpp>
 
 #include <concepts>
 #include <span>
@@ -35,7 +35,7 @@ struct put_archive_options {
 template <transport Transport>
 class archive_api {
 public:
-    explicit archive_api(basic_client<Transport>& c) : client_(c) {}
+    explicit archive_api(client_core<Transport>& c) : client_(c) {}
 
     // A missing path is a not_found_error naming it.
     boost::asio::awaitable<path_stat> stat(std::string_view container, std::string_view path) {
@@ -111,7 +111,7 @@ private:
         throw not_found_error(e.status(), msg, e.endpoint());
     }
 
-    basic_client<Transport>& client_;
+    client_core<Transport>& client_;
 };
 
 } // namespace berth

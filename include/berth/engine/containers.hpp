@@ -1,7 +1,7 @@
 #pragma once
 // Containers: create, start, stop, kill, remove, inspect, list, wait, logs.
 #include <berth/detail/url.hpp>
-#include <berth/engine/client.hpp>
+#include <berth/engine/client_core.hpp>
 #include <berth/engine/container_config.hpp>
 #include <berth/engine/output_handler.hpp>
 
@@ -57,13 +57,23 @@ struct logs_options {
 template <transport Transport>
 class containers_api {
 public:
-    explicit containers_api(basic_client<Transport>& c) : client_(c) {}
+    explicit containers_api(client_core<Transport>& c) : client_(c) {}
 
     boost::asio::awaitable<created_container> create(const container_config& config, std::string_view name = {}) {
         detail::query q;
         if (!name.empty()) q.add("name", name);
         std::string target = "/containers/create" + q.str();
-        auto v = co_await client_.call_json(verb::post, target, json::serialize(json::value_from(config)));
+        const auto kind = co_await client_.kind();
+        json::value v;
+        try {
+            v = co_await client_.call_json(verb::post, target, json::serialize(json::value_from(config)));
+        } catch (const engine_error& e) {
+            // Podman reports a name in use as a 500; it is the same conflict Docker reports as 409.
+            if (kind == engine_kind::podman && e.status() == 500 &&
+                e.message().find("already in use") != std::string::npos)
+                throw conflict_error(engine_errc::conflict, e.status(), e.message(), e.endpoint());
+            throw;
+        }
         const std::string endpoint = "POST " + target;
         auto& o = json_read::as_object(v, endpoint);
         co_return created_container{json_read::string_field(o, "Id", endpoint),
@@ -193,7 +203,7 @@ private:
         }
     }
 
-    basic_client<Transport>& client_;
+    client_core<Transport>& client_;
 };
 
 } // namespace berth

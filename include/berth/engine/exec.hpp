@@ -3,7 +3,7 @@
 // three, returning the exit code). The start request hijacks its connection (HTTP upgrade); that connection is
 // never returned to the pool.
 #include <berth/detail/url.hpp>
-#include <berth/engine/client.hpp>
+#include <berth/engine/client_core.hpp>
 #include <berth/engine/output_handler.hpp>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -35,7 +35,7 @@ struct exec_info {  // GET /exec/{id}/json
 template <transport Transport>
 class exec_api {
 public:
-    explicit exec_api(basic_client<Transport>& c) : client_(c) {}
+    explicit exec_api(client_core<Transport>& c) : client_(c) {}
 
     boost::asio::awaitable<std::string> create(std::string_view container, exec_options options) {
         if (options.cmd.empty()) throw std::invalid_argument("berth::exec: the command is empty");
@@ -166,7 +166,7 @@ private:
         }
     }
 
-    basic_client<Transport>& client_;
+    client_core<Transport>& client_;
 };
 
 } // namespace berth

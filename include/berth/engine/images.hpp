@@ -1,7 +1,7 @@
 #pragma once
 // Images: build (from a streamed tar context), inspect, exists, list, remove, tag.
 #include <berth/detail/url.hpp>
-#include <berth/engine/client.hpp>
+#include <berth/engine/client_core.hpp>
 
 #include <boost/json/serialize.hpp>
 
@@ -46,7 +46,7 @@ struct built_image {
 template <transport Transport>
 class images_api {
 public:
-    explicit images_api(basic_client<Transport>& c) : client_(c) {}
+    explicit images_api(client_core<Transport>& c) : client_(c) {}
 
     // Builds from a tar context streamed from `context` (any http::body_source: a tar::packer, memory, ...).
     // A build error in the output stream is thrown as engine_error with code build_failed and the engine's message.
@@ -148,7 +148,7 @@ public:
     }
 
 private:
-    basic_client<Transport>& client_;
+    client_core<Transport>& client_;
 };
 
 } // namespace berth

@@ -1,13 +1,13 @@
 #pragma once
 // System endpoints: /_ping, /version, /info.
-#include <berth/engine/client.hpp>
+#include <berth/engine/client_core.hpp>
 
 namespace berth {
 
 template <transport Transport>
 class system_api {
 public:
-    explicit system_api(basic_client<Transport>& c) : client_(c) {}
+    explicit system_api(client_core<Transport>& c) : client_(c) {}
 
     // True when the engine answers "OK" to /_ping (unversioned, so it works before negotiation).
     boost::asio::awaitable<bool> ping() {
@@ -24,7 +24,7 @@ public:
     }
 
 private:
-    basic_client<Transport>& client_;
+    client_core<Transport>& client_;
 };
 
 } // namespace berth

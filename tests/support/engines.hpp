@@ -1,0 +1,175 @@
+#pragma once
+// Shared by the real-engine tests: which engines to run against, a way to run a coroutine to completion, unique
+// names, and the FROM-scratch busybox image (built through berth itself when missing).
+#include <berth/berth.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace berth_test {
+
+namespace asio = boost::asio;
+
+struct engine_under_test {
+    std::string name;     // "docker" or "podman"
+    std::string address;  // unix:///...
+};
+
+inline bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string(ci) == "true";
+}
+
+// Runs op on a fresh io_context until it completes; returns its result or rethrows its exception.
+template <class T>
+T run(asio::awaitable<T> op) {
+    asio::io_context io;
+    auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+    io.run();
+    return f.get();
+}
+
+inline bool reachable(const std::string& address) {
+    try {
+        asio::io_context io;
+        auto c = berth::client::at(io.get_executor(), address);
+        auto f = asio::co_spawn(io, c.system().ping(), asio::use_future);
+        io.run();
+        return f.get();
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+// The engines named by the environment: BERTH_TEST_DOCKER_HOST (else DOCKER_HOST) and BERTH_PODMAN_HOST. An engine
+// that is named but unreachable, or none at all, fails in CI and is reported as skipped elsewhere.
+inline std::vector<engine_under_test> engines(bool want_docker = true, bool want_podman = true) {
+    std::vector<engine_under_test> out;
+    auto consider = [&](const char* kind, const char* var, const char* fallback_var) {
+        const char* v = std::getenv(var);
+        if ((v == nullptr || *v == '\0') && fallback_var) v = std::getenv(fallback_var);
+        if (v == nullptr || *v == '\0') {
+            std::string why = std::string("no ") + kind + " engine: set " + var + " (scripts/test does)";
+            if (in_ci()) FAIL(why);
+            MESSAGE("SKIPPED: " << why);
+            return;
+        }
+        if (!reachable(v)) {
+            std::string why = std::string(kind) + " engine at " + v + " does not answer /_ping";
+            if (in_ci()) FAIL(why);
+            MESSAGE("SKIPPED: " << why);
+            return;
+        }
+        out.push_back({kind, v});
+    };
+    if (want_docker) consider("docker", "BERTH_TEST_DOCKER_HOST", "DOCKER_HOST");
+    if (want_podman) consider("podman", "BERTH_PODMAN_HOST", nullptr);
+    return out;
+}
+
+inline std::string unique_name(std::string_view what) {
+    static std::atomic<int> counter{0};
+    return "berth-test-" + std::string(what) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+inline constexpr const char* base_image = "berth-busybox";
+
+// A scratch directory removed at the end of the test.
+struct temp_dir {
+    std::filesystem::path path;
+    temp_dir() {
+        std::string templ = (std::filesystem::temp_directory_path() / "berth-test-XXXXXX").string();
+        path = ::mkdtemp(templ.data());
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::filesystem::path operator/(const std::string& p) const { return path / p; }
+};
+
+inline void write_file(const std::filesystem::path& p, std::string_view content) {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << content;
+}
+
+inline std::string read_file(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The base image: busybox's applets and a world-writable sticky /tmp, as in a real distribution image.
+inline constexpr std::string_view busybox_dockerfile =
+    "FROM scratch\nCOPY busybox /bin/busybox\n"
+    "RUN [\"/bin/busybox\",\"sh\",\"-c\",\"/bin/busybox --install -s /bin && mkdir -m 1777 /tmp\"]\n";
+
+// A build context for the busybox base image: FROM scratch, Debian's static busybox, its applets installed.
+inline void write_busybox_context(const std::filesystem::path& dir, std::string_view extra_dockerfile = {}) {
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file("/bin/busybox", dir / "busybox", std::filesystem::copy_options::overwrite_existing);
+    write_file(dir / "Dockerfile", std::string(busybox_dockerfile) + std::string(extra_dockerfile));
+}
+
+// Makes sure the engine has the base image (built from the context above through berth's own build).
+template <berth::transport T>
+asio::awaitable<void> ensure_base_image(berth::basic_client<T>& c) {
+    if (co_await c.images().exists(base_image)) co_return;
+    temp_dir ctx;
+    write_busybox_context(ctx.path);
+    berth::tar::packer packer(ctx.path, "");
+    berth::build_options options;
+    options.tag = base_image;
+    co_await c.images().build(packer, options);
+}
+
+// A container of the base image running `tail -f /dev/null` with network mode none and an init, removed by the
+// destructor of the guard (the test's own cleanup is what is being tested elsewhere).
+template <berth::transport T>
+asio::awaitable<std::string> start_idle_container(berth::basic_client<T>& c, const std::string& name) {
+    co_await ensure_base_image(c);
+    berth::container_config cfg;
+    cfg.image = base_image;
+    cfg.cmd = {"tail", "-f", "/dev/null"};
+    cfg.host.network_mode = "none";
+    cfg.host.init = true;
+    auto created = co_await c.containers().create(cfg, name);
+    co_await c.containers().start(created.id);
+    co_return created.id;
+}
+
+// Removes a container by name at scope exit, whatever the test did.
+struct container_guard {
+    std::string address;
+    std::string name;
+    ~container_guard() {
+        try {
+            asio::io_context io;
+            auto c = berth::client::at(io.get_executor(), address);
+            auto f = asio::co_spawn(io, c.containers().remove(name, true), asio::use_future);
+            io.run();
+            f.get();
+        } catch (const std::exception&) {
+        }
+    }
+};
+
+// This process's peak resident set (VmHWM), in KiB.
+inline long peak_rss_kib() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+} // namespace berth_test
