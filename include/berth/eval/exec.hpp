@@ -30,6 +30,55 @@ struct run_options {
     std::shared_ptr<logger> log;  // default: the thread's logger
 };
 
+// An argument vector from its words: berth::argv("sh", "-c", "exit 3"). Unlike a braced list, it is safe inside a
+// co_await expression on g++ 12 (whose coroutines cannot hold the array behind an initializer_list).
+template <class... Words>
+std::vector<std::string> argv(const Words&... words) {
+    return std::vector<std::string>{std::string(words)...};
+}
+
+// Splits a command line the way POSIX shells (and Python's shlex.split) do: whitespace separates words, single
+// quotes keep everything literal, double quotes allow \" \\ \$ \` escapes, a backslash escapes the next character.
+// Throws std::invalid_argument on an unterminated quote or a trailing backslash.
+inline std::vector<std::string> split_command(std::string_view line) {
+    std::vector<std::string> words;
+    std::string word;
+    bool in_word = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        char ch = line[i];
+        if (ch == ' ' || ch == '\t' || ch == '\n') {
+            if (in_word) words.push_back(std::exchange(word, {}));
+            in_word = false;
+        } else if (ch == '\'') {
+            auto end = line.find('\'', i + 1);
+            if (end == std::string_view::npos) throw std::invalid_argument("unterminated ' in command: " + std::string(line));
+            word.append(line.substr(i + 1, end - i - 1));
+            i = end;
+            in_word = true;
+        } else if (ch == '"') {
+            std::size_t j = i + 1;
+            for (;; ++j) {
+                if (j >= line.size()) throw std::invalid_argument("unterminated \" in command: " + std::string(line));
+                if (line[j] == '"') break;
+                if (line[j] == '\\' && j + 1 < line.size() && std::string_view("\"\\$`").find(line[j + 1]) != std::string_view::npos)
+                    ++j;
+                word += line[j];
+            }
+            i = j;
+            in_word = true;
+        } else if (ch == '\\') {
+            if (i + 1 >= line.size()) throw std::invalid_argument("trailing backslash in command: " + std::string(line));
+            word += line[++i];
+            in_word = true;
+        } else {
+            word += ch;
+            in_word = true;
+        }
+    }
+    if (in_word) words.push_back(std::move(word));
+    return words;
+}
+
 namespace detail {
 // Collects output and, when streaming, logs each complete line as it arrives.
 struct exec_collector {
@@ -77,6 +126,17 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
 template <transport Transport>
 boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd) {
     return exec(std::move(c), std::move(cmd), run_options{});
+}
+
+// A command line split like a shell would (as docker-py's exec_run does with a string): exec(box, "git status").
+template <transport Transport>
+boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::string_view command_line,
+                                         run_options options) {
+    return exec(std::move(c), split_command(command_line), std::move(options));
+}
+template <transport Transport>
+boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::string_view command_line) {
+    return exec(std::move(c), split_command(command_line), run_options{});
 }
 
 // Logs the output (unless it was already streamed to the log), then throws script_failed for a non-zero exit code.

@@ -2,9 +2,9 @@
 // The seed's file logger: INFO level, lines formatted as Python's
 // "%(asctime)s - %(threadName)s - %(levelname)s - %(message)s" ("2026-11-26 09:07:53,123 - MainThread - INFO - ...").
 // setup_logger() creates or appends to the file and stores the logger for the calling thread, where
-// get_thread_logger() finds it again. Loggers of one file share one sink: every line is one write(2) on an O_APPEND
+// get_thread_logger() finds it again. A file that cannot be created is a std::system_error
+// (std::filesystem::filesystem_error when its directory cannot be made). Loggers of one file share one sink: every line is one write(2) on an O_APPEND
 // descriptor under one mutex, so lines from many threads never interleave.
-#include <boost/system/system_error.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -54,8 +55,7 @@ public:
         if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
         fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd_ < 0)
-            throw boost::system::system_error(errno, boost::system::system_category(),
-                                              "berth: cannot open log file " + path.string());
+            throw std::system_error(errno, std::generic_category(), "berth: cannot open log file " + path.string());
     }
     log_sink(const log_sink&) = delete;
     log_sink& operator=(const log_sink&) = delete;

@@ -1,0 +1,563 @@
+// The evaluation layer (the seed's docker_utils) against real engines: Docker and Podman.
+#include "support/engines.hpp"
+
+#include <berth/eval/blocking.hpp>
+
+#include <regex>
+#include <set>
+#include <sys/stat.h>
+#include <thread>
+
+using namespace berth_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A repository to mount: the busybox base image's build context plus a marker file.
+struct repo_fixture {
+    temp_dir dir;
+    fs::path path;
+    repo_fixture() : path(dir / "repo") {
+        write_busybox_context(path);
+        write_file(path / "marker.txt", "from the repository\n");
+    }
+};
+
+berth::build_container_options eval_options(const repo_fixture& repo, const std::string& name,
+                                            std::shared_ptr<berth::logger> log) {
+    berth::build_container_options o;
+    o.repo_path = repo.path.string();
+    o.image_name = base_image;  // built by ensure_base_image; build_container finds it
+    o.container_name = name;
+    o.network_mode = "none";
+    o.log = std::move(log);
+    return o;
+}
+
+std::string slurp(const fs::path& p) { return read_file(p); }
+
+// Both trees hold the same names, types, contents, link targets and permission bits.
+void check_same_tree(const fs::path& a, const fs::path& b) {
+    std::set<std::string> names_a, names_b;
+    for (auto it = fs::recursive_directory_iterator(a); it != fs::recursive_directory_iterator(); ++it)
+        names_a.insert(fs::relative(it->path(), a).string());
+    for (auto it = fs::recursive_directory_iterator(b); it != fs::recursive_directory_iterator(); ++it)
+        names_b.insert(fs::relative(it->path(), b).string());
+    CHECK(names_a == names_b);
+    for (auto& n : names_a) {
+        CAPTURE(n);
+        auto sa = fs::symlink_status(a / n), sb = fs::symlink_status(b / n);
+        CHECK(sa.type() == sb.type());
+        if (fs::is_symlink(sa)) {
+            CHECK(fs::read_symlink(a / n) == fs::read_symlink(b / n));
+            continue;
+        }
+        CHECK(static_cast<int>(sa.permissions()) == static_cast<int>(sb.permissions()));
+        if (fs::is_regular_file(sa)) CHECK(slurp(a / n) == slurp(b / n));
+    }
+}
+
+// A tree with everything the copy must carry: nesting, a symlink, an empty dir, a 300-byte path, UTF-8, modes.
+void make_rich_tree(const fs::path& root) {
+    write_file(root / "top.txt", "top\n");
+    write_file(root / "nested/one/two/three.txt", "deep\n");
+    write_file(root / "empty-file", "");
+    fs::create_directories(root / "empty-dir");
+    write_file(root / "ünïcødé/文件.txt", "utf-8 names\n");
+    std::string long_path;
+    for (int i = 0; i < 5; ++i) long_path += std::string(55, char('a' + i)) + "/";
+    write_file(root / (long_path + "leaf.txt"), "300-byte path\n");
+    REQUIRE((root / long_path).string().size() - root.string().size() >= 280);
+    write_file(root / "script.sh", "#!/bin/sh\necho run\n");
+    fs::permissions(root / "script.sh", fs::perms(0755));
+    write_file(root / "private.txt", "secret\n");
+    fs::permissions(root / "private.txt", fs::perms(0600));
+    fs::create_symlink("nested/one/two/three.txt", root / "link-to-three");
+}
+
+asio::awaitable<void> lifecycle(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "run.log");
+    const auto name = unique_name("eval");
+    container_guard guard{e.address, name};
+
+    // a stale container of the same name is force-removed first
+    auto stale = co_await start_idle_container(c, name);
+
+    auto box = co_await berth::build_container(c, eval_options(repo, name, log));
+    REQUIRE(box.has_value());
+    CHECK(box->id != stale);
+    CHECK_THROWS_AS(co_await c.containers().inspect(stale), berth::not_found_error);
+
+    auto info = co_await c.containers().inspect(box->id);
+    CHECK(info.state.running);
+    auto& config = info.raw.at("Config").as_object();
+    CHECK(config.at("Tty").as_bool());
+    CHECK(config.at("OpenStdin").as_bool());
+    CHECK(boost::json::serialize(config.at("Cmd")) == R"(["tail","-f","/dev/null"])");
+    auto& host = info.raw.at("HostConfig").as_object();
+    CHECK(host.at("NetworkMode").as_string() == "none");
+    CHECK(host.at("Init").as_bool());
+
+    // the repository is mounted read-write at /hyperagents
+    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "cat /hyperagents/marker.txt && echo written > /hyperagents/from-container"));
+    CHECK(r.exit_code == 0);
+    CHECK(r.output == "from the repository\n");
+    CHECK(slurp(repo.path / "from-container") == "written\n");
+
+    // PID 1 is an init, not tail: a stop ends the container without waiting out the grace period
+    auto pid1 = co_await berth::exec(*box, berth::argv("cat", "/proc/1/cmdline"));
+    CHECK(pid1.output.find("tail") != 0);
+
+    berth::cleanup_options cleanup;
+    cleanup.log = log;
+    cleanup.stop_timeout_seconds = 30;
+    co_await berth::cleanup_container(*box, cleanup);
+    CHECK_THROWS_AS(co_await c.containers().inspect(box->id), berth::not_found_error);
+    // cleaning a container that is already gone is logged, not thrown
+    co_await berth::cleanup_container(*box, cleanup);
+
+    auto text = slurp(logs / "run.log");
+    CHECK(text.find("found; not rebuilding") != std::string::npos);
+    CHECK(text.find("Removed existing container " + name) != std::string::npos);
+    CHECK(text.find("Stopped container " + name) != std::string::npos);
+    CHECK(text.find("was already gone when stopping") != std::string::npos);
+    CHECK(text.find("was already gone when removing") != std::string::npos);
+    // every line has the seed's format
+    std::regex line(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - MainThread - (INFO|WARNING|ERROR) - .*)");
+    std::istringstream lines(text);
+    for (std::string l; std::getline(lines, l);) CHECK(std::regex_match(l, line));
+}
+
+asio::awaitable<void> build_and_rebuild(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    repo_fixture repo;
+    write_file(repo.path / "Dockerfile", std::string(busybox_dockerfile) + "RUN echo built > /built\n");
+    write_file(repo.path / "ignored-dir/data", "not sent");
+    write_file(repo.path / ".dockerignore", "ignored-dir\n");
+    write_file(repo.path / "Dockerfile", slurp(repo.path / "Dockerfile") + "RUN test ! -e /ctx-check\n");
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "build.log");
+    const auto name = unique_name("build");
+    const auto image = unique_name("image") + "-tag";
+    container_guard guard{e.address, name};
+
+    auto options = eval_options(repo, name, log);
+    options.image_name = image;
+    auto box = co_await berth::build_container(c, options);
+    REQUIRE(box.has_value());
+    auto built = co_await berth::exec(*box, berth::argv("cat", "/built"));
+    CHECK(built.output == "built\n");
+    auto first_id = (co_await c.images().inspect(image)).id;
+
+    // the tag exists: no build
+    auto again = co_await berth::build_container(c, options);
+    REQUIRE(again.has_value());
+    CHECK((co_await c.images().inspect(image)).id == first_id);
+
+    // force_rebuild: built again without cache (a new image id, since the RUN layer is not reused)
+    options.force_rebuild = true;
+    auto forced = co_await berth::build_container(c, options);
+    REQUIRE(forced.has_value());
+    CHECK((co_await c.images().inspect(image)).id != first_id);
+    co_await berth::cleanup_container(*forced, false);
+
+    auto text = slurp(logs / "build.log");
+    CHECK(text.find("Building image " + image + " from") != std::string::npos);
+    CHECK(text.find("(no cache)") != std::string::npos);
+    CHECK(text.find("found; not rebuilding") != std::string::npos);
+
+    // a bad Dockerfile: empty result, the engine's message in the log, no container left
+    write_file(repo.path / "Dockerfile", "FROM scratch\nTHIS-IS-NOT-AN-INSTRUCTION\n");
+    options.image_name = image + "-broken";
+    options.force_rebuild = false;
+    auto broken = co_await berth::build_container(c, options);
+    CHECK_FALSE(broken.has_value());
+    text = slurp(logs / "build.log");
+    CHECK(text.find("ERROR - build_container(" + name + ") failed") != std::string::npos);
+    // the engine's own message names the bad instruction (Docker lower-cases it)
+    bool names_instruction = text.find("this-is-not-an-instruction") != std::string::npos ||
+                             text.find("THIS-IS-NOT-AN-INSTRUCTION") != std::string::npos;
+    CHECK(names_instruction);
+    CHECK_THROWS_AS(co_await c.containers().inspect(name), berth::not_found_error);
+    co_await c.images().remove(image, true);
+}
+
+asio::awaitable<void> copy_round_trip(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("copy");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    temp_dir t;
+
+    // a directory tree: dest's last component names the top directory
+    make_rich_tree(t / "tree");
+    co_await berth::copy_to_container(*box, t / "tree", "/work/deep/renamed", false);
+    auto listed = co_await berth::exec(*box, berth::argv("sh", "-c", "cat /work/deep/renamed/nested/one/two/three.txt; stat -c %a /work/deep/renamed/private.txt"));
+    CHECK(listed.output == "deep\n600\n");
+    co_await berth::copy_from_container(*box, "/work/deep/renamed", t / "back/tree", false);
+    check_same_tree(t / "tree", t / "back/tree");
+
+    // a file: dest's last component is its name; local parents are created
+    write_file(t / "report.json", "{\"ok\": true}\n");
+    co_await berth::copy_to_container(*box, t / "report.json", "/out/gen_3/result.json", false);
+    co_await berth::copy_from_container(*box, "/out/gen_3/result.json", t / "runs/exp1/gen_3/report.json", false);
+    CHECK(slurp(t / "runs/exp1/gen_3/report.json") == "{\"ok\": true}\n");
+
+    // a file replaces a file; nothing else in the destination directory is touched
+    write_file(t / "runs/exp1/gen_3/other.txt", "keep me");
+    co_await berth::exec(*box, berth::argv("sh", "-c", "echo new > /out/gen_3/result.json"));
+    co_await berth::copy_from_container(*box, "/out/gen_3/result.json", t / "runs/exp1/gen_3/report.json", false);
+    CHECK(slurp(t / "runs/exp1/gen_3/report.json") == "new\n");
+    CHECK(slurp(t / "runs/exp1/gen_3/other.txt") == "keep me");
+    // no temporary left beside the destination
+    for (auto& entry : fs::directory_iterator(t / "runs/exp1/gen_3"))
+        CHECK(entry.path().filename().string().rfind(".berth-", 0) != 0);
+
+    // a directory merged into an existing one keeps what was there
+    write_file(t / "back/tree/local-only.txt", "mine");
+    co_await berth::copy_from_container(*box, "/work/deep/renamed", t / "back/tree", false);
+    CHECK(slurp(t / "back/tree/local-only.txt") == "mine");
+    CHECK(slurp(t / "back/tree/top.txt") == "top\n");
+
+    // a directory cannot replace a file (nothing is lost)
+    CHECK_THROWS_AS(co_await berth::copy_from_container(*box, "/work/deep/renamed", t / "runs/exp1/gen_3/report.json", false),
+                    berth::tar::error);
+    CHECK(slurp(t / "runs/exp1/gen_3/report.json") == "new\n");
+
+    // /tmp keeps its mode when a copy creates /tmp/x/y
+    co_await berth::copy_to_container(*box, t / "report.json", "/tmp/x/y/report.json", false);
+    auto modes = co_await berth::exec(*box, berth::argv("stat", "-c", "%a %n", "/tmp", "/tmp/x", "/tmp/x/y"));
+    CHECK(modes.output == "1777 /tmp\n755 /tmp/x\n755 /tmp/x/y\n");
+
+    // missing sources on both sides: not-found errors naming them
+    try {
+        co_await berth::copy_to_container(*box, t / "does-not-exist", "/x", false);
+        FAIL("copy of a missing file succeeded");
+    } catch (const berth::file_not_found& err) {
+        CHECK(err.where() == berth::file_not_found::side::host);
+        CHECK(std::string(err.what()).find("does-not-exist") != std::string::npos);
+    }
+    try {
+        co_await berth::copy_from_container(*box, "/no/such/thing", t / "never", false);
+        FAIL("copy of a missing container path succeeded");
+    } catch (const berth::file_not_found& err) {
+        CHECK(err.where() == berth::file_not_found::side::container);
+        CHECK(std::string(err.what()).find("/no/such/thing") != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(t / "never"));
+    co_await berth::cleanup_container(*box, false);
+}
+
+asio::awaitable<void> copy_into_scratch_image(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    // an image with no shell and no mkdir: one static file
+    temp_dir ctx;
+    fs::copy_file("/bin/busybox", ctx / "busybox");
+    write_file(ctx / "Dockerfile", "FROM scratch\nCOPY busybox /busybox\n");
+    const auto image = unique_name("scratch") + "-img";
+    berth::tar::packer packer(ctx.path, "");
+    berth::build_options bo;
+    bo.tag = image;
+    co_await c.images().build(packer, bo);
+    const auto name = unique_name("scratch");
+    container_guard guard{e.address, name};
+    berth::container_config cfg;
+    cfg.image = image;
+    cfg.cmd = {"/busybox", "tail", "-f", "/dev/null"};
+    cfg.host.network_mode = "none";
+    cfg.host.init = true;
+    auto created = co_await c.containers().create(cfg, name);
+    co_await c.containers().start(created.id);
+    berth::container box{&c, created.id, name};
+
+    temp_dir t;
+    write_file(t / "file.txt", "into scratch\n");
+    co_await berth::copy_to_container(box, t / "file.txt", "/a/b/c/file.txt", false);
+    co_await berth::copy_from_container(box, "/a/b/c", t / "back", false);
+    CHECK(slurp(t / "back/file.txt") == "into scratch\n");
+    co_await berth::cleanup_container(box, false);
+    co_await c.images().remove(image, true);
+}
+
+asio::awaitable<void> big_file(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("big");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    temp_dir t;
+    // 2 GiB: sparse on the host, with marks so that a shifted or truncated copy shows
+    const std::uint64_t size = std::uint64_t{2} << 30;
+    {
+        std::ofstream f(t / "big.bin", std::ios::binary);
+        for (std::uint64_t at : {std::uint64_t{0}, size / 3, size / 2 + 7, size - 16}) {
+            f.seekp(static_cast<std::streamoff>(at));
+            f << "mark@" << at;
+        }
+        f.seekp(static_cast<std::streamoff>(size - 1));
+        f.put('!');
+    }
+    REQUIRE(fs::file_size(t / "big.bin") == size);
+    std::ofstream("/proc/self/clear_refs") << "5";  // reset the peak RSS: measure this copy alone
+    co_await berth::copy_to_container(*box, t / "big.bin", "/data/big.bin", false);
+    co_await berth::copy_from_container(*box, "/data/big.bin", t / "back/big.bin", false);
+    long peak = peak_rss_kib();
+    MESSAGE("peak RSS during 2 GiB copy in and out: " << peak / 1024 << " MiB");
+    CHECK(peak < 64 * 1024);
+    REQUIRE(fs::file_size(t / "back/big.bin") == size);
+    // compare in chunks (never holding either file)
+    std::ifstream a(t / "big.bin", std::ios::binary), b(t / "back/big.bin", std::ios::binary);
+    std::vector<char> ba(1 << 20), bb(1 << 20);
+    bool same = true;
+    while (same && a) {
+        a.read(ba.data(), static_cast<std::streamsize>(ba.size()));
+        b.read(bb.data(), static_cast<std::streamsize>(bb.size()));
+        same = a.gcount() == b.gcount() && std::equal(ba.begin(), ba.begin() + a.gcount(), bb.begin());
+    }
+    CHECK(same);
+    co_await berth::cleanup_container(*box, false);
+}
+
+asio::awaitable<void> exec_and_output(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "exec.log");
+    const auto name = unique_name("exec");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, log));
+    REQUIRE(box.has_value());
+
+    berth::run_options opts;
+    opts.working_dir = "/hyperagents";
+    opts.env = {"LEVEL=3"};
+    opts.user = "1234";
+    opts.log = log;
+    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "pwd; id -u; echo level=$LEVEL; echo oops >&2; exit 5"), opts);
+    CHECK(r.exit_code == 5);
+    CHECK(r.stdout_text == "/hyperagents\n1234\nlevel=3\n");
+    CHECK(r.stderr_text == "oops\n");
+    CHECK(r.output.find("oops\n") != std::string::npos);
+    try {
+        berth::log_container_output(r, true, log);
+        FAIL("a non-zero exit code did not throw");
+    } catch (const berth::script_failed& err) {
+        CHECK(std::string(err.what()) == "Script failed with exit code 5");
+        CHECK(err.exit_code() == 5);
+    }
+    CHECK(slurp(logs / "exec.log").find("Container output: /hyperagents\n1234\nlevel=3") != std::string::npos);
+
+    // verbose=false logs nothing, the exit-code check still applies
+    auto before = slurp(logs / "exec.log");
+    CHECK_THROWS_AS(berth::log_container_output(r, false, log), berth::script_failed);
+    CHECK(slurp(logs / "exec.log") == before);
+
+    // streamed: each line is logged as it arrives; exit 0 does not throw
+    berth::run_options streamed;
+    streamed.stream = true;
+    streamed.log = log;
+    std::vector<std::string> seen;
+    streamed.on_output = [&](berth::output_stream, std::string_view d) { seen.emplace_back(d); };
+    auto ok = co_await berth::exec(*box, berth::argv("sh", "-c", "echo line-one; echo line-two"), streamed);
+    CHECK(ok.exit_code == 0);
+    CHECK_FALSE(seen.empty());
+    berth::log_container_output(ok, true, log);
+    auto text = slurp(logs / "exec.log");
+    CHECK(text.find("INFO - line-one\n") != std::string::npos);
+    CHECK(text.find("INFO - line-two\n") != std::string::npos);
+    co_await berth::cleanup_container(*box, false);
+}
+
+asio::awaitable<void> gpu_attempted(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "gpu.log");
+    const auto name = unique_name("gpu");
+    container_guard guard{e.address, name};
+    auto options = eval_options(repo, name, log);
+    options.domains = {"search_arena", "genesis_locomotion"};
+    options.check_gpu_devices = true;
+
+    // default: the engine's refusal is logged as a warning and the container starts without GPU
+    auto box = co_await berth::build_container(c, options);
+    REQUIRE(box.has_value());
+    auto text = slurp(logs / "gpu.log");
+    CHECK(text.find("GPU passthrough requested") != std::string::npos);
+    CHECK(text.find("WARNING - GPU request refused by the engine, starting without GPU: ") != std::string::npos);
+    CHECK(text.find("No /dev/nvidia* devices in the container") != std::string::npos);
+    auto info = co_await c.containers().inspect(box->id);
+    CHECK(info.state.running);
+    co_await berth::cleanup_container(*box, false);
+
+    // gpu_required: the refusal fails the build, nothing is left behind
+    options.gpu_required = true;
+    auto none = co_await berth::build_container(c, options);
+    CHECK_FALSE(none.has_value());
+    text = slurp(logs / "gpu.log");
+    CHECK(text.find("ERROR - build_container(" + name + ") failed") != std::string::npos);
+    CHECK_THROWS_AS(co_await c.containers().inspect(name), berth::not_found_error);
+}
+
+// 16 evaluations at once on one io_context, each with its own log file; all cleaned up.
+asio::awaitable<void> one_evaluation(berth::client& c, const repo_fixture& repo, fs::path log_file, int i,
+                                     std::atomic<int>& ok) {
+    auto log = std::make_shared<berth::logger>(log_file);
+    auto name = unique_name("par" + std::to_string(i));
+    auto box = co_await berth::build_container(c, eval_options(repo, name, log));
+    if (!box) co_return;
+    temp_dir t;
+    write_file(t / "task.txt", "task " + std::to_string(i) + "\n");
+    berth::copy_options copy;
+    copy.log = log;
+    co_await berth::copy_to_container(*box, t / "task.txt", "/task/input.txt", copy);
+    berth::run_options run;
+    run.log = log;
+    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "cat /task/input.txt > /task/output.txt"), run);
+    berth::log_container_output(r, true, log);
+    co_await berth::copy_from_container(*box, "/task/output.txt", t / "output.txt", copy);
+    berth::cleanup_options cleanup;
+    cleanup.log = log;
+    co_await berth::cleanup_container(*box, cleanup);
+    if (read_file(t / "output.txt") == "task " + std::to_string(i) + "\n") ++ok;
+}
+
+void parallel_evaluations(const engine_under_test& e) {
+    repo_fixture repo;
+    temp_dir logs;
+    asio::io_context io;
+    auto c = berth::client::at(io.get_executor(), e.address);
+    {
+        auto f = asio::co_spawn(io, ensure_base_image(c), asio::use_future);
+        io.run();
+        f.get();
+        io.restart();
+    }
+    std::atomic<int> ok{0};
+    std::vector<std::future<void>> all;
+    for (int i = 0; i < 16; ++i)
+        all.push_back(asio::co_spawn(io, one_evaluation(c, repo, logs / ("worker_" + std::to_string(i) + ".log"), i, ok),
+                                     asio::use_future));
+    io.run();
+    for (auto& f : all) CHECK_NOTHROW(f.get());
+    CHECK(ok == 16);
+    for (int i = 0; i < 16; ++i) {
+        auto text = read_file(logs / ("worker_" + std::to_string(i) + ".log"));
+        CHECK(text.find("Removed container berth-test-par" + std::to_string(i) + "-") != std::string::npos);
+    }
+    // every container is gone
+    io.restart();
+    berth::list_containers_options mine;
+    mine.all = true;
+    mine.filters["name"] = {"berth-test-par"};
+    auto f = asio::co_spawn(io, c.containers().list(mine), asio::use_future);
+    io.run();
+    CHECK(f.get().empty());
+}
+
+template <class F>
+void for_each_engine(F body) {
+    for (auto& e : engines()) {
+        CAPTURE(e.name);
+        run(body(e));
+    }
+}
+
+} // namespace
+
+TEST_SUITE("logger") {
+    TEST_CASE("format, levels, thread names, per-thread storage") {
+        temp_dir t;
+        CHECK(berth::get_thread_logger() == nullptr);
+        auto log = berth::setup_logger(t / "nested/dir/worker_0.log");
+        CHECK(berth::get_thread_logger() == log);
+        log->info("hello");
+        log->debug("below INFO: dropped");
+        log->warning("careful");
+        std::thread([&] {
+            CHECK(berth::get_thread_logger() == nullptr);  // storage is per thread
+            auto mine = berth::setup_logger(t / "nested/dir/worker_0.log");
+            mine->error("from a worker");
+            berth::set_thread_name("eval-worker-7");
+            mine->info("named");
+        }).join();
+        auto text = read_file(t / "nested/dir/worker_0.log");
+        std::regex first(R"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - MainThread - INFO - hello\n)");
+        CHECK(std::regex_search(text, first));
+        CHECK(text.find("dropped") == std::string::npos);
+        CHECK(text.find(" - MainThread - WARNING - careful\n") != std::string::npos);
+        CHECK(std::regex_search(text, std::regex(R"( - Thread-\d+ - ERROR - from a worker\n)")));
+        CHECK(text.find(" - eval-worker-7 - INFO - named\n") != std::string::npos);
+        // appends, never truncates
+        berth::setup_logger(t / "nested/dir/worker_0.log")->info("again");
+        CHECK(read_file(t / "nested/dir/worker_0.log").starts_with(text));
+    }
+    TEST_CASE("many threads on one file never interleave within a line") {
+        temp_dir t;
+        std::vector<std::thread> threads;
+        for (int i = 0; i < 8; ++i)
+            threads.emplace_back([&, i] {
+                auto log = berth::setup_logger(t / "shared.log");
+                berth::set_thread_name("T" + std::to_string(i));
+                for (int k = 0; k < 500; ++k) log->info(std::string(200, char('a' + i)));
+            });
+        for (auto& th : threads) th.join();
+        std::istringstream in(read_file(t / "shared.log"));
+        int lines = 0;
+        std::regex line(R"(.* - T(\d) - INFO - ([a-h])\2{199})");
+        for (std::string l; std::getline(in, l); ++lines) {
+            std::smatch m;
+            REQUIRE(std::regex_match(l, m, line));
+            CHECK(m[2].str()[0] == char('a' + std::stoi(m[1].str())));
+        }
+        CHECK(lines == 8 * 500);
+    }
+    TEST_CASE("an unwritable log path is a clear error") {
+        CHECK_THROWS_AS(berth::setup_logger("/proc/berth-cannot/log.txt"), std::system_error);
+        CHECK_THROWS_AS(berth::setup_logger("/proc/version/log.txt"), std::system_error);
+    }
+}
+
+TEST_SUITE("eval") {
+    TEST_CASE("build_container, exec, cleanup_container: the lifecycle") { for_each_engine(lifecycle); }
+    TEST_CASE("build only when missing, force_rebuild without cache, build failure") { for_each_engine(build_and_rebuild); }
+    TEST_CASE("copy to and from a container: trees, files, naming, parents, modes, missing sources") {
+        for_each_engine(copy_round_trip);
+    }
+    TEST_CASE("copy into /a/b/c of an image without a shell") { for_each_engine(copy_into_scratch_image); }
+    TEST_CASE("exec options, log_container_output, streamed output") { for_each_engine(exec_and_output); }
+    TEST_CASE("GPU passthrough is attempted, and fails only when required") { for_each_engine(gpu_attempted); }
+    TEST_CASE("a 2 GiB file in and out with flat memory") { for_each_engine(big_file); }
+    TEST_CASE("16 evaluations in parallel on one io_context") {
+        for (auto& e : engines()) {
+            CAPTURE(e.name);
+            parallel_evaluations(e);
+        }
+    }
+    TEST_CASE("the blocking facade") {
+        for (auto& e : engines()) {
+            CAPTURE(e.name);
+            berth::blocking::client c(e.address);
+            c.run(ensure_base_image(c.async()));
+            repo_fixture repo;
+            auto name = unique_name("blocking");
+            container_guard guard{e.address, name};
+            auto box = berth::blocking::build_container(c, eval_options(repo, name, nullptr));
+            REQUIRE(box.has_value());
+            auto r = berth::blocking::exec(c, *box, {"sh", "-c", "exit 9"});
+            CHECK_THROWS_WITH_AS(berth::log_container_output(r, false), "Script failed with exit code 9", berth::script_failed);
+            berth::blocking::cleanup_container(c, *box, false);
+        }
+    }
+}
