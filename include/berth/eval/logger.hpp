@@ -113,7 +113,7 @@ inline std::string format_asctime(std::chrono::system_clock::time_point t) {
     std::time_t tt = static_cast<std::time_t>(secs.count());
     std::tm tm{};
     ::localtime_r(&tt, &tm);
-    char buf[40];
+    char buf[96];  // room for any int the compiler can imagine in the fields
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d,%03d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                   tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(millis));
     return buf;
