@@ -3,7 +3,11 @@
 
 #include <berth/tar/reader.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <filesystem>
 #include <set>
@@ -295,6 +299,90 @@ asio::awaitable<void> many_requests(const engine_under_test& e) {
     CHECK(open_fd_count() <= fds_before);
 }
 
+// Relays one TCP connection to the engine's unix socket, both ways, until either side closes.
+asio::awaitable<void> relay(asio::generic::stream_protocol::socket& from, asio::generic::stream_protocol::socket& to) {
+    std::array<char, 64 * 1024> buffer;
+    for (;;) {
+        auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
+        if (n > 0) {
+            auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buffer.data(), n), asio::as_tuple(asio::use_awaitable));
+            (void)wn;
+            if (wec) break;
+        }
+        if (ec) break;
+    }
+    boost::system::error_code ignored;
+    to.shutdown(asio::socket_base::shutdown_send, ignored);
+}
+
+asio::awaitable<void> proxy_connection(asio::ip::tcp::socket tcp, std::string unix_path) {
+    using namespace asio::experimental::awaitable_operators;
+    auto ex = co_await asio::this_coro::executor;
+    asio::generic::stream_protocol::socket client_side(ex, asio::generic::stream_protocol(AF_INET, IPPROTO_TCP),
+                                                       tcp.release());
+    asio::generic::stream_protocol::socket engine_side(ex);
+    co_await engine_side.async_connect(asio::local::stream_protocol::endpoint(unix_path), asio::use_awaitable);
+    co_await (relay(client_side, engine_side) && relay(engine_side, client_side));
+}
+
+asio::awaitable<void> tcp_proxy(asio::ip::tcp::acceptor& acceptor, std::string unix_path) {
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        asio::co_spawn(acceptor.get_executor(), proxy_connection(std::move(socket), unix_path), asio::detached);
+    }
+}
+
+// The TCP transport against the real engine: a loopback TCP port relayed to the engine's unix socket.
+asio::awaitable<void> over_tcp(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::acceptor acceptor(ex, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    auto port = acceptor.local_endpoint().port();
+    asio::co_spawn(ex, tcp_proxy(acceptor, berth::parse_docker_host(e.address).path), asio::detached);
+    auto c = berth::client::at(ex, "tcp://127.0.0.1:" + std::to_string(port));
+    CHECK(c.transport().address().scheme == berth::host_address::kind::tcp);
+    CHECK(co_await c.system().ping());
+    auto v = co_await c.version();
+    CHECK((v.kind == berth::engine_kind::podman) == (e.name == "podman"));
+    const auto name = unique_name("tcp");
+    container_guard guard{e.address, name};
+    auto id = co_await start_idle_container(c, name);
+    berth::exec_options ex_opts;
+    ex_opts.cmd = {"sh", "-c", "echo over-tcp; exit 4"};
+    berth::collected_output out;
+    CHECK(co_await c.execs().run(id, ex_opts, out) == 4);
+    CHECK(out.stdout_text == "over-tcp\n");
+    acceptor.close();
+}
+
+// A time limit cancels an operation that would block (wait on a running container); the client stays usable.
+asio::awaitable<void> timeout_and_cancel(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = berth::client::at(ex, e.address);
+    const auto name = unique_name("cancel");
+    container_guard guard{e.address, name};
+    auto id = co_await start_idle_container(c, name);
+    try {
+        co_await berth::with_timeout(c.containers().wait(id), std::chrono::milliseconds(200));
+        FAIL("wait on a running container returned");
+    } catch (const boost::system::system_error& err) {
+        CHECK(err.code() == asio::error::timed_out);
+    }
+    // cancellation through a slot, as a caller's own signal would do it
+    asio::cancellation_signal signal;
+    auto waited = asio::co_spawn(ex, c.containers().wait(id), asio::bind_cancellation_slot(signal.slot(), asio::use_future));
+    asio::steady_timer t(ex, std::chrono::milliseconds(100));
+    co_await t.async_wait(asio::use_awaitable);
+    signal.emit(asio::cancellation_type::terminal);
+    t.expires_after(std::chrono::milliseconds(50));
+    co_await t.async_wait(asio::use_awaitable);
+    CHECK_THROWS_AS(waited.get(), boost::system::system_error);
+    // the pool is healthy: the interrupted connections were closed, not reused
+    auto info = co_await c.containers().inspect(id);
+    CHECK(info.state.running);
+    CHECK(c.open_connections() <= 1);
+}
+
 template <class F>
 void for_each_engine(F body, bool docker = true, bool podman = true) {
     for (auto& e : engines(docker, podman)) {
@@ -316,6 +404,8 @@ TEST_SUITE("engine") {
         for_each_engine(build_from_stream);
     }
     TEST_CASE("archive stat, get and put") { for_each_engine(archive_endpoints); }
+    TEST_CASE("the TCP transport (tcp://127.0.0.1 relayed to the engine)") { for_each_engine(over_tcp); }
+    TEST_CASE("time limits and cancellation leave the client healthy") { for_each_engine(timeout_and_cancel); }
     TEST_CASE("1000 sequential pings and 200 concurrent inspects, no leaked sockets") {
         for_each_engine(many_requests, true, false);
     }
