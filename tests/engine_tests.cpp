@@ -383,13 +383,6 @@ asio::awaitable<void> timeout_and_cancel(const engine_under_test& e) {
     CHECK(c.open_connections() <= 1);
 }
 
-template <class F>
-void for_each_engine(F body, bool docker = true, bool podman = true) {
-    for (auto& e : engines(docker, podman)) {
-        CAPTURE(e.name);
-        run(body(e));
-    }
-}
 
 } // namespace
 

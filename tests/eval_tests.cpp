@@ -467,13 +467,6 @@ void parallel_evaluations(const engine_under_test& e) {
     CHECK(f.get().empty());
 }
 
-template <class F>
-void for_each_engine(F body) {
-    for (auto& e : engines()) {
-        CAPTURE(e.name);
-        run(body(e));
-    }
-}
 
 } // namespace
 

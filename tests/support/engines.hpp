@@ -77,6 +77,15 @@ inline std::vector<engine_under_test> engines(bool want_docker = true, bool want
     return out;
 }
 
+// Runs a test body (a coroutine taking the engine) once per engine under test.
+template <class F>
+void for_each_engine(F body, bool docker = true, bool podman = true) {
+    for (auto& e : engines(docker, podman)) {
+        CAPTURE(e.name);
+        run(body(e));
+    }
+}
+
 inline std::string unique_name(std::string_view what) {
     static std::atomic<int> counter{0};
     return "berth-test-" + std::string(what) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);

@@ -178,6 +178,7 @@ boost::asio::awaitable<void> copy_from_container(basic_container<Transport> c, s
     namespace fs = std::filesystem;
     auto log = resolve_logger(options.log);
     auto from = detail::container_path(source, "copy_from_container: source");
+    if (from == "/") throw std::invalid_argument("copy_from_container: source must name a file or directory, not '/'");
     try {
         dest = fs::absolute(dest).lexically_normal();
         if (!dest.has_filename()) dest = dest.parent_path();
@@ -194,6 +195,9 @@ boost::asio::awaitable<void> copy_from_container(basic_container<Transport> c, s
             }
             unpack.finish();
         }
+        // The engine names the archive's top member; it must be one plain name inside the staging directory.
+        if (stat->name.empty() || stat->name == "." || stat->name == ".." || stat->name.find('/') != std::string::npos)
+            throw protocol_error("GET archive " + from, "the engine named the copied item '" + stat->name + "'");
         auto staged = staging.path / stat->name;
         auto staged_status = fs::symlink_status(staged);
         if (!fs::exists(staged_status))
