@@ -1,26 +1,45 @@
 #pragma once
 // Gives any berth operation a time limit. The operation is cancelled (terminal cancellation) when the time is up;
 // a cancelled request closes its connection instead of returning it to the pool, so the pool stays healthy.
-#include <boost/asio/experimental/awaitable_operators.hpp>
+// The operation's own outcome, value or exception, is passed through as soon as it has one.
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>  // kept for code that used || through this header
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
 #include <chrono>
+#include <exception>
 #include <type_traits>
-#include <variant>
 
 namespace berth {
 
 template <class T>
 boost::asio::awaitable<T> with_timeout(boost::asio::awaitable<T> operation, std::chrono::steady_clock::duration limit) {
     namespace asio = boost::asio;
-    using namespace asio::experimental::awaitable_operators;
-    asio::steady_timer timer(co_await asio::this_coro::executor, limit);
-    auto result = co_await (std::move(operation) || timer.async_wait(asio::use_awaitable));
-    if (result.index() == 1) throw boost::system::system_error(asio::error::timed_out, "berth operation timed out");
-    if constexpr (!std::is_void_v<T>) co_return std::get<0>(std::move(result));
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex, limit);
+    // wait_for_one: whichever finishes first, successfully or not, ends the race and cancels the other. (The
+    // awaitable operator || waits for the first *success*, which would turn the operation's errors into time-outs.)
+    auto group = asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(operation), asio::deferred),
+                                                         timer.async_wait(asio::deferred));
+    if constexpr (std::is_void_v<T>) {
+        auto [order, error, timer_ec] =
+            co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        (void)timer_ec;
+        if (order[0] == 1) throw boost::system::system_error(asio::error::timed_out, "berth operation timed out");
+        if (error) std::rethrow_exception(error);
+    } else {
+        auto [order, error, value, timer_ec] =
+            co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        (void)timer_ec;
+        if (order[0] == 1) throw boost::system::system_error(asio::error::timed_out, "berth operation timed out");
+        if (error) std::rethrow_exception(error);
+        co_return std::move(value);
+    }
 }
 
 } // namespace berth

@@ -188,7 +188,7 @@ public:
                                  .str();
         http::request req{.method = verb::get, .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
         auto reply = co_await client_.open(std::move(req));
-        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty);
+        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, reply.endpoint());
         std::array<char, 16 * 1024> buffer;
         while (std::size_t n = co_await reply.read_some(buffer)) dispatch(std::span<const char>(buffer.data(), n));
         if (!dispatch.complete()) throw protocol_error(reply.endpoint(), "log stream ended inside a frame");

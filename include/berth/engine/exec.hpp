@@ -6,7 +6,10 @@
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/output_handler.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -54,7 +57,6 @@ public:
     template <output_handler Handler>
     boost::asio::awaitable<void> start(std::string_view exec_id, Handler& handler, bool tty = false) {
         namespace asio = boost::asio;
-        using namespace asio::experimental::awaitable_operators;
         std::string target = "/exec/" + detail::percent_encode(exec_id) + "/start";
         http::request req{.method = verb::post,
                           .target = target,
@@ -65,12 +67,21 @@ public:
         auto endpoint = reply.endpoint();
         auto connection = reply.take_connection();
         if (!connection) co_return;  // the engine answered without a stream (nothing to read)
-        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty);
+        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, endpoint);
         read_state state;
         if (co_await client_.kind() == engine_kind::podman) {
             // Podman does not always close the upgraded connection when the process ends: also watch the
             // exec's state, and stop reading once it has exited and the stream has gone quiet.
-            co_await (pump(*connection, dispatch, state, endpoint) || watch_exit(std::string(exec_id), state));
+            // The first to finish decides, error or not, and the other is cancelled. (The operator || would wait
+            // for the first *success*: a broken stream would be ignored until the exec exits.)
+            auto ex = co_await asio::this_coro::executor;
+            std::string id(exec_id);
+            auto group = asio::experimental::make_parallel_group(
+                asio::co_spawn(ex, pump(*connection, dispatch, state, endpoint), asio::deferred),
+                asio::co_spawn(ex, watch_exit(std::move(id), state), asio::deferred));
+            auto [order, pump_error, watch_error] =
+                co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+            if (auto first_error = order[0] == 0 ? pump_error : watch_error) std::rethrow_exception(first_error);
         } else {
             co_await pump(*connection, dispatch, state, endpoint);
         }

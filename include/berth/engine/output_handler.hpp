@@ -4,6 +4,7 @@
 
 #include <array>
 #include <concepts>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,22 +30,33 @@ namespace detail {
 template <output_handler Handler>
 class output_dispatcher {
 public:
-    output_dispatcher(Handler& handler, bool multiplexed) : handler_(handler), multiplexed_(multiplexed) {}
+    // endpoint: what a malformed stream is reported against ("POST /v1.41/exec/ID/start").
+    output_dispatcher(Handler& handler, bool multiplexed, std::string endpoint = {})
+        : handler_(handler), multiplexed_(multiplexed), endpoint_(std::move(endpoint)) {}
     void operator()(std::span<const char> bytes) {
         if (!multiplexed_) {
             if (!bytes.empty()) handler_(output_stream::stdout_, std::string_view(bytes.data(), bytes.size()));
             return;
         }
         demux_.feed(bytes);
-        while (auto c = demux_.next())
+        for (;;) {
+            std::optional<output_chunk> c;
+            try {
+                c = demux_.next();
+            } catch (const protocol_error& e) {  // the sans-I/O decoder does not know where its bytes came from
+                throw protocol_error(endpoint_, e.what());
+            }
+            if (!c) break;
             if (c->stream != output_stream::stdin_)
                 handler_(c->stream, std::string_view(c->data.data(), c->data.size()));
+        }
     }
     bool complete() const { return !multiplexed_ || demux_.at_frame_boundary(); }
 
 private:
     Handler& handler_;
     bool multiplexed_;
+    std::string endpoint_;
     demultiplexer demux_;
 };
 } // namespace detail

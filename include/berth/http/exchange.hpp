@@ -103,15 +103,17 @@ public:
     const std::string& endpoint() const { return endpoint_; }
     bool done() const { return parser_->is_done(); }
 
-    // Up to buffer.size() bytes of the body; 0 once the body is complete.
+    // Up to buffer.size() bytes of the body, as soon as some have arrived; 0 once the body is complete.
     boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer) {
         namespace asio = boost::asio;
         while (!parser_->is_done()) {
             auto& body = parser_->get().body();
             body.data = buffer.data();
             body.size = buffer.size();
-            auto [ec, n] = co_await beast_http::async_read(lease_->stream, lease_->buffer, *parser_,
-                                                           asio::as_tuple(asio::use_awaitable));
+            // async_read_some, not async_read: the latter returns only once the buffer is full or the body ends,
+            // which would hold back a stream's output (build progress, followed logs) until then.
+            auto [ec, n] = co_await beast_http::async_read_some(lease_->stream, lease_->buffer, *parser_,
+                                                                asio::as_tuple(asio::use_awaitable));
             (void)n;
             if (ec && ec != beast_http::error::need_buffer) {
                 lease_ = {};  // the connection is in an unknown state: close it

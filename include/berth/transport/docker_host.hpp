@@ -21,7 +21,9 @@ struct host_address {
     std::uint16_t port = 0;    // tcp port
 
     std::string to_string() const {
-        return scheme == kind::unix_socket ? "unix://" + path : "tcp://" + host + ":" + std::to_string(port);
+        if (scheme == kind::unix_socket) return "unix://" + path;
+        bool ipv6 = host.find(':') != std::string::npos;  // in brackets, or its colons would read as a port
+        return "tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
     }
 };
 
@@ -29,7 +31,18 @@ inline constexpr std::string_view default_docker_socket = "/var/run/docker.sock"
 
 inline host_address parse_docker_host(std::string_view spec) {
     auto fail = [&](std::string_view why) {
-        throw invalid_host("invalid engine address '" + std::string(spec) + "': " + std::string(why));
+        std::string shown;  // control characters escaped: a NUL would cut what() short before the reason
+        for (char c : spec) {
+            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+                static constexpr char hex[] = "0123456789abcdef";
+                shown += "\\x";
+                shown += hex[(static_cast<unsigned char>(c) >> 4) & 15];
+                shown += hex[c & 15];
+            } else {
+                shown += c;
+            }
+        }
+        throw invalid_host("invalid engine address '" + shown + "': " + std::string(why));
     };
     host_address a;
     if (spec.starts_with("unix://")) {
@@ -56,6 +69,8 @@ inline host_address parse_docker_host(std::string_view spec) {
         } else if (auto colon = rest.rfind(':'); colon != std::string_view::npos) {
             host = rest.substr(0, colon);
             port = rest.substr(colon + 1);
+            if (host.find(':') != std::string_view::npos)
+                fail("an IPv6 address must be in brackets (tcp://[::1]:2375)");
         }
         if (host.empty()) fail("no host");
         a.host = std::string(host);

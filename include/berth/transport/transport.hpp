@@ -4,15 +4,18 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
 #include <concepts>
+#include <string>
 
 namespace berth {
 
+// Closed with an error_code (never throwing): the connection pool closes streams from destructors.
 template <class T>
-concept byte_stream = requires(T& s) {
+concept byte_stream = requires(T& s, boost::system::error_code& ec) {
     typename T::executor_type;
     { s.get_executor() } -> std::convertible_to<boost::asio::any_io_executor>;
-    s.close();
+    s.close(ec);
 };
 
 template <class T>

@@ -1,0 +1,447 @@
+// Unit tests of the pieces under the engine client that need no connection: engine addresses, URL encoding,
+// base64, the multiplexed-stream decoder, engine error classification and API version comparison.
+#include <berth/detail/base64.hpp>
+#include <berth/detail/url.hpp>
+#include <berth/engine/client.hpp>
+#include <berth/engine/error.hpp>
+#include <berth/http/multiplexed_stream.hpp>
+#include <berth/transport/docker_host.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using berth::host_address;
+using berth::parse_docker_host;
+
+// The message of the invalid_host thrown for `spec`; fails the test when nothing (or something else) is thrown.
+std::string rejection(std::string_view spec) {
+    try {
+        auto a = parse_docker_host(spec);
+        FAIL_CHECK("'" << std::string(spec) << "' was accepted as " << a.to_string());
+    } catch (const berth::invalid_host& e) {
+        return e.what();
+    }
+    return {};
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+// A frame of the engine's multiplexed stream.
+std::string frame(std::uint8_t stream, std::string_view payload) {
+    std::string f(8, '\0');
+    f[0] = static_cast<char>(stream);
+    auto n = static_cast<std::uint32_t>(payload.size());
+    for (int i = 0; i < 4; ++i) f[4 + i] = static_cast<char>((n >> (24 - 8 * i)) & 0xFF);
+    return f + std::string(payload);
+}
+
+// What a demultiplexer hands out, per stream, with consecutive slices of one stream joined.
+struct demuxed {
+    std::vector<std::pair<berth::output_stream, std::string>> runs;
+    void add(const berth::output_chunk& c) {
+        std::string_view data(c.data.data(), c.data.size());
+        if (!runs.empty() && runs.back().first == c.stream)
+            runs.back().second.append(data);
+        else
+            runs.emplace_back(c.stream, std::string(data));
+    }
+    bool operator==(const demuxed&) const = default;
+};
+
+// Feeds `bytes` in pieces of `step` bytes (0: all at once).
+demuxed demux(std::string_view bytes, std::size_t step, bool* at_boundary = nullptr) {
+    berth::demultiplexer d;
+    demuxed out;
+    if (step == 0) step = bytes.size();
+    for (std::size_t at = 0; at < bytes.size(); at += step) {
+        d.feed(std::span<const char>(bytes.data() + at, std::min(step, bytes.size() - at)));
+        while (auto c = d.next()) out.add(*c);
+    }
+    if (at_boundary) *at_boundary = d.at_frame_boundary();
+    return out;
+}
+
+} // namespace
+
+TEST_SUITE("http") {
+
+// ------------------------------------------------------------------------------------------------------------
+// Engine addresses
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("parse_docker_host: unix sockets") {
+    auto a = parse_docker_host("unix:///var/run/docker.sock");
+    CHECK(a.scheme == host_address::kind::unix_socket);
+    CHECK(a.path == "/var/run/docker.sock");
+    CHECK(a.to_string() == "unix:///var/run/docker.sock");
+    CHECK(parse_docker_host("unix:///run/user/1000/podman/podman.sock").path == "/run/user/1000/podman/podman.sock");
+    CHECK(parse_docker_host("unix:///tmp/dir with space/d.sock").path == "/tmp/dir with space/d.sock");
+}
+
+TEST_CASE("parse_docker_host: tcp addresses") {
+    auto a = parse_docker_host("tcp://127.0.0.1:2376");
+    CHECK(a.scheme == host_address::kind::tcp);
+    CHECK(a.host == "127.0.0.1");
+    CHECK(a.port == 2376);
+    CHECK(a.to_string() == "tcp://127.0.0.1:2376");
+
+    SUBCASE("the port defaults to the engine's plain-TCP port") {
+        auto d = parse_docker_host("tcp://docker.example.com");
+        CHECK(d.host == "docker.example.com");
+        CHECK(d.port == 2375);
+    }
+    SUBCASE("a trailing slash is allowed") {
+        auto d = parse_docker_host("tcp://localhost:1234/");
+        CHECK(d.host == "localhost");
+        CHECK(d.port == 1234);
+    }
+    SUBCASE("IPv6 in brackets, with and without a port") {
+        auto v6 = parse_docker_host("tcp://[::1]:2376");
+        CHECK(v6.host == "::1");
+        CHECK(v6.port == 2376);
+        auto v6d = parse_docker_host("tcp://[fe80::1%25eth0]");
+        CHECK(v6d.host == "fe80::1%25eth0");
+        CHECK(v6d.port == 2375);
+    }
+    SUBCASE("the extremes of the port range") {
+        CHECK(parse_docker_host("tcp://h:1").port == 1);
+        CHECK(parse_docker_host("tcp://h:65535").port == 65535);
+    }
+}
+
+TEST_CASE("host_address::to_string gives back an address that parses to the same") {
+    for (std::string spec : {"unix:///var/run/docker.sock", "tcp://10.0.0.2:2375", "tcp://[::1]:2376",
+                             "tcp://[2001:db8::7]:9999"}) {
+        CAPTURE(spec);
+        auto a = parse_docker_host(spec);
+        CHECK(a.to_string() == spec);
+        auto b = parse_docker_host(a.to_string());
+        CHECK(b.host == a.host);
+        CHECK(b.port == a.port);
+        CHECK(b.path == a.path);
+    }
+}
+
+TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying what is wrong") {
+    struct bad {
+        std::string spec;
+        std::string reason;
+    };
+    std::vector<bad> cases{
+        {"", "expected unix:///path or tcp://host:port"},
+        {"/var/run/docker.sock", "expected unix:///path or tcp://host:port"},
+        {"localhost:2375", "expected unix:///path or tcp://host:port"},
+        {"unix://", "must be absolute"},
+        {"unix://run/docker.sock", "must be absolute"},
+        {std::string("unix:///run/do\0cker.sock", 24), "NUL"},
+        {"tcp://", "no host"},
+        {"tcp://:2375", "no host"},
+        {"tcp://host:abc", "not a number"},
+        {"tcp://host:-1", "not a number"},
+        {"tcp://host:+80", "not a number"},
+        {"tcp://host:0", "out of range"},
+        {"tcp://host:65536", "out of range"},
+        {"tcp://host:99999999999999999999999", "out of range"},
+        {"tcp://host:2375/v1.41", "path"},
+        {"tcp://[::1", "unterminated"},
+        {"tcp://[::1]2375", "expected ':'"},
+        {"tcp://::1", "brackets"},
+        {"tcp://fe80::1:2375", "brackets"},
+        {"ssh://user@host", "'ssh' is not supported"},
+        {"npipe:////./pipe/docker_engine", "'npipe' is not supported"},
+        {"http://localhost:2375", "'http' is not supported"},
+        {"fd://", "'fd' is not supported"},
+    };
+    for (auto& c : cases) {
+        CAPTURE(c.spec);
+        auto message = rejection(c.spec);
+        CHECK(contains(message, c.reason));
+        if (c.spec.find('\0') == std::string::npos)
+            CHECK(contains(message, "'" + c.spec + "'"));  // names the input
+        else
+            CHECK(contains(message, "'unix:///run/do\\x00cker.sock'"));  // escaped, so what() is not cut short
+    }
+}
+
+TEST_CASE("invalid_host is an std::invalid_argument") {
+    CHECK_THROWS_AS(parse_docker_host("ssh://x"), std::invalid_argument);
+}
+
+TEST_CASE("docker_host_from_env") {
+    const char* var = "BERTH_HTTP_TESTS_DOCKER_HOST";
+    SUBCASE("unset: the default socket") {
+        ::unsetenv(var);
+        auto a = berth::docker_host_from_env(var);
+        CHECK(a.scheme == host_address::kind::unix_socket);
+        CHECK(a.path == berth::default_docker_socket);
+    }
+    SUBCASE("empty: the default socket") {
+        ::setenv(var, "", 1);
+        CHECK(berth::docker_host_from_env(var).path == "/var/run/docker.sock");
+    }
+    SUBCASE("set: parsed") {
+        ::setenv(var, "tcp://[::1]:12375", 1);
+        auto a = berth::docker_host_from_env(var);
+        CHECK(a.scheme == host_address::kind::tcp);
+        CHECK(a.host == "::1");
+        CHECK(a.port == 12375);
+    }
+    SUBCASE("set to something malformed: invalid_host, not a silent fallback") {
+        ::setenv(var, "ssh://me@box", 1);
+        CHECK_THROWS_AS(berth::docker_host_from_env(var), berth::invalid_host);
+    }
+    ::unsetenv(var);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// URL encoding
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("percent_encode keeps only unreserved characters") {
+    using berth::detail::percent_encode;
+    CHECK(percent_encode("") == "");
+    CHECK(percent_encode("AZaz09-._~") == "AZaz09-._~");
+    CHECK(percent_encode("my container") == "my%20container");
+    CHECK(percent_encode("/tmp/a b/é.txt") == "%2Ftmp%2Fa%20b%2F%C3%A9.txt");
+    CHECK(percent_encode("a&b=c?d#e+f%g") == "a%26b%3Dc%3Fd%23e%2Bf%25g");
+    CHECK(percent_encode(std::string_view("\0\xff", 2)) == "%00%FF");
+    for (int c = 0; c < 256; ++c) {
+        char ch = static_cast<char>(c);
+        auto e = percent_encode(std::string_view(&ch, 1));
+        CAPTURE(c);
+        bool unreserved = std::isalnum(c) || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+        if (unreserved) {
+            CHECK(e == std::string(1, ch));
+        } else {
+            REQUIRE(e.size() == 3);
+            CHECK(e[0] == '%');
+            CHECK(std::stoi(e.substr(1), nullptr, 16) == c);
+            CHECK_FALSE(std::islower(static_cast<unsigned char>(e[1])));
+            CHECK_FALSE(std::islower(static_cast<unsigned char>(e[2])));
+        }
+    }
+}
+
+TEST_CASE("query builds ?k=v&k=v with encoded keys and values") {
+    using berth::detail::query;
+    CHECK(query().str() == "");
+    CHECK(query().add("path", "/a b").str() == "?path=%2Fa%20b");
+    CHECK(query().add("t", "app:1").add("x y", "é").str() == "?t=app%3A1&x%20y=%C3%A9");
+    CHECK(query().add_flag("all", true).add_flag("force", false).str() == "?all=1&force=0");
+    CHECK(query().add_number("t", -5).add_number("n", 1234567890123).str() == "?t=-5&n=1234567890123");
+    CHECK(query().add_if(false, "a", "1").add_if(true, "b", "2").str() == "?b=2");
+    CHECK(query().add("empty", "").str() == "?empty=");
+    // A string literal goes to add(string_view), never to a bool overload.
+    CHECK(query().add("signal", "SIGKILL").str() == "?signal=SIGKILL");
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// base64 (X-Docker-Container-Path-Stat)
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("base64_decode") {
+    using berth::detail::base64_decode;
+    CHECK(base64_decode("") == "");
+    CHECK(base64_decode("Zg==") == "f");
+    CHECK(base64_decode("Zm8=") == "fo");
+    CHECK(base64_decode("Zm9v") == "foo");
+    CHECK(base64_decode("Zm9vYg") == "foob");  // padding may be left out
+    CHECK(base64_decode("e30=") == "{}");
+    CHECK(base64_decode("eyJuYW1lIjoiZGF0YSJ9") == R"({"name":"data"})");
+    CHECK(base64_decode("//79") == std::string("\xff\xfe\xfd", 3));
+    CHECK(base64_decode("__79") == std::string("\xff\xfe\xfd", 3));  // URL-safe alphabet
+    CHECK(base64_decode("AAEC") == std::string("\x00\x01\x02", 3));
+
+    SUBCASE("what is not base64 is refused") {
+        CHECK_FALSE(base64_decode("Zm9v!"));
+        CHECK_FALSE(base64_decode("Zm 9v"));
+        CHECK_FALSE(base64_decode("Zg==Zg=="));  // padding inside
+        CHECK_FALSE(base64_decode("Z"));         // a lone character carries no byte
+        CHECK_FALSE(base64_decode("Zm9vY"));
+        CHECK_FALSE(base64_decode("Zm9v\n"));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The multiplexed stdout/stderr stream
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("demultiplexer: the same output whether fed whole, byte by byte or in any pieces") {
+    using berth::output_stream;
+    std::string big(70000, 'x');  // a size that needs more than 16 bits
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    std::string stream = frame(1, "hello ") + frame(2, "warning\n") + frame(1, "") + frame(1, "world\n") +
+                         frame(0, "stdin echo") + frame(2, big) + frame(3, "system error");
+
+    demuxed expected;
+    expected.runs = {{output_stream::stdout_, "hello "},     {output_stream::stderr_, "warning\n"},
+                     {output_stream::stdout_, "world\n"},    {output_stream::stdin_, "stdin echo"},
+                     {output_stream::stderr_, big},          {output_stream::system_error, "system error"}};
+    bool at_boundary = false;
+    CHECK(demux(stream, 0, &at_boundary) == expected);
+    CHECK(at_boundary);
+    for (std::size_t step : {1, 2, 3, 7, 8, 9, 4096}) {
+        CAPTURE(step);
+        CHECK(demux(stream, step, &at_boundary) == expected);
+        CHECK(at_boundary);
+    }
+}
+
+TEST_CASE("demultiplexer: a frame split at every byte position") {
+    std::string stream = frame(1, "out") + frame(2, "err");
+    for (std::size_t at = 0; at <= stream.size(); ++at) {
+        CAPTURE(at);
+        berth::demultiplexer d;
+        demuxed got;
+        d.feed(std::span<const char>(stream.data(), at));
+        while (auto c = d.next()) got.add(*c);
+        CHECK(d.at_frame_boundary() == (at == 0 || at == 11 || at == 22));
+        d.feed(std::span<const char>(stream.data() + at, stream.size() - at));
+        while (auto c = d.next()) got.add(*c);
+        CHECK(d.at_frame_boundary());
+        REQUIRE(got.runs.size() == 2);
+        CHECK(got.runs[0].second == "out");
+        CHECK(got.runs[1].second == "err");
+    }
+}
+
+TEST_CASE("demultiplexer: a payload is handed out as slices of the input, never copied whole") {
+    std::string stream = frame(1, "0123456789");
+    berth::demultiplexer d;
+    d.feed(std::span<const char>(stream.data(), 12));  // header + 4 payload bytes
+    auto c = d.next();
+    REQUIRE(c);
+    CHECK(c->data.data() == stream.data() + 8);
+    CHECK(c->data.size() == 4);
+    CHECK_FALSE(d.next());
+    CHECK_FALSE(d.at_frame_boundary());
+}
+
+TEST_CASE("demultiplexer: a malformed header is a protocol_error") {
+    for (std::uint8_t stream_byte : {4, 7, 255}) {
+        CAPTURE(int(stream_byte));
+        std::string bytes = frame(1, "fine") + frame(stream_byte, "bad");
+        berth::demultiplexer d;
+        d.feed(bytes);
+        auto good = d.next();
+        REQUIRE(good);
+        CHECK(std::string_view(good->data.data(), good->data.size()) == "fine");
+        try {
+            d.next();
+            FAIL_CHECK("no error");
+        } catch (const berth::protocol_error& e) {
+            CHECK(contains(e.what(), "stream byte " + std::to_string(stream_byte)));
+        }
+    }
+    SUBCASE("non-zero padding bytes") {
+        std::string bytes = frame(1, "x");
+        bytes[2] = 1;
+        berth::demultiplexer d;
+        d.feed(bytes);
+        CHECK_THROWS_AS(d.next(), berth::protocol_error);
+    }
+    SUBCASE("text that is not a multiplexed stream (a tty's output read as one)") {
+        std::string text = "total 0\ndrwxr-xr-x 2 root root 40 Jan  1 00:00 .\n";
+        berth::demultiplexer d;
+        d.feed(text);
+        CHECK_THROWS_AS(d.next(), berth::protocol_error);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Engine errors
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("engine_errc_from_status") {
+    using berth::engine_errc;
+    using berth::engine_errc_from_status;
+    CHECK(engine_errc_from_status(304) == engine_errc::not_modified);
+    CHECK(engine_errc_from_status(400) == engine_errc::bad_request);
+    CHECK(engine_errc_from_status(401) == engine_errc::unauthorized);
+    CHECK(engine_errc_from_status(403) == engine_errc::unauthorized);
+    CHECK(engine_errc_from_status(404) == engine_errc::not_found);
+    CHECK(engine_errc_from_status(406) == engine_errc::not_acceptable);
+    CHECK(engine_errc_from_status(409) == engine_errc::conflict);
+    CHECK(engine_errc_from_status(500) == engine_errc::server_error);
+    CHECK(engine_errc_from_status(503) == engine_errc::server_error);
+    CHECK(engine_errc_from_status(418) == engine_errc::other);
+    CHECK(engine_errc_from_status(200) == engine_errc::other);
+}
+
+TEST_CASE("throw_engine_error throws the most specific type, with status, message and endpoint") {
+    try {
+        berth::throw_engine_error(404, "No such container: app", "GET /v1.41/containers/app/json");
+        FAIL_CHECK("no throw");
+    } catch (const berth::not_found_error& e) {
+        CHECK(e.status() == 404);
+        CHECK(e.code() == berth::engine_errc::not_found);
+        CHECK(e.message() == "No such container: app");
+        CHECK(e.endpoint() == "GET /v1.41/containers/app/json");
+        CHECK(std::string(e.what()) == "GET /v1.41/containers/app/json -> 404: No such container: app");
+    }
+    CHECK_THROWS_AS(berth::throw_engine_error(409, "name in use", "POST /x"), berth::conflict_error);
+    try {
+        berth::throw_engine_error(500, "boom", "POST /x");
+        FAIL_CHECK("no throw");
+    } catch (const berth::not_found_error&) {
+        FAIL_CHECK("a 500 is not a not_found_error");
+    } catch (const berth::conflict_error&) {
+        FAIL_CHECK("a 500 is not a conflict_error");
+    } catch (const berth::engine_error& e) {
+        CHECK(e.code() == berth::engine_errc::server_error);
+        CHECK(e.status() == 500);
+    }
+    // Every engine error is caught as engine_error and as std::runtime_error.
+    CHECK_THROWS_AS(berth::throw_engine_error(404, "m", "e"), berth::engine_error);
+    CHECK_THROWS_AS(berth::throw_engine_error(400, "m", "e"), std::runtime_error);
+}
+
+TEST_CASE("an engine_error without a status (a build failure) says so plainly") {
+    berth::engine_error e(berth::engine_errc::build_failed, 0, "returned a non-zero code: 1", "POST /v1.41/build");
+    CHECK(e.code() == berth::engine_errc::build_failed);
+    CHECK(std::string(e.what()) == "POST /v1.41/build: returned a non-zero code: 1");
+}
+
+TEST_CASE("the engine's error message is taken from its JSON, else its text, else the status") {
+    using core = berth::client_core<berth::socket_transport>;
+    CHECK(core::error_message(R"({"message":"No such image: x"})", 404) == "No such image: x");
+    CHECK(core::error_message("page not found\r\n", 404) == "page not found");
+    CHECK(core::error_message(R"({"msg":"other shape"})", 500) == R"({"msg":"other shape"})");
+    CHECK(core::error_message("", 502) == "HTTP status 502");
+    CHECK(core::error_message(std::string(10000, 'e'), 500).size() == 4096);
+}
+
+TEST_CASE("protocol_error names its endpoint") {
+    berth::protocol_error e("GET /v1.41/info", "reply is not valid JSON");
+    CHECK(e.endpoint() == "GET /v1.41/info");
+    CHECK(std::string(e.what()) == "GET /v1.41/info: reply is not valid JSON");
+    CHECK(std::string(berth::protocol_error("", "bare").what()) == "bare");
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// API versions
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("api_version_less compares versions as numbers") {
+    using berth::detail::api_version_less;
+    CHECK(api_version_less("1.9", "1.41"));
+    CHECK_FALSE(api_version_less("1.41", "1.9"));
+    CHECK(api_version_less("1.40", "1.41"));
+    CHECK_FALSE(api_version_less("1.41", "1.41"));
+    CHECK_FALSE(api_version_less("1.43", "1.41"));
+    CHECK(api_version_less("1.99", "2.0"));
+    CHECK_FALSE(api_version_less("2.0", "1.99"));
+    CHECK_FALSE(api_version_less("1", "1.0"));
+    CHECK_FALSE(api_version_less("1.0", "1"));
+}
+
+} // TEST_SUITE

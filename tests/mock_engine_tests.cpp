@@ -1,0 +1,1159 @@
+// The engine client against the mock engine: the exact requests berth sends, version negotiation, every fault the
+// engine or the connection can produce (for a plain request, a streamed download and an exec), pool health,
+// build progress, and the demultiplexing of logs and exec output.
+#include <berth/berth.hpp>
+#include <berth/testing/mock_engine.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using berth::testing::exec_frame;
+using berth::testing::mock_engine;
+using berth::testing::reply;
+using verb = boost::beast::http::verb;
+using mock_client = berth::basic_client<mock_engine>;
+using namespace std::chrono_literals;
+
+constexpr auto out = berth::output_stream::stdout_;
+constexpr auto err = berth::output_stream::stderr_;
+
+// Thrown when an operation neither completes nor fails in time: a hang is a failure, never a stuck test run.
+struct hang : std::runtime_error {
+    hang() : std::runtime_error("the operation did not complete within 5 s") {}
+};
+
+// Runs the io_context until `op` completes; returns its value or rethrows its exception.
+template <class T>
+T run(asio::io_context& ioc, asio::awaitable<T> op, asio::cancellation_slot slot = {}) {
+    std::exception_ptr error;
+    std::optional<T> value;
+    bool done = false;
+    auto handler = [&](std::exception_ptr e, T v) {
+        error = e;
+        if (!e) value.emplace(std::move(v));
+        done = true;
+    };
+    asio::co_spawn(ioc, std::move(op), asio::bind_cancellation_slot(slot, handler));
+    ioc.restart();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done && ioc.run_one_until(deadline) > 0) {}
+    if (!done) throw hang();
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+}
+
+inline void run(asio::io_context& ioc, asio::awaitable<void> op, asio::cancellation_slot slot = {}) {
+    std::exception_ptr error;
+    bool done = false;
+    auto handler = [&](std::exception_ptr e) {
+        error = e;
+        done = true;
+    };
+    asio::co_spawn(ioc, std::move(op), asio::bind_cancellation_slot(slot, handler));
+    ioc.restart();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!done && ioc.run_one_until(deadline) > 0) {}
+    if (!done) throw hang();
+    if (error) std::rethrow_exception(error);
+}
+
+// Lets the engine's side of the connections catch up (closes, drained bytes) after an operation returned.
+void settle(asio::io_context& ioc) {
+    ioc.restart();
+    ioc.poll();
+}
+
+// Runs `op` and emits a terminal cancellation on its slot after `delay`.
+template <class T>
+T run_cancelled_after(asio::io_context& ioc, asio::awaitable<T> op, std::chrono::milliseconds delay) {
+    asio::cancellation_signal signal;
+    asio::steady_timer timer(ioc, delay);
+    timer.async_wait([&](boost::system::error_code ec) {
+        if (!ec) signal.emit(asio::cancellation_type::terminal);
+    });
+    return run(ioc, std::move(op), signal.slot());
+}
+
+// A container's inspect reply.
+reply container_json(std::string_view id) {
+    return reply::json(200, json::value{{"Id", id}, {"Name", "/" + std::string(id)}, {"State", {{"Running", true}}}});
+}
+
+// What a test's exec handler receives.
+struct output_log {
+    std::string stdout_text, stderr_text;
+    void operator()(berth::output_stream s, std::string_view data) {
+        (s == berth::output_stream::stderr_ ? stderr_text : stdout_text).append(data);
+    }
+};
+
+// Exception checks that also look at the message: the type alone does not say the error is clear.
+template <class E, class F>
+E thrown(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e;
+    } catch (const std::exception& e) {
+        FAIL_CHECK("expected another exception type, got: " << e.what());
+        throw;
+    }
+    FAIL_CHECK("no exception");
+    throw std::logic_error("no exception");
+}
+
+bool contains(std::string_view haystack, std::string_view needle) {
+    return haystack.find(needle) != std::string_view::npos;
+}
+
+// A client on a mock engine, with the resources every fault test uses: a container "app" that inspects as
+// "abc123", an archive of /data in it, and an exec "e1" printing to stdout and stderr that exits with 3.
+struct fixture {
+    asio::io_context ioc;
+    mock_engine engine{ioc.get_executor()};
+    mock_client client;
+
+    fixture() : fixture(berth::client_options{}) {}
+    explicit fixture(berth::client_options options) : client(engine, std::move(options)) {
+        engine.on(verb::get, "/containers/app/json", container_json("abc123"));
+        engine.on(verb::get, "/containers/app/archive", archive_reply());
+        engine.add_exec("app", "e1", {exec_frame(out, "hello\n"), exec_frame(err, "warning\n")}, 3);
+    }
+
+    static json::value data_stat() {
+        return json::value{{"name", "data"}, {"size", 4096}, {"mode", 2147484141u}, {"mtime", "2024-01-01T00:00:00Z"},
+                           {"linkTarget", ""}};
+    }
+    static reply archive_reply() { return reply::archive(data_stat(), {"tar-bytes-", "part-2"}); }
+
+    // The three kinds of operation every fault is tried on; each checks its good result.
+    // (The operation runs outside CHECK, so that its exceptions reach the test.)
+    void plain() {
+        auto info = run(ioc, client.containers().inspect("app"));
+        CHECK(info.id == "abc123");
+    }
+    void download() {
+        std::string got;
+        auto sink = [&](std::span<const char> bytes) { got.append(bytes.data(), bytes.size()); };
+        auto stat = run(ioc, client.archives().get("app", "/data", sink));
+        CHECK(stat.name == "data");
+        CHECK(stat.is_directory());
+        CHECK(got == "tar-bytes-part-2");
+    }
+    void exec() {
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"sh", "-c", "echo hello; echo warning >&2; exit 3"};
+        int code = run(ioc, client.execs().run("app", options, log));
+        CHECK(code == 3);
+        CHECK(log.stdout_text == "hello\n");
+        CHECK(log.stderr_text == "warning\n");
+    }
+
+    // After a fault: the same client works again, and neither side keeps connections it should have closed.
+    void check_recovers(void (fixture::*operation)()) {
+        (this->*operation)();
+        check_no_leak();
+    }
+    // Every connection the client still has is idle in its pool (none is held by a finished operation), their
+    // number stays small, and the engine serves exactly those (none was dropped by one side only).
+    void check_no_leak() {
+        settle(ioc);
+        CHECK(client.open_connections() == client.idle_connections());
+        CHECK(client.open_connections() <= 2);
+        CHECK(engine.connections_open() == client.open_connections());
+    }
+};
+
+// The endpoint each operation's errors must name.
+constexpr std::string_view inspect_endpoint = "GET /v1.41/containers/app/json";
+constexpr std::string_view archive_endpoint = "GET /v1.41/containers/app/archive?path=%2Fdata";
+constexpr std::string_view exec_start_endpoint = "POST /v1.41/exec/e1/start";
+constexpr std::string_view exec_create_endpoint = "POST /v1.41/containers/app/exec";
+
+} // namespace
+
+TEST_SUITE("mock engine") {
+
+// ------------------------------------------------------------------------------------------------------------
+// The exact requests berth sends
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("a plain request goes to the versioned path and its JSON is decoded") {
+    fixture f;
+    f.plain();
+    auto sent = f.engine.requests_to(verb::get, "/containers/app/json");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == inspect_endpoint.substr(4));
+    CHECK(sent[0].api_version == "1.41");
+    CHECK(sent[0].body.empty());
+    CHECK(sent[0].header("Host") == "docker");
+    CHECK_FALSE(sent[0].has_header("Content-Type"));
+}
+
+TEST_CASE("container create sends the configuration as the engine's JSON") {
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c0ffee","Warnings":["low memory"]})"));
+
+    berth::container_config config;
+    config.image = "python:3.11-slim";
+    config.cmd = {"sleep", "infinity"};
+    config.env = {"PYTHONUNBUFFERED=1", "LANG=C.UTF-8"};
+    config.working_dir = "/workspace";
+    config.labels = {{"berth.role", "eval"}, {"run", "42"}};
+    config.tty = true;
+    config.open_stdin = true;
+    config.host.binds = {"/srv/data:/data:ro", "/tmp/out:/out"};
+    config.host.network_mode = "none";
+    config.host.init = true;
+    berth::device_request gpus;
+    gpus.count = -1;
+    gpus.capabilities = {{"gpu"}};
+    config.host.device_requests = {gpus};
+    berth::device_mapping cdi;
+    cdi.path_on_host = "nvidia.com/gpu=all";
+    cdi.path_in_container = "nvidia.com/gpu=all";
+    config.host.devices = {cdi};
+
+    auto created = run(f.ioc, f.client.containers().create(config, "eval é 1"));
+    CHECK(created.id == "c0ffee");
+    CHECK(created.warnings == std::vector<std::string>{"low memory"});
+
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == "/v1.41/containers/create?name=eval%20%C3%A9%201");
+    CHECK(sent[0].query("name") == "eval é 1");
+    CHECK(sent[0].header("Content-Type") == "application/json");
+    CHECK_FALSE(sent[0].chunked);
+    auto expected = json::parse(R"({
+        "Image": "python:3.11-slim",
+        "Cmd": ["sleep", "infinity"],
+        "Env": ["PYTHONUNBUFFERED=1", "LANG=C.UTF-8"],
+        "WorkingDir": "/workspace",
+        "Labels": {"berth.role": "eval", "run": "42"},
+        "Tty": true,
+        "OpenStdin": true,
+        "HostConfig": {
+            "Binds": ["/srv/data:/data:ro", "/tmp/out:/out"],
+            "NetworkMode": "none",
+            "Init": true,
+            "DeviceRequests": [{"Driver": "", "Count": -1, "DeviceIDs": [], "Capabilities": [["gpu"]], "Options": {}}],
+            "Devices": [{"PathOnHost": "nvidia.com/gpu=all", "PathInContainer": "nvidia.com/gpu=all",
+                         "CgroupPermissions": "rwm"}]
+        }
+    })");
+    CHECK(sent[0].json() == expected);
+}
+
+TEST_CASE("an unset configuration leaves the engine's defaults alone") {
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    berth::container_config config;
+    config.image = "alpine";
+    run(f.ioc, f.client.containers().create(config));
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == "/v1.41/containers/create");
+    CHECK(sent[0].json() == json::parse(R"({"Image":"alpine","HostConfig":{}})"));
+}
+
+TEST_CASE("container names and archive paths with spaces and UTF-8 are percent-encoded") {
+    fixture f;
+    f.engine.on(verb::get, "/containers/my app/archive", fixture::archive_reply());
+    f.engine.on(verb::head, "/containers/my app/archive", fixture::archive_reply());
+    f.engine.on(verb::put, "/containers/my app/archive", reply::no_content(200));
+
+    std::string got;
+    auto sink = [&](std::span<const char> bytes) { got.append(bytes.data(), bytes.size()); };
+    run(f.ioc, f.client.archives().get("my app", "/tmp/dir with space/é.txt", sink));
+    auto stat = run(f.ioc, f.client.archives().stat("my app", "/tmp/a&b=c?d"));
+    CHECK(stat.size == 4096);
+    std::string tar(3000, 'x');
+    berth::http::memory_source source{tar};
+    run(f.ioc, f.client.archives().put("my app", "/dst dir", source));
+
+    auto gets = f.engine.requests_to(verb::get, "/containers/my app/archive");
+    REQUIRE(gets.size() == 1);
+    CHECK(gets[0].target == "/v1.41/containers/my%20app/archive?path=%2Ftmp%2Fdir%20with%20space%2F%C3%A9.txt");
+    CHECK(gets[0].query("path") == "/tmp/dir with space/é.txt");
+    auto heads = f.engine.requests_to(verb::head, "/containers/my app/archive");
+    REQUIRE(heads.size() == 1);
+    CHECK(heads[0].target == "/v1.41/containers/my%20app/archive?path=%2Ftmp%2Fa%26b%3Dc%3Fd");
+    CHECK(heads[0].query("path") == "/tmp/a&b=c?d");
+    auto puts = f.engine.requests_to(verb::put, "/containers/my app/archive");
+    REQUIRE(puts.size() == 1);
+    CHECK(puts[0].target == "/v1.41/containers/my%20app/archive?path=%2Fdst%20dir");
+    CHECK(puts[0].header("Content-Type") == "application/x-tar");
+    CHECK(puts[0].chunked);
+    CHECK(puts[0].body == tar);
+}
+
+TEST_CASE("a build uploads its context chunked as application/x-tar with its options in the query") {
+    berth::client_options options;
+    options.http.upload_chunk_size = 1000;  // several chunks for a small context
+    fixture f(options);
+    f.engine.on(verb::post, "/build",
+                reply::chunked(200, {R"({"stream":"Step 1/1 : FROM scratch\n"})" "\n", R"({"aux":{"ID":"sha256:b1"}})" "\n"},
+                               "application/json"));
+    std::string context(4500, '\0');
+    for (std::size_t i = 0; i < context.size(); ++i) context[i] = static_cast<char>(i * 7);
+    berth::http::memory_source source{context};
+    berth::build_options build;
+    build.tag = "eval/app:1";
+    build.network_mode = "none";
+    build.build_args = {{"PY", "3.11"}};
+
+    auto image = run(f.ioc, f.client.images().build(source, build));
+    CHECK(image.id == "sha256:b1");
+    auto sent = f.engine.requests_to(verb::post, "/build");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].chunked);
+    CHECK(sent[0].header("Content-Type") == "application/x-tar");
+    CHECK_FALSE(sent[0].has_header("Content-Length"));
+    CHECK(sent[0].body == context);
+    CHECK(sent[0].query("t") == "eval/app:1");
+    CHECK(sent[0].query("networkmode") == "none");
+    CHECK(sent[0].query("buildargs") == R"({"PY":"3.11"})");
+    CHECK(sent[0].query("rm") == "1");
+    CHECK(sent[0].target.starts_with("/v1.41/build?t=eval%2Fapp%3A1&"));
+}
+
+TEST_CASE("an exec is created with its command and started on an upgraded connection") {
+    fixture f;
+    output_log log;
+    berth::exec_options options;
+    options.cmd = {"python3", "-c", "print('ü')"};
+    options.env = {"A=1"};
+    options.working_dir = "/work dir";
+    CHECK(run(f.ioc, f.client.execs().run("app", options, log)) == 3);
+
+    auto creates = f.engine.requests_to(verb::post, "/containers/app/exec");
+    REQUIRE(creates.size() == 1);
+    CHECK(creates[0].header("Content-Type") == "application/json");
+    auto expected = json::parse(R"j({"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,
+                                    "Cmd":["python3","-c","print('ü')"],"Env":["A=1"],"WorkingDir":"/work dir"})j");
+    CHECK(creates[0].json() == expected);
+    auto starts = f.engine.requests_to(verb::post, "/exec/e1/start");
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0].target == exec_start_endpoint.substr(5));
+    CHECK(starts[0].header("Connection") == "Upgrade");
+    CHECK(starts[0].header("Upgrade") == "tcp");
+    CHECK(starts[0].header("Content-Type") == "application/json");
+    CHECK(starts[0].json() == json::parse(R"({"Detach":false,"Tty":false})"));
+    CHECK(f.engine.requests_to(verb::get, "/exec/e1/json").size() >= 1);
+}
+
+TEST_CASE("the mock engine answers an unscripted request with a 404 naming it") {
+    fixture f;
+    auto e = thrown<berth::not_found_error>([&] { run(f.ioc, f.client.containers().inspect("nope")); });
+    CHECK(e.message() == "mock engine: no route for GET /v1.41/containers/nope/json");
+    CHECK(run(f.ioc, f.client.system().ping()));
+}
+
+TEST_CASE("an empty exec command is refused before anything is sent") {
+    fixture f;
+    output_log log;
+    berth::exec_options options;
+    CHECK_THROWS_AS(run(f.ioc, f.client.execs().run("app", options, log)), std::invalid_argument);
+    CHECK(f.engine.requests_to(verb::post, "/containers/app/exec").empty());
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// API version negotiation
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("the API version is the engine's, capped at the pinned maximum, and asked for once") {
+    fixture f;
+    std::string offered, expected;
+    SUBCASE("a newer engine is spoken to at the pinned maximum") {
+        offered = "1.43";
+        expected = "1.41";
+    }
+    SUBCASE("an older engine is spoken to at its own version") {
+        offered = "1.40";
+        expected = "1.40";
+    }
+    SUBCASE("versions compare as numbers, not text") {
+        offered = "1.9";
+        expected = "1.9";
+    }
+    f.engine.set_api_version(offered);
+    f.plain();
+    f.plain();
+    f.download();
+    CHECK(run(f.ioc, f.client.api_version()) == expected);
+    CHECK(run(f.ioc, f.client.kind()) == berth::engine_kind::docker);
+    CHECK(f.engine.requests_to(verb::get, "/version").size() == 1);
+    for (auto& r : f.engine.requests())
+        if (r.path != "/version") CHECK(r.target.starts_with("/v" + expected + "/containers/app/"));
+}
+
+TEST_CASE("Podman is recognised from /version") {
+    fixture f;
+    f.engine.answer_as_podman();
+    CHECK(run(f.ioc, f.client.kind()) == berth::engine_kind::podman);
+    auto v = run(f.ioc, f.client.version());
+    CHECK(v.version == "4.3.1");
+    CHECK(v.api_version == "1.41");
+}
+
+TEST_CASE("a /version reply without ApiVersion is a protocol_error, and nothing else is sent") {
+    fixture f;
+    f.engine.on(verb::get, "/version", reply::json(200, R"({"Version":"1.0"})"));
+    auto e = thrown<berth::protocol_error>([&] { f.plain(); });
+    CHECK(e.endpoint() == "GET /version");
+    CHECK(contains(e.what(), "ApiVersion"));
+    CHECK(f.engine.requests().size() == 1);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Faults: each for a plain request, a streamed download and an exec; each must surface as a clear error, and the
+// client must work again afterwards with no connection left behind.
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("a reply cut short in its body is a transport error naming the endpoint") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::reset_mid_body(200, R"({"Id":"abc123"})", 5));
+        auto e = thrown<boost::system::system_error>([&] { f.plain(); });
+        CHECK(contains(e.what(), inspect_endpoint));
+        CHECK(e.code() == boost::beast::http::error::partial_message);
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("streamed download: the slices before the cut reach the sink, then the error") {
+        reply cut = fixture::archive_reply();
+        cut.declared_length = 100;
+        cut.then_close();
+        f.engine.once(verb::get, "/containers/app/archive", cut);
+        std::string got;
+        auto sink = [&](std::span<const char> bytes) { got.append(bytes.data(), bytes.size()); };
+        auto e = thrown<boost::system::system_error>([&] { run(f.ioc, f.client.archives().get("app", "/data", sink)); });
+        CHECK(contains(e.what(), archive_endpoint));
+        CHECK(got == "tar-bytes-part-2");
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec: the create reply is cut") {
+        f.engine.once(verb::post, "/containers/app/exec", reply::reset_mid_body(201, R"({"Id":"e1"})", 3));
+        auto e = thrown<boost::system::system_error>([&] { f.exec(); });
+        CHECK(contains(e.what(), exec_create_endpoint));
+        f.check_recovers(&fixture::exec);
+    }
+    SUBCASE("exec: the output stream ends inside a frame") {
+        std::string frame = exec_frame(out, "hello\n");
+        f.engine.once(verb::post, "/exec/e1/start", reply::upgrade({frame.substr(0, 10)}));
+        auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+        CHECK(e.endpoint() == exec_start_endpoint);
+        CHECK(contains(e.what(), "inside a frame"));
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("a truncated reply head is a transport error naming the endpoint, and is not replayed") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::truncated_head());
+        auto e = thrown<boost::system::system_error>([&] { f.plain(); });
+        CHECK(contains(e.what(), inspect_endpoint));
+        CHECK(contains(e.what(), "reply head"));
+        CHECK(f.engine.requests_to(verb::get, "/containers/app/json").size() == 1);
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("streamed download") {
+        f.engine.once(verb::get, "/containers/app/archive", reply::truncated_head());
+        auto e = thrown<boost::system::system_error>([&] { f.download(); });
+        CHECK(contains(e.what(), archive_endpoint));
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::raw("HTTP/1.1 101 UPGRADED\r\nConnection: Upgr"));
+        auto e = thrown<boost::system::system_error>([&] { f.exec(); });
+        CHECK(contains(e.what(), exec_start_endpoint));
+        CHECK(f.engine.requests_to(verb::post, "/exec/e1/start").size() == 1);
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("an engine that hangs up without a byte is a transport error") {
+    fixture f;
+    f.plain();  // the connection is now a reused one: the hang-up on the retry must not be retried again
+    f.engine.close_idle_connections();
+    f.engine.once(verb::get, "/containers/app/json", reply::hang_up());
+    auto e = thrown<boost::system::system_error>([&] { f.plain(); });
+    CHECK(contains(e.what(), inspect_endpoint));
+    CHECK(f.engine.requests_to(verb::get, "/containers/app/json").size() == 2);  // the first, then one retry
+    f.check_recovers(&fixture::plain);
+}
+
+TEST_CASE("a stalled engine is ended by a time limit") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::stall());
+        auto e = thrown<boost::system::system_error>(
+            [&] { run(f.ioc, berth::with_timeout(f.client.containers().inspect("app"), 100ms)); });
+        CHECK(e.code() == asio::error::timed_out);
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("plain request, with the client's request_timeout") {
+        berth::client_options options;
+        options.request_timeout = 100ms;
+        fixture g(options);
+        g.engine.once(verb::get, "/containers/app/json", reply::stall());
+        auto e = thrown<boost::system::system_error>([&] { g.plain(); });
+        CHECK(e.code() == asio::error::timed_out);
+        g.check_recovers(&fixture::plain);
+    }
+    SUBCASE("streamed download stalled in the middle of its body") {
+        reply stalled = fixture::archive_reply();
+        stalled.declared_length = 100;
+        stalled.then_stall();
+        f.engine.once(verb::get, "/containers/app/archive", stalled);
+        std::string got;
+        auto sink = [&](std::span<const char> bytes) { got.append(bytes.data(), bytes.size()); };
+        auto e = thrown<boost::system::system_error>(
+            [&] { run(f.ioc, berth::with_timeout(f.client.archives().get("app", "/data", sink), 100ms)); });
+        CHECK(e.code() == asio::error::timed_out);
+        CHECK(got == "tar-bytes-part-2");
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec whose start is never answered") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::stall());
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"true"};
+        auto e = thrown<boost::system::system_error>(
+            [&] { run(f.ioc, berth::with_timeout(f.client.execs().run("app", options, log), 100ms)); });
+        CHECK(e.code() == asio::error::timed_out);
+        f.check_recovers(&fixture::exec);
+    }
+    SUBCASE("exec whose output stream stays open on Docker") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::upgrade({exec_frame(out, "partial\n")}).then_stall());
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"sleep", "infinity"};
+        auto e = thrown<boost::system::system_error>(
+            [&] { run(f.ioc, berth::with_timeout(f.client.execs().run("app", options, log), 100ms)); });
+        CHECK(e.code() == asio::error::timed_out);
+        CHECK(log.stdout_text == "partial\n");
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("a stalled engine is ended by cancellation") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::stall());
+        auto e = thrown<boost::system::system_error>(
+            [&] { run_cancelled_after(f.ioc, f.client.containers().inspect("app"), 50ms); });
+        CHECK(e.code() == asio::error::operation_aborted);
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("streamed download") {
+        reply stalled = fixture::archive_reply();
+        stalled.declared_length = 100;
+        stalled.then_stall();
+        f.engine.once(verb::get, "/containers/app/archive", stalled);
+        auto sink = [](std::span<const char>) {};
+        auto e = thrown<boost::system::system_error>(
+            [&] { run_cancelled_after(f.ioc, f.client.archives().get("app", "/data", sink), 50ms); });
+        CHECK(e.code() == asio::error::operation_aborted);
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::upgrade({exec_frame(out, "partial\n")}).then_stall());
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"sleep", "infinity"};
+        auto e = thrown<boost::system::system_error>(
+            [&] { run_cancelled_after(f.ioc, f.client.execs().run("app", options, log), 50ms); });
+        CHECK(e.code() == asio::error::operation_aborted);
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("an engine error carries the status and the engine's own message") {
+    fixture f;
+    SUBCASE("500 on a plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::error(500, "driver failed programming"));
+        auto e = thrown<berth::engine_error>([&] { f.plain(); });
+        CHECK(e.status() == 500);
+        CHECK(e.code() == berth::engine_errc::server_error);
+        CHECK(e.message() == "driver failed programming");
+        CHECK(e.endpoint() == inspect_endpoint);
+        CHECK(contains(e.what(), "500"));
+        CHECK(contains(e.what(), "driver failed programming"));
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("404 is a not_found_error") {
+        f.engine.once(verb::get, "/containers/app/json", reply::error(404, "No such container: app"));
+        auto e = thrown<berth::not_found_error>([&] { f.plain(); });
+        CHECK(e.status() == 404);
+        CHECK(e.message() == "No such container: app");
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("409 is a conflict_error") {
+        f.engine.on(verb::delete_, "/containers/app", reply::error(409, "container is running: stop it first"));
+        auto e = thrown<berth::conflict_error>([&] { run(f.ioc, f.client.containers().remove("app")); });
+        CHECK(e.code() == berth::engine_errc::conflict);
+        CHECK(e.message() == "container is running: stop it first");
+        CHECK(e.endpoint() == "DELETE /v1.41/containers/app?force=0&v=0");
+    }
+    SUBCASE("an error body that is not JSON is the message as text") {
+        f.engine.once(verb::get, "/containers/app/json", reply::text(502, "Bad Gateway\n"));
+        auto e = thrown<berth::engine_error>([&] { f.plain(); });
+        CHECK(e.status() == 502);
+        CHECK(e.message() == "Bad Gateway");
+    }
+    SUBCASE("500 on a streamed download") {
+        f.engine.once(verb::get, "/containers/app/archive", reply::error(500, "cannot read the container's files"));
+        auto e = thrown<berth::engine_error>([&] { f.download(); });
+        CHECK(e.status() == 500);
+        CHECK(e.message() == "cannot read the container's files");
+        CHECK(e.endpoint() == archive_endpoint);
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("404 on a download names the container and the path when the engine gives no message") {
+        f.engine.once(verb::get, "/containers/app/archive", reply::no_content(404));
+        auto e = thrown<berth::not_found_error>([&] { f.download(); });
+        CHECK(contains(e.message(), "app:/data"));
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("500 on an exec start") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::error(500, "OCI runtime exec failed"));
+        auto e = thrown<berth::engine_error>([&] { f.exec(); });
+        CHECK(e.status() == 500);
+        CHECK(e.message() == "OCI runtime exec failed");
+        CHECK(e.endpoint() == exec_start_endpoint);
+        f.check_recovers(&fixture::exec);
+    }
+    SUBCASE("409 on an exec create is a conflict_error") {
+        f.engine.once(verb::post, "/containers/app/exec", reply::error(409, "container app is not running"));
+        auto e = thrown<berth::conflict_error>([&] { f.exec(); });
+        CHECK(e.message() == "container app is not running");
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("garbage instead of HTTP is a protocol_error naming the endpoint") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.engine.once(verb::get, "/containers/app/json", reply::garbage());
+        auto e = thrown<berth::protocol_error>([&] { f.plain(); });
+        CHECK(e.endpoint() == inspect_endpoint);
+        CHECK(contains(e.what(), "malformed HTTP"));
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("streamed download") {
+        f.engine.once(verb::get, "/containers/app/archive", reply::garbage());
+        auto e = thrown<berth::protocol_error>([&] { f.download(); });
+        CHECK(e.endpoint() == archive_endpoint);
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("garbage in a chunked body") {
+        f.engine.once(verb::get, "/containers/app/archive",
+                      reply::raw("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                 "X-Docker-Container-Path-Stat: e30=\r\n\r\nzz\r\nnot a chunk\r\n"));
+        auto e = thrown<berth::protocol_error>([&] { f.download(); });
+        CHECK(e.endpoint() == archive_endpoint);
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::garbage());
+        auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+        CHECK(e.endpoint() == exec_start_endpoint);
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("a 200 whose body is not the JSON expected is a protocol_error naming the endpoint") {
+    fixture f;
+    SUBCASE("plain request: not JSON at all") {
+        f.engine.once(verb::get, "/containers/app/json", reply::text(200, "<html>proxy login</html>"));
+        auto e = thrown<berth::protocol_error>([&] { f.plain(); });
+        CHECK(contains(e.endpoint(), "/containers/app/json"));
+        CHECK(contains(e.what(), "not valid JSON"));
+        CHECK(contains(e.what(), "<html>proxy login"));
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("plain request: JSON of the wrong shape") {
+        f.engine.once(verb::get, "/containers/app/json", reply::json(200, R"([{"Id":"abc123"}])"));
+        auto e = thrown<berth::protocol_error>([&] { f.plain(); });
+        CHECK(contains(e.endpoint(), "/containers/app/json"));
+        CHECK(contains(e.what(), "JSON object"));
+    }
+    SUBCASE("plain request: a field of the wrong type") {
+        f.engine.once(verb::get, "/containers/app/json", reply::json(200, R"({"Id":"abc123","State":{"Running":"yes"}})"));
+        auto e = thrown<berth::protocol_error>([&] { f.plain(); });
+        CHECK(contains(e.what(), "Running"));
+    }
+    SUBCASE("streamed download: a stat header that is not base64 JSON") {
+        reply bad = reply::streamed(200, {"tar"}, "application/x-tar");
+        bad.header("X-Docker-Container-Path-Stat", "bm90IGpzb24=");  // "not json"
+        f.engine.once(verb::get, "/containers/app/archive", bad);
+        auto e = thrown<berth::protocol_error>([&] { f.download(); });
+        CHECK(e.endpoint() == archive_endpoint);
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("streamed download: no stat header") {
+        f.engine.once(verb::get, "/containers/app/archive", reply::streamed(200, {"tar"}, "application/x-tar"));
+        auto e = thrown<berth::protocol_error>([&] { f.download(); });
+        CHECK(contains(e.what(), "X-Docker-Container-Path-Stat"));
+        f.check_recovers(&fixture::download);
+    }
+    SUBCASE("exec: the create reply has no Id") {
+        f.engine.once(verb::post, "/containers/app/exec", reply::json(201, R"({"Id":42})"));
+        auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+        CHECK(contains(e.endpoint(), "/containers/app/exec"));
+        CHECK(contains(e.what(), "'Id'"));
+        f.check_recovers(&fixture::exec);
+    }
+    SUBCASE("exec: the inspect reply is not JSON") {
+        f.engine.once(verb::get, "/exec/e1/json", reply::text(200, "{"));
+        auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+        CHECK(contains(e.endpoint(), "/exec/e1/json"));
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("an idle keep-alive connection closed by the engine is retried once on a fresh connection") {
+    fixture f;
+    SUBCASE("plain request") {
+        f.plain();
+        f.engine.close_idle_connections();
+        f.plain();
+        CHECK(f.engine.connections_opened() == 2);
+        CHECK(f.engine.requests_to(verb::get, "/containers/app/json").size() == 2);
+    }
+    SUBCASE("plain request after a reply the engine closed the connection behind") {
+        f.engine.once(verb::get, "/containers/app/json", container_json("abc123").then_close());
+        f.plain();
+        f.plain();
+        CHECK(f.engine.connections_opened() == 2);
+    }
+    SUBCASE("streamed download") {
+        f.download();
+        f.engine.close_idle_connections();
+        f.download();
+        CHECK(f.engine.connections_opened() == 2);
+    }
+    SUBCASE("exec") {
+        f.plain();
+        f.engine.close_idle_connections();
+        f.exec();
+        CHECK(f.engine.requests_to(verb::post, "/containers/app/exec").size() == 1);
+        CHECK(f.engine.requests_to(verb::post, "/exec/e1/start").size() == 1);
+    }
+    SUBCASE("a streamed upload never goes on a reused connection") {
+        f.engine.on(verb::put, "/containers/app/archive", reply::no_content(200));
+        f.plain();
+        std::string tar(100, 't');
+        berth::http::memory_source source{tar};
+        run(f.ioc, f.client.archives().put("app", "/", source));
+        CHECK(f.engine.connections_opened() == 2);
+        auto puts = f.engine.requests_to(verb::put, "/containers/app/archive");
+        REQUIRE(puts.size() == 1);
+        CHECK(puts[0].connection == 2);
+        CHECK(puts[0].body == tar);
+    }
+    f.check_no_leak();
+}
+
+TEST_CASE("an engine that refuses connections is a system_error naming it, and the client recovers") {
+    fixture f;
+    f.engine.refuse_connections();
+    auto e = thrown<boost::system::system_error>([&] { f.plain(); });
+    CHECK(e.code() == asio::error::connection_refused);
+    CHECK(contains(e.what(), "mock://engine"));
+    f.engine.refuse_connections(false);
+    f.check_recovers(&fixture::plain);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Pool health
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("sequential requests reuse one keep-alive connection") {
+    fixture f;
+    for (int i = 0; i < 10; ++i) f.plain();
+    CHECK(f.engine.connections_opened() == 1);  // /version included
+    CHECK(f.engine.requests().size() == 11);
+    for (auto& r : f.engine.requests()) CHECK(r.connection == 1);
+    CHECK(f.client.open_connections() == 1);
+    CHECK(f.client.idle_connections() == 1);
+}
+
+TEST_CASE("concurrent requests each get a connection, which are all kept for reuse") {
+    fixture f;
+    f.plain();
+    auto three = [](mock_client& c) -> asio::awaitable<void> {
+        using namespace asio::experimental::awaitable_operators;
+        co_await (c.containers().inspect("app") && c.containers().inspect("app") && c.containers().inspect("app"));
+    };
+    run(f.ioc, three(f.client));
+    CHECK(f.engine.connections_opened() == 3);
+    CHECK(f.client.idle_connections() == 3);
+    for (int i = 0; i < 5; ++i) f.plain();
+    CHECK(f.engine.connections_opened() == 3);
+}
+
+TEST_CASE("faults, time limits and cancellations leave no connection behind") {
+    fixture f;
+    auto sink = [](std::span<const char>) {};
+    for (int round = 0; round < 4; ++round) {
+        f.engine.once(verb::get, "/containers/app/json", reply::stall());
+        CHECK_THROWS_AS(run(f.ioc, berth::with_timeout(f.client.containers().inspect("app"), 20ms)),
+                        boost::system::system_error);
+        f.engine.once(verb::get, "/containers/app/json", reply::stall());
+        CHECK_THROWS_AS(run_cancelled_after(f.ioc, f.client.containers().inspect("app"), 5ms),
+                        boost::system::system_error);
+        f.engine.once(verb::get, "/containers/app/json", reply::garbage());
+        CHECK_THROWS_AS(f.plain(), berth::protocol_error);
+        f.engine.once(verb::get, "/containers/app/json", reply::error(500, "x"));
+        CHECK_THROWS_AS(f.plain(), berth::engine_error);
+        f.engine.once(verb::get, "/containers/app/archive", reply::reset_mid_body(200, "0123456789", 3));
+        CHECK_THROWS_AS(run(f.ioc, f.client.archives().get("app", "/data", sink)), std::exception);
+        f.plain();
+        f.download();
+        f.exec();
+        f.check_no_leak();
+    }
+}
+
+TEST_CASE("a reply body abandoned by its reader closes its connection instead of returning it to the pool") {
+    fixture f;
+    f.plain();
+    struct sink_full : std::runtime_error {
+        sink_full() : std::runtime_error("sink full") {}
+    };
+    auto refusing_sink = [](std::span<const char>) { throw sink_full(); };
+    reply long_archive = fixture::archive_reply();  // the rest of the body never comes: it is not read to its end
+    long_archive.declared_length = 1000;
+    long_archive.then_stall();
+    f.engine.once(verb::get, "/containers/app/archive", long_archive);
+    CHECK_THROWS_AS(run(f.ioc, f.client.archives().get("app", "/data", refusing_sink)), sink_full);
+    settle(f.ioc);
+    CHECK(f.client.open_connections() == 0);
+    CHECK(f.engine.connections_open() == 0);
+    f.check_recovers(&fixture::plain);
+    CHECK(f.engine.connections_opened() == 2);
+}
+
+TEST_CASE("an exec's upgraded connection is never returned to the pool") {
+    fixture f;
+    f.exec();
+    f.exec();
+    settle(f.ioc);
+    // No request goes on a connection after an exec start on it.
+    std::vector<std::size_t> hijacked;
+    for (auto& r : f.engine.requests()) {
+        for (auto c : hijacked) CHECK(r.connection != c);
+        if (r.path == "/exec/e1/start") hijacked.push_back(r.connection);
+    }
+    CHECK(hijacked.size() == 2);
+    f.check_no_leak();
+}
+
+TEST_CASE("with_timeout lets an operation's own error through at once") {
+    SUBCASE("with_timeout around a call") {
+        fixture f;
+        f.engine.once(verb::get, "/containers/app/json", reply::error(404, "No such container: app"));
+        auto e = thrown<berth::not_found_error>(
+            [&] { run(f.ioc, berth::with_timeout(f.client.containers().inspect("app"), 3s)); });
+        CHECK(e.message() == "No such container: app");
+    }
+    SUBCASE("the client's request_timeout") {
+        berth::client_options options;
+        options.request_timeout = 3s;
+        fixture f(options);
+        f.engine.on(verb::get, "/images/ghost/json", reply::error(404, "No such image: ghost"));
+        CHECK_FALSE(run(f.ioc, f.client.images().exists("ghost")));
+    }
+    SUBCASE("a successful operation returns its value") {
+        fixture f;
+        CHECK(run(f.ioc, berth::with_timeout(f.client.containers().inspect("app"), 3s)).id == "abc123");
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Build progress
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("build progress lines reach the callback, lines split across chunks included") {
+    fixture f;
+    f.engine.on(verb::post, "/build",
+                reply::chunked(200,
+                               {R"({"stream":"Step 1/2 : FROM scratch\n"})" "\n" R"({"stream":" ---> Running)",
+                                R"( in 1f\n"})" "\n",
+                                R"({"aux":{"ID":"sha256:0d0e"}})" "\n" R"({"stream":"Successfully built 0d0e\n"})"},
+                               "application/json"));
+    std::string context = "ctx";
+    berth::http::memory_source source{context};
+    std::vector<std::string> lines;
+    berth::build_progress progress = [&](std::string_view line) { lines.emplace_back(line); };
+    berth::build_options options;
+    auto image = run(f.ioc, f.client.images().build(source, options, progress));
+    CHECK(image.id == "sha256:0d0e");
+    CHECK(lines == std::vector<std::string>{"Step 1/2 : FROM scratch\n", " ---> Running in 1f\n",
+                                            "Successfully built 0d0e\n"});
+    CHECK(image.log == "Step 1/2 : FROM scratch\n ---> Running in 1f\nSuccessfully built 0d0e\n");
+}
+
+TEST_CASE("build progress arrives while the build is still running") {
+    fixture f;
+    f.engine.on(verb::post, "/build",
+                reply::chunked(200, {R"({"stream":"Step 1/2 : FROM scratch\n"})" "\n"}, "application/json").then_stall());
+    std::string context = "ctx";
+    berth::http::memory_source source{context};
+    std::vector<std::string> lines;
+    berth::build_progress progress = [&](std::string_view line) { lines.emplace_back(line); };
+    berth::build_options options;
+    auto e = thrown<boost::system::system_error>(
+        [&] { run(f.ioc, berth::with_timeout(f.client.images().build(source, options, progress), 200ms)); });
+    CHECK(e.code() == asio::error::timed_out);
+    CHECK(lines == std::vector<std::string>{"Step 1/2 : FROM scratch\n"});
+}
+
+TEST_CASE("an error line in the build output is an engine_error with code build_failed") {
+    fixture f;
+    f.engine.on(verb::post, "/build",
+                reply::chunked(200,
+                               {R"({"stream":"Step 1/2 : RUN false\n"})" "\n",
+                                R"({"errorDetail":{"code":1,"message":"The command '/bin/sh -c false' returned a non-zero code: 1"},)"
+                                R"("error":"The command '/bin/sh -c false' returned a non-zero code: 1"})" "\n"},
+                               "application/json"));
+    std::string context = "ctx";
+    berth::http::memory_source source{context};
+    std::vector<std::string> lines;
+    berth::build_progress progress = [&](std::string_view line) { lines.emplace_back(line); };
+    berth::build_options options;
+    options.tag = "broken";
+    auto e = thrown<berth::engine_error>([&] { run(f.ioc, f.client.images().build(source, options, progress)); });
+    CHECK(e.code() == berth::engine_errc::build_failed);
+    CHECK(e.message() == "The command '/bin/sh -c false' returned a non-zero code: 1");
+    CHECK(contains(e.endpoint(), "POST /v1.41/build?t=broken"));
+    CHECK(lines == std::vector<std::string>{"Step 1/2 : RUN false\n"});
+    f.check_recovers(&fixture::plain);
+}
+
+TEST_CASE("a build output line that is not JSON is a protocol_error") {
+    fixture f;
+    f.engine.on(verb::post, "/build", reply::chunked(200, {"{\"stream\":\"ok\"}\nthis is not json\n"}, "application/json"));
+    std::string context = "ctx";
+    berth::http::memory_source source{context};
+    berth::build_options options;
+    auto e = thrown<berth::protocol_error>([&] { run(f.ioc, f.client.images().build(source, options)); });
+    CHECK(contains(e.endpoint(), "POST /v1.41/build"));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Logs and exec output: demultiplexing
+// ------------------------------------------------------------------------------------------------------------
+
+namespace {
+const std::string mixed_stream =
+    exec_frame(out, "hello ") + exec_frame(err, "oops\n") + exec_frame(out, "") + exec_frame(out, "world\n");
+
+// Collects the output and counts the slices it came in.
+struct counting_log {
+    berth::collected_output text;
+    int calls = 0;
+    void operator()(berth::output_stream s, std::string_view data) {
+        ++calls;
+        text(s, data);
+    }
+};
+
+berth::collected_output read_logs(fixture& f) {
+    berth::collected_output collected;
+    run(f.ioc, f.client.containers().logs("app", collected));
+    return collected;
+}
+} // namespace
+
+TEST_CASE("logs: stdout and stderr are told apart") {
+    fixture f;
+    f.engine.add_container("app");
+    f.engine.on(verb::get, "/containers/app/logs",
+                reply::streamed(200, {mixed_stream}, "application/vnd.docker.raw-stream"));
+    auto logs = read_logs(f);
+    CHECK(logs.stdout_text == "hello world\n");
+    CHECK(logs.stderr_text == "oops\n");
+    CHECK(logs.merged == "hello oops\nworld\n");
+    auto sent = f.engine.requests_to(verb::get, "/containers/app/logs");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].query("stdout") == "1");
+    CHECK(sent[0].query("stderr") == "1");
+    CHECK(sent[0].query("follow") == "0");
+}
+
+TEST_CASE("logs of a container with a tty are raw text") {
+    fixture f;
+    f.engine.add_container("app", true);
+    f.engine.on(verb::get, "/containers/app/logs", reply::streamed(200, {"line 1\r\n", "line 2\r\n"}, "text/plain"));
+    auto logs = read_logs(f);
+    CHECK(logs.stdout_text == "line 1\r\nline 2\r\n");
+    CHECK(logs.stderr_text.empty());
+}
+
+TEST_CASE("logs: frames split across reads at every byte position") {
+    fixture f;
+    f.engine.add_container("app");
+    for (std::size_t at = 0; at <= mixed_stream.size(); ++at) {
+        CAPTURE(at);
+        f.engine.on(verb::get, "/containers/app/logs",
+                    reply::streamed(200, berth::testing::split_at(mixed_stream, {at}), "application/vnd.docker.raw-stream"));
+        auto logs = read_logs(f);
+        CHECK(logs.stdout_text == "hello world\n");
+        CHECK(logs.stderr_text == "oops\n");
+    }
+    std::vector<std::size_t> every_byte;
+    for (std::size_t at = 1; at < mixed_stream.size(); ++at) every_byte.push_back(at);
+    f.engine.on(verb::get, "/containers/app/logs",
+                reply::chunked(200, berth::testing::split_at(mixed_stream, every_byte), "application/vnd.docker.raw-stream"));
+    counting_log logs;
+    run(f.ioc, f.client.containers().logs("app", logs));
+    CHECK(logs.text.merged == "hello oops\nworld\n");
+    CHECK(logs.calls > 3);  // the payloads did arrive in several reads, not one per frame
+}
+
+TEST_CASE("exec output: frames split across reads at every byte position") {
+    fixture f;
+    for (std::size_t at = 0; at <= mixed_stream.size(); ++at) {
+        CAPTURE(at);
+        std::string id = "s" + std::to_string(at);
+        f.engine.add_exec("app", id, berth::testing::split_at(mixed_stream, {at}), 0);
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"run"};
+        CHECK(run(f.ioc, f.client.execs().run("app", options, log)) == 0);
+        CHECK(log.stdout_text == "hello world\n");
+        CHECK(log.stderr_text == "oops\n");
+    }
+    std::vector<std::size_t> every_byte;
+    for (std::size_t at = 1; at < mixed_stream.size(); ++at) every_byte.push_back(at);
+    f.engine.add_exec("app", "bytes", berth::testing::split_at(mixed_stream, every_byte), 0);
+    counting_log log;
+    berth::exec_options options;
+    options.cmd = {"run"};
+    run(f.ioc, f.client.execs().run("app", options, log));
+    CHECK(log.text.stdout_text == "hello world\n");
+    CHECK(log.text.stderr_text == "oops\n");
+    CHECK(log.calls > 3);  // the payloads did arrive in several reads, not one per frame
+}
+
+TEST_CASE("a frame header with a bad stream byte is a protocol_error naming the endpoint") {
+    fixture f;
+    std::string bad = exec_frame(out, "fine\n") + exec_frame(out, "bad");
+    bad[bad.size() - 11] = 7;  // the second frame's stream byte
+    SUBCASE("logs") {
+        f.engine.add_container("app");
+        f.engine.on(verb::get, "/containers/app/logs", reply::streamed(200, {bad}, "application/vnd.docker.raw-stream"));
+        auto e = thrown<berth::protocol_error>([&] { read_logs(f); });
+        CHECK(contains(e.endpoint(), "GET /v1.41/containers/app/logs?"));
+        CHECK(contains(e.what(), "stream byte 7"));
+    }
+    SUBCASE("exec") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::upgrade({bad}));
+        auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+        CHECK(e.endpoint() == exec_start_endpoint);
+        CHECK(contains(e.what(), "stream byte 7"));
+        f.check_recovers(&fixture::exec);
+    }
+}
+
+TEST_CASE("a stream that ends inside a frame is a protocol_error") {
+    fixture f;
+    std::string cut = exec_frame(out, "complete\n") + exec_frame(err, "incomplete").substr(0, 12);
+    SUBCASE("logs, inside a payload") {
+        f.engine.add_container("app");
+        f.engine.on(verb::get, "/containers/app/logs", reply::streamed(200, {cut}, "application/vnd.docker.raw-stream"));
+        auto e = thrown<berth::protocol_error>([&] { read_logs(f); });
+        CHECK(contains(e.endpoint(), "GET /v1.41/containers/app/logs?"));
+        CHECK(contains(e.what(), "inside a frame"));
+    }
+    SUBCASE("logs, inside a header") {
+        f.engine.add_container("app");
+        f.engine.on(verb::get, "/containers/app/logs",
+                    reply::streamed(200, {exec_frame(out, "x") + "\x01\0\0"}, "application/vnd.docker.raw-stream"));
+        CHECK_THROWS_AS(read_logs(f), berth::protocol_error);
+    }
+    SUBCASE("exec") {
+        f.engine.once(verb::post, "/exec/e1/start", reply::upgrade({cut}));
+        output_log log;
+        berth::exec_options options;
+        options.cmd = {"x"};
+        auto e = thrown<berth::protocol_error>([&] { run(f.ioc, f.client.execs().run("app", options, log)); });
+        CHECK(e.endpoint() == exec_start_endpoint);
+        CHECK(log.stdout_text == "complete\n");
+    }
+}
+
+TEST_CASE("an exec with a tty streams raw output to stdout") {
+    fixture f;
+    f.engine.add_exec("app", "t1", {"raw \x01 bytes\r\n"}, 0);
+    output_log log;
+    berth::exec_options options;
+    options.cmd = {"sh"};
+    options.tty = true;
+    CHECK(run(f.ioc, f.client.execs().run("app", options, log)) == 0);
+    CHECK(log.stdout_text == "raw \x01 bytes\r\n");
+    auto starts = f.engine.requests_to(verb::post, "/exec/t1/start");
+    REQUIRE(starts.size() == 1);
+    CHECK(starts[0].json() == json::parse(R"({"Detach":false,"Tty":true})"));
+}
+
+TEST_CASE("an exec whose exit code the engine records late is asked again") {
+    fixture f;
+    f.engine.on_sequence(verb::get, "/exec/e1/json",
+                         {mock_engine::exec_state("e1", "app", true, 0), mock_engine::exec_state("e1", "app", true, 0),
+                          mock_engine::exec_state("e1", "app", false, 3)});
+    f.exec();
+    CHECK(f.engine.requests_to(verb::get, "/exec/e1/json").size() == 3);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Podman
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("Podman: an exec whose upgraded stream the engine leaves open finishes once the exec has exited") {
+    fixture f;
+    f.engine.answer_as_podman();
+    f.engine.on(verb::post, "/exec/e1/start",
+                reply::upgrade({exec_frame(out, "hello\n"), exec_frame(err, "warning\n")}).then_stall());
+    f.engine.on_sequence(verb::get, "/exec/e1/json",
+                         {mock_engine::exec_state("e1", "app", true, 0), mock_engine::exec_state("e1", "app", false, 3)});
+    f.exec();
+    f.check_no_leak();  // the upgraded connection, left open by the engine, was closed by the client
+}
+
+TEST_CASE("Podman: an exec whose stream the engine closes finishes at once") {
+    fixture f;
+    f.engine.answer_as_podman();
+    f.exec();
+}
+
+TEST_CASE("Podman: a broken exec stream is an error even though the exec then exits") {
+    fixture f;
+    f.engine.answer_as_podman();
+    std::string bad = exec_frame(out, "fine\n") + exec_frame(out, "bad");
+    bad[bad.size() - 11] = 9;
+    f.engine.on(verb::post, "/exec/e1/start", reply::upgrade({bad}).then_stall());
+    auto e = thrown<berth::protocol_error>([&] { f.exec(); });
+    CHECK(e.endpoint() == exec_start_endpoint);
+    CHECK(contains(e.what(), "stream byte 9"));
+}
+
+} // TEST_SUITE
