@@ -14,6 +14,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -1157,3 +1159,156 @@ TEST_CASE("Podman: a broken exec stream is an error even though the exec then ex
 }
 
 } // TEST_SUITE
+
+// ---------------------------------------------------------------------------------------------------------------
+// The evaluation layer against the mock engine: what only a mock can show (the exact GPU request on each engine
+// kind without a GPU machine, an engine that lies about archives). Each feature is also tested on real engines.
+namespace {
+
+using mock_container = berth::basic_container<mock_engine>;
+
+struct eval_fixture {
+    asio::io_context ioc;
+    mock_engine engine{ioc.get_executor()};
+    mock_client client{engine};
+    std::filesystem::path dir;
+    std::shared_ptr<berth::logger> log;
+
+    eval_fixture() {
+        std::string templ = (std::filesystem::temp_directory_path() / "berth-mock-XXXXXX").string();
+        dir = ::mkdtemp(templ.data());
+        log = std::make_shared<berth::logger>(dir / "eval.log");
+        engine.on(verb::get, "/images/app/json", reply::json(200, R"({"Id":"sha256:feed","RepoTags":["app:latest"]})"));
+        engine.on(verb::delete_, "/containers/app-container", reply::error(404, "No such container: app-container"));
+        engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1","Warnings":[]})"));
+        engine.on(verb::post, "/containers/c1/start", reply::no_content());
+        engine.on(verb::delete_, "/containers/c1", reply::no_content());
+    }
+    ~eval_fixture() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+    berth::build_container_options genesis() const {
+        berth::build_container_options o;
+        o.repo_path = dir.string();
+        o.domains = {"search_arena", "genesis_humanoid"};
+        o.log = log;
+        return o;
+    }
+    std::string log_text() const {
+        std::ifstream in(dir / "eval.log");
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    json::object create_body(std::size_t i = 0) {
+        return json::parse(engine.requests_to(verb::post, "/containers/create").at(i).body).as_object();
+    }
+};
+
+} // namespace
+
+TEST_SUITE("eval (mock engine)") {
+    TEST_CASE("build_container asks Docker for all GPUs with DeviceRequests") {
+        eval_fixture f;
+        auto box = run(f.ioc, berth::build_container(f.client, f.genesis()));
+        REQUIRE(box.has_value());
+        CHECK(box->id == "c1");
+        CHECK(f.engine.requests_to(verb::post, "/build").empty());  // the tag exists: no build
+        auto body = f.create_body();
+        auto& host = body.at("HostConfig").as_object();
+        CHECK(json::serialize(host.at("DeviceRequests")) ==
+              R"([{"Driver":"","Count":-1,"DeviceIDs":[],"Capabilities":[["gpu"]],"Options":{}}])");
+        CHECK_FALSE(host.contains("Devices"));
+        CHECK(json::serialize(body.at("Cmd")) == R"(["tail","-f","/dev/null"])");
+        CHECK(body.at("Tty").as_bool());
+        CHECK(body.at("OpenStdin").as_bool());
+        CHECK(host.at("Init").as_bool());
+        auto binds = json::serialize(host.at("Binds"));
+        CHECK(binds == "[\"" + std::filesystem::absolute(f.dir).lexically_normal().string() + ":/hyperagents:rw\"]");
+        CHECK_FALSE(host.contains("NetworkMode"));  // unset: the engine's default network
+        CHECK(f.engine.requests_to(verb::post, "/containers/create").at(0).query("name") == "app-container");
+    }
+
+    TEST_CASE("build_container asks Podman for the CDI device nvidia.com/gpu=all") {
+        eval_fixture f;
+        f.engine.answer_as_podman();
+        auto box = run(f.ioc, berth::build_container(f.client, f.genesis()));
+        REQUIRE(box.has_value());
+        auto body = f.create_body();
+        auto& host = body.at("HostConfig").as_object();
+        CHECK(json::serialize(host.at("Devices")) ==
+              R"([{"PathOnHost":"nvidia.com/gpu=all","PathInContainer":"nvidia.com/gpu=all","CgroupPermissions":"rwm"}])");
+        CHECK_FALSE(host.contains("DeviceRequests"));
+    }
+
+    TEST_CASE("no genesis domain: no GPU request at all") {
+        eval_fixture f;
+        auto options = f.genesis();
+        options.domains = {"search_arena", "polyglot"};
+        REQUIRE(run(f.ioc, berth::build_container(f.client, options)).has_value());
+        auto body = f.create_body();
+        auto& host = body.at("HostConfig").as_object();
+        CHECK_FALSE(host.contains("DeviceRequests"));
+        CHECK_FALSE(host.contains("Devices"));
+    }
+
+    TEST_CASE("a refused GPU request falls back without GPU, or fails when GPUs are required") {
+        const char* refusal = "could not select device driver \"\" with capabilities: [[gpu]]";
+        {
+            eval_fixture f;
+            f.engine.once(verb::post, "/containers/c1/start", reply::error(500, refusal));
+            auto box = run(f.ioc, berth::build_container(f.client, f.genesis()));
+            REQUIRE(box.has_value());
+            REQUIRE(f.engine.requests_to(verb::post, "/containers/create").size() == 2);
+            CHECK(f.create_body(0).at("HostConfig").as_object().contains("DeviceRequests"));
+            CHECK_FALSE(f.create_body(1).at("HostConfig").as_object().contains("DeviceRequests"));
+            CHECK(f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);  // the half-made one
+            CHECK(f.log_text().find(std::string("WARNING - GPU request refused by the engine, starting without GPU: ") +
+                                    refusal) != std::string::npos);
+        }
+        {
+            eval_fixture f;
+            f.engine.once(verb::post, "/containers/c1/start", reply::error(500, refusal));
+            auto options = f.genesis();
+            options.gpu_required = true;
+            CHECK_FALSE(run(f.ioc, berth::build_container(f.client, options)).has_value());
+            CHECK(f.engine.requests_to(verb::post, "/containers/create").size() == 1);
+            CHECK(f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);  // nothing left behind
+            CHECK(f.log_text().find(refusal) != std::string::npos);
+        }
+    }
+
+    TEST_CASE("copy_from_container refuses an archive that escapes, and writes nothing outside") {
+        eval_fixture f;
+        mock_container box{&f.client, "c1", "box"};
+        auto outside_before = std::distance(std::filesystem::directory_iterator(f.dir), {});
+        // the engine names the item "../evil"
+        f.engine.once(verb::get, "/containers/c1/archive", reply::archive(json::value{{"name", "../evil"}, {"size", 1}, {"mode", 420}}, {std::string(1024, '\0')}));
+        CHECK_THROWS_AS(run(f.ioc, berth::copy_from_container(box, "/x", f.dir / "out/evil", false)), berth::protocol_error);
+        // a member that climbs out of the copied item
+        berth::tar::entry e;
+        e.name = "x/../../../escaped.txt";
+        e.size = 4;
+        std::string tar;
+        berth::tar::encode_header(e, tar);
+        tar += "evil";
+        tar.append(berth::tar::padding_after(4) + berth::tar::end_of_archive_size, '\0');
+        f.engine.once(verb::get, "/containers/c1/archive", reply::archive(json::value{{"name", "x"}, {"size", 0}, {"mode", 2147484141}}, {tar}));
+        auto error = thrown<berth::tar::error>([&] { run(f.ioc, berth::copy_from_container(box, "/x", f.dir / "out/x", false)); });
+        CHECK(error.code() == berth::tar::errc::unsafe_path);
+        CHECK(error.entry_name() == "x/../../../escaped.txt");
+        CHECK_FALSE(std::filesystem::exists(f.dir / "escaped.txt"));
+        CHECK_FALSE(std::filesystem::exists(f.dir.parent_path() / "escaped.txt"));
+        CHECK_FALSE(std::filesystem::exists(f.dir / "out/x"));
+        for (auto& entry : std::filesystem::directory_iterator(f.dir / "out"))  // no staging directory left
+            CHECK(entry.path().filename().string().rfind(".berth-", 0) != 0);
+        CHECK(std::distance(std::filesystem::directory_iterator(f.dir), {}) == outside_before + 1);  // just out/
+    }
+
+    TEST_CASE("an engine error frame (stream 3) in exec output is an engine_error") {
+        eval_fixture f;
+        f.engine.add_exec("c1", "e1", {exec_frame(out, "partial\n"), exec_frame(berth::output_stream::system_error, "exec failed: oci runtime error")}, 0);
+        mock_container box{&f.client, "c1", "box"};
+        auto error = thrown<berth::engine_error>([&] { run(f.ioc, berth::exec(box, berth::argv("true"))); });
+        CHECK(std::string(error.what()).find("oci runtime error") != std::string::npos);
+    }
+}

@@ -1,5 +1,6 @@
 #pragma once
 // How streamed output reaches the caller: a handler called with each slice as it arrives, and helpers that collect.
+#include <berth/engine/error.hpp>
 #include <berth/http/multiplexed_stream.hpp>
 
 #include <array>
@@ -47,6 +48,9 @@ public:
                 throw protocol_error(endpoint_, e.what());
             }
             if (!c) break;
+            // Stream 3 carries the engine's own error about the stream (Docker's stdcopy fails on it too).
+            if (c->stream == output_stream::system_error)
+                throw engine_error(engine_errc::server_error, 0, std::string(c->data.data(), c->data.size()), endpoint_);
             if (c->stream != output_stream::stdin_)
                 handler_(c->stream, std::string_view(c->data.data(), c->data.size()));
         }
