@@ -19,6 +19,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <array>
 #include <concepts>
 #include <memory>
@@ -106,6 +107,9 @@ public:
     // Up to buffer.size() bytes of the body, as soon as some have arrived; 0 once the body is complete.
     boost::asio::awaitable<std::size_t> read_some(std::span<char> buffer) {
         namespace asio = boost::asio;
+        // Beast reads the body through the connection's buffer, each read as large as that buffer's free capacity
+        // (at least 512 bytes, at most 64 KiB): without room there, a 512 MiB archive takes a million reads.
+        if (lease_) lease_->buffer.reserve(std::min(buffer.size(), body_read_size));
         while (!parser_->is_done()) {
             auto& body = parser_->get().body();
             body.data = buffer.data();
@@ -146,6 +150,8 @@ private:
         if (lease_ && !hijacked_ && parser_->get().keep_alive()) lease_.recycle();
         lease_ = {};
     }
+
+    static constexpr std::size_t body_read_size = 64 * 1024;  // Beast's own cap on one read of a message
 
     lease_type lease_;
     std::unique_ptr<parser_type> parser_{};
