@@ -791,6 +791,22 @@ TEST_CASE("packer -> extractor: a sparse file arrives intact") {
     fs::create_directory(t / "dest");
     unpack(pack_to_string(t / "src", ""), t / "dest", false, 1 << 20);
     CHECK(hash_file(t / "dest/sparse") == hash_file(t / "src/sparse"));
+    CHECK(fs::file_size(t / "dest/sparse") == (8u << 20));
+    // the zeros became holes: a few blocks on disk, not 8 MiB
+    struct stat st {};
+    REQUIRE(::stat((t / "dest/sparse").c_str(), &st) == 0);
+    CHECK(st.st_blocks * 512 < (2 << 20));
+}
+
+TEST_CASE("extractor: a file ending in zeros keeps its size, one of only zeros too") {
+    temp_dir t;
+    fs::create_directories(t / "src");
+    write_file(t / "src/tail", std::string(70000, 'a') + std::string(200000, '\0'));
+    write_file(t / "src/zeros", std::string(300000, '\0'));
+    fs::create_directory(t / "dest");
+    unpack(pack_to_string(t / "src", ""), t / "dest", false, 4096);
+    CHECK(read_file(t / "dest/tail") == std::string(70000, 'a') + std::string(200000, '\0'));
+    CHECK(read_file(t / "dest/zeros") == std::string(300000, '\0'));
 }
 
 TEST_CASE("interop: GNU tar, bsdtar and python tarfile read what the packer writes") {

@@ -246,6 +246,21 @@ public:
 
     void write(std::span<const char> bytes) {
         if (!cur_.fd) return; // content of members that have none on disk (hard links with data) is dropped
+        // A slice of nothing but zeros becomes a hole (seek past it; end() fixes the size): sparse members and
+        // zero-filled files take no disk, so a small archive cannot fill a disk with zeros.
+        if (all_zero(bytes)) {
+            cur_.hole += bytes.size();
+            return;
+        }
+        if (cur_.hole > 0) {
+            if (::lseek(cur_.fd.get(), static_cast<off_t>(cur_.hole), SEEK_CUR) < 0) {
+                int err = errno;
+                std::string name = cur_.name;
+                abort();
+                detail::throw_errno(errc::io_error, "seek failed", name, err);
+            }
+            cur_.hole = 0;
+        }
         while (!bytes.empty()) {
             ssize_t n = ::write(cur_.fd.get(), bytes.data(), bytes.size());
             if (n < 0) {
@@ -263,6 +278,10 @@ public:
         if (!cur_.fd) return;
         const int fd = cur_.fd.get();
         try {
+            if (cur_.hole > 0) {  // trailing zeros: extend the file to its full size
+                off_t at = ::lseek(fd, 0, SEEK_CUR);
+                if (at < 0 || ::ftruncate(fd, at + static_cast<off_t>(cur_.hole)) != 0) fail("extending the file failed");
+            }
             if (chown_ && ::fchown(fd, cur_.uid, cur_.gid) != 0) fail("chown failed");
             // Creation applied the umask; only chmod when that changed anything (or chown cleared special bits).
             if (cur_.mode != (cur_.mode & 0777 & ~umask_) || chown_)
@@ -333,10 +352,21 @@ private:
         detail::unique_fd dir;
         std::string name, leaf, tmp;
         bool created = false; // leaf itself was created for this member (removed on abort)
+        std::uint64_t hole = 0; // zero bytes received but not yet written (seeked over at the next data)
         std::uint32_t mode = 0;
         std::int64_t uid = 0, gid = 0;
         timespec times[2]{};
     };
+
+    static bool all_zero(std::span<const char> bytes) {
+        static constexpr char zeros[4096]{};
+        while (!bytes.empty()) {
+            auto n = std::min(bytes.size(), sizeof zeros);
+            if (std::memcmp(bytes.data(), zeros, n) != 0) return false;
+            bytes = bytes.subspan(n);
+        }
+        return true;
+    }
 
     static std::string strip(std::string_view what, const std::string& name) {
         // Recover the detail from error::what() so the offset can be added: "tar: DETAIL (entry 'NAME')".
