@@ -1277,6 +1277,17 @@ TEST_SUITE("eval (mock engine)") {
         }
     }
 
+    TEST_CASE("a cancelled build_container propagates the cancellation and leaves no container") {
+        eval_fixture f;
+        f.engine.once(verb::post, "/containers/c1/start", reply::stall());
+        auto e = thrown<boost::system::system_error>(
+            [&] { run(f.ioc, berth::with_timeout(berth::build_container(f.client, f.genesis()), 200ms)); });
+        CHECK(e.code() == asio::error::timed_out);
+        settle(f.ioc);
+        CHECK(f.log_text().find("failed") == std::string::npos);  // not reported as a failure
+        CHECK(f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);  // the half-made one removed
+    }
+
     TEST_CASE("copy_from_container refuses an archive that escapes, and writes nothing outside") {
         eval_fixture f;
         mock_container box{&f.client, "c1", "box"};

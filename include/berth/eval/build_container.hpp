@@ -3,6 +3,7 @@
 // of the given name (any old one force-removed), started detached with the repository bind-mounted read-write at
 // /<mount_name> and `tail -f /dev/null` keeping it alive. PID 1 is an init process, so a stop ends it at once.
 // On any failure: an empty result, the reason (the engine's own message) logged, and no half-made container left.
+// Cancellation (a cancellation slot, with_timeout) is not a failure: it propagates as the operation's exception.
 #include <berth/eval/container.hpp>
 #include <berth/eval/logger.hpp>
 #include <berth/tar/packer.hpp>
@@ -104,6 +105,7 @@ boost::asio::awaitable<std::optional<basic_container<Transport>>> build_containe
         if (verbose) log->info(m);
     };
     std::string created_id;
+    std::exception_ptr cancelled;
     try {
         auto engine = co_await client.version();
 
@@ -167,11 +169,18 @@ boost::asio::awaitable<std::optional<basic_container<Transport>>> build_containe
                                               : "GPU devices in the container: " + out.stdout_text);
         }
         co_return result;
+    } catch (const boost::system::system_error& e) {
+        // Cancellation is the caller's decision, not a failure to report: it propagates (after the cleanup below).
+        if (e.code() == boost::asio::error::operation_aborted) cancelled = std::current_exception();
+        else log->error("build_container(" + options.container_name + ") failed: " + e.what());
     } catch (const std::exception& e) {
         log->error("build_container(" + options.container_name + ") failed: " + e.what());
     }
-    // Reached only on failure (co_await is not allowed in the handler above).
+    // Reached only on failure or cancellation (co_await is not allowed in the handlers above). After a
+    // cancellation the state is reset first, so the removal itself is not cancelled too.
+    if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
     if (!created_id.empty()) co_await detail::remove_quietly(client, created_id);
+    if (cancelled) std::rethrow_exception(cancelled);
     co_return std::nullopt;
 }
 
