@@ -203,6 +203,7 @@ asio::awaitable<void> build_from_stream(const engine_under_test& e) {
     berth::tar::packer bad_packer(bad.path, "");
     berth::build_options bad_options;
     bad_options.tag = tag + "-bad";
+    bad_options.force_remove_intermediate = true;  // a failed step's container is not left on the engine
     try {
         co_await c.images().build(bad_packer, bad_options);
         FAIL("a failing build succeeded");

@@ -39,13 +39,14 @@ T run(asio::awaitable<T> op) {
     return f.get();
 }
 
+inline asio::awaitable<bool> ping(std::string address) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, address);
+    co_return co_await c.system().ping();
+}
+
 inline bool reachable(const std::string& address) {
     try {
-        asio::io_context io;
-        auto c = berth::client::at(io.get_executor(), address);
-        auto f = asio::co_spawn(io, c.system().ping(), asio::use_future);
-        io.run();
-        return f.get();
+        return run(ping(address));
     } catch (const std::exception&) {
         return false;
     }
@@ -160,13 +161,13 @@ asio::awaitable<std::string> start_idle_container(berth::basic_client<T>& c, con
 struct container_guard {
     std::string address;
     std::string name;
+    static asio::awaitable<void> remove(std::string address, std::string name) {
+        auto c = berth::client::at(co_await asio::this_coro::executor, address);
+        co_await c.containers().remove(name, true);
+    }
     ~container_guard() {
         try {
-            asio::io_context io;
-            auto c = berth::client::at(io.get_executor(), address);
-            auto f = asio::co_spawn(io, c.containers().remove(name, true), asio::use_future);
-            io.run();
-            f.get();
+            run(remove(address, name));
         } catch (const std::exception&) {
         }
     }
