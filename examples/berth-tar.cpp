@@ -1,10 +1,12 @@
 // berth-tar: list, create and extract tar archives with berth's tar layer.
 //
-//   berth-tar list ARCHIVE                 one JSON object per member and line (sha256 of file contents)
+//   berth-tar list [--allow-missing-end] ARCHIVE   one JSON object per member and line (sha256 of file contents)
 //   berth-tar create [--name NAME] [--dockerignore] [--gzip] DIR|FILE > ARCHIVE
-//   berth-tar extract [--allow-devices] [--keep-owners] ARCHIVE DEST
+//   berth-tar extract [--allow-devices] [--keep-owners] [--exact-modes] [--allow-missing-end] ARCHIVE DEST
 //
-// ARCHIVE may be "-" (stdin/stdout); gzip input is detected by its magic bytes.
+// ARCHIVE may be "-" (stdin/stdout); gzip input is detected by its magic bytes. An archive without its
+// end-of-archive marker (two zero blocks) is refused as truncated unless --allow-missing-end is given; extracted
+// permissions follow PEP 706's `data` filter and the umask unless --exact-modes is given.
 #include <berth/detail/sha256.hpp>
 #include <berth/tar/extract.hpp>
 #include <berth/tar/gzip.hpp>
@@ -107,8 +109,15 @@ const char* type_name(tar::entry_type t) {
     return "other";
 }
 
-int list(const std::string& archive) {
-    tar::reader r;
+int list(std::vector<std::string> args) {
+    tar::reader_options o;
+    if (!args.empty() && args[0] == "--allow-missing-end") {
+        o.require_end_marker = false;
+        args.erase(args.begin());
+    }
+    if (args.size() != 1) throw fatal("list: need ARCHIVE");
+    const std::string& archive = args[0];
+    tar::reader r(o);
     tar::entry cur;
     berth::detail::sha256 hash;
     std::string out;
@@ -171,6 +180,8 @@ int extract(std::vector<std::string> args) {
     for (auto& a : args) {
         if (a == "--allow-devices") o.allow_devices = true;
         else if (a == "--keep-owners") o.keep_owners = true;
+        else if (a == "--exact-modes") o.permissions = tar::permissions::exact;
+        else if (a == "--allow-missing-end") o.reader.require_end_marker = false;
         else pos.push_back(a);
     }
     if (pos.size() != 2) throw fatal("extract: need ARCHIVE DEST");
@@ -181,9 +192,10 @@ int extract(std::vector<std::string> args) {
 }
 
 int usage() {
-    std::cerr << "usage: berth-tar list ARCHIVE\n"
+    std::cerr << "usage: berth-tar list [--allow-missing-end] ARCHIVE\n"
                  "       berth-tar create [--name NAME] [--dockerignore] [--gzip] DIR|FILE > ARCHIVE\n"
-                 "       berth-tar extract [--allow-devices] [--keep-owners] ARCHIVE DEST\n";
+                 "       berth-tar extract [--allow-devices] [--keep-owners] [--exact-modes] [--allow-missing-end] "
+                 "ARCHIVE DEST\n";
     return 2;
 }
 
@@ -195,7 +207,7 @@ int main(int argc, char** argv) {
     std::string cmd = args.front();
     args.erase(args.begin());
     try {
-        if (cmd == "list" && args.size() == 1) return list(args[0]);
+        if (cmd == "list") return list(args);
         if (cmd == "create") return create(args);
         if (cmd == "extract") return extract(args);
         return usage();

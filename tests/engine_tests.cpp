@@ -385,6 +385,72 @@ asio::awaitable<void> timeout_and_cancel(const engine_under_test& e) {
 }
 
 
+// Requests whose reply legitimately comes late outlast a short request_timeout: a wait for a container that exits
+// later, and a stop whose grace period runs out (PID 1 without a TERM handler ignores SIGTERM, so the engine waits
+// the full grace period before SIGKILL). Without their allowances both would end in timed_out.
+asio::awaitable<void> late_replies(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    berth::client_options options;
+    options.request_timeout = std::chrono::seconds(2);
+    auto c = berth::client::at(ex, e.address, options);
+    co_await ensure_base_image(c);
+    const auto name = unique_name("late");
+    container_guard guard{e.address, name};
+    berth::container_config cfg;
+    cfg.image = base_image;
+    cfg.cmd = {"sh", "-c", "sleep 4; exit 5"};
+    cfg.host.network_mode = "none";
+    auto created = co_await c.containers().create(cfg, name);
+    co_await c.containers().start(created.id);
+    CHECK(co_await c.containers().wait(created.id) == 5);
+    co_await c.containers().remove(created.id);
+
+    cfg.cmd = {"sleep", "1000"};
+    created = co_await c.containers().create(cfg, name);
+    co_await c.containers().start(created.id);
+    co_await c.containers().stop(created.id, 4);
+    auto info = co_await c.containers().inspect(created.id);
+    CHECK_FALSE(info.state.running);
+    CHECK(info.state.exit_code == 137);  // killed after the grace period: the whole grace period was waited for
+}
+
+// The version berth negotiates with the test engines (both report API 1.41), a pinned one, and one the engine refuses.
+asio::awaitable<void> pinned_versions(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    berth::client_options options;
+    options.api_version = "1.40";
+    auto c = berth::client::at(ex, e.address, options);
+    CHECK(co_await c.api_version() == "1.40");
+    auto listed = co_await c.containers().list();
+    (void)listed;
+    options.api_version = "1.44";
+    auto too_new = berth::client::at(ex, e.address, options);
+    try {
+        co_await too_new.containers().list();
+        FAIL("a version newer than the engine's was used");
+    } catch (const berth::unsupported_api_version_error& err) {
+        CHECK(err.status() == 0);  // found out from /version, before sending the request
+        CHECK(std::string(err.what()).find("1.41") != std::string::npos);
+    }
+}
+
+// A transport error names the engine, the request and the operation, and keeps its code.
+asio::awaitable<void> connect_error_text(const engine_under_test&) {
+    auto ex = co_await asio::this_coro::executor;
+    temp_dir dir;
+    const std::string address = "unix://" + (dir.path / "absent.sock").string();
+    auto c = berth::client::at(ex, address);
+    try {
+        co_await c.system().ping();
+        FAIL("ping to a missing socket succeeded");
+    } catch (const boost::system::system_error& err) {
+        std::string text = err.what();
+        CHECK(text.starts_with(address + ": GET /_ping: connect: "));
+        CHECK(text.find("/boost/") == std::string::npos);
+        CHECK(err.code() == boost::system::errc::no_such_file_or_directory);
+    }
+}
+
 } // namespace
 
 TEST_SUITE("engine") {
@@ -400,6 +466,13 @@ TEST_SUITE("engine") {
     TEST_CASE("archive stat, get and put") { for_each_engine(archive_endpoints); }
     TEST_CASE("the TCP transport (tcp://127.0.0.1 relayed to the engine)") { for_each_engine(over_tcp); }
     TEST_CASE("time limits and cancellation leave the client healthy") { for_each_engine(timeout_and_cancel); }
+    TEST_CASE("a wait and a stop outlast a short request_timeout") { for_each_engine(late_replies); }
+    TEST_CASE("a pinned API version is used, or refused when the engine does not speak it") {
+        for_each_engine(pinned_versions);
+    }
+    TEST_CASE("a failed connect names the socket, the request and the operation") {
+        for_each_engine(connect_error_text, true, false);
+    }
     TEST_CASE("1000 sequential pings and 200 concurrent inspects, no leaked sockets") {
         for_each_engine(many_requests, true, false);
     }

@@ -3,6 +3,13 @@
 
 #include <berth/eval/blocking.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <sys/stat.h>
@@ -471,6 +478,489 @@ void parallel_evaluations(const engine_under_test& e) {
     CHECK(f.get().empty());
 }
 
+// This process's resident set now (VmRSS), in KiB.
+long current_rss_kib() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    return -1;
+}
+
+// Runs a shell command in the container and requires it to succeed.
+asio::awaitable<void> sh(const berth::container& box, const std::string& script) {
+    auto r = co_await berth::exec(box, berth::argv("sh", "-c", script));
+    INFO(script << " -> " << r.output);
+    REQUIRE(r.exit_code == 0);
+}
+
+asio::awaitable<std::string> sh_output(const berth::container& box, const std::string& script) {
+    auto r = co_await berth::exec(box, berth::argv("sh", "-c", script));
+    co_return r.output;
+}
+
+// A container with the kinds of symlinks real images hold: absolute and relative links to directories, a
+// merged-/usr style /lib -> usr/lib, a link in the middle of paths, a link to a file.
+asio::awaitable<void> plant_links(const berth::container& box) {
+    co_await sh(box, "mkdir -p /data/dir /usr/lib && echo hi > /data/dir/f && ln -s /data/dir /linkdir && "
+                     "ln -s data/dir /rel && ln -s usr/lib /lib && ln -s /data /mid && ln -s f /data/dir/flink");
+}
+
+asio::awaitable<void> copy_into_symlinked_directories(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("h3-linkin");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    co_await plant_links(*box);
+    temp_dir t;
+    write_file(t / "one.txt", "one\n");
+    write_file(t / "tree/inner.txt", "inner\n");
+
+    co_await berth::copy_to_container(*box, t / "one.txt", "/linkdir/abs.txt", false);          // absolute link
+    co_await berth::copy_to_container(*box, t / "one.txt", "/rel/rel.txt", false);              // relative link
+    co_await berth::copy_to_container(*box, t / "one.txt", "/lib/merged.txt", false);           // /lib -> usr/lib
+    co_await berth::copy_to_container(*box, t / "one.txt", "/mid/new/deeper/mid.txt", false);   // link mid-path, parents missing
+    co_await berth::copy_to_container(*box, t / "tree", "/linkdir/sub/tree", false);            // a tree, parents missing
+    auto where = co_await sh_output(*box, "cat /data/dir/abs.txt /data/dir/rel.txt /usr/lib/merged.txt "
+                                          "/data/new/deeper/mid.txt /data/dir/sub/tree/inner.txt; "
+                                          "ls -ld /linkdir /rel /lib /mid | cut -c1");
+    CHECK(where == "one\none\none\none\ninner\nl\nl\nl\nl\n");  // the links themselves are still links
+
+    // dest itself a symlink: the copy goes where it leads (as docker cp does); the link stays
+    write_file(t / "two.txt", "two\n");
+    co_await berth::copy_to_container(*box, t / "two.txt", "/data/dir/flink", false);
+    CHECK(co_await sh_output(*box, "cat /data/dir/f; readlink /data/dir/flink") == "two\nf\n");
+    co_await berth::cleanup_container(*box, false);
+}
+
+asio::awaitable<void> copy_out_of_a_symlink(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("h3-linkout");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    co_await plant_links(*box);
+    temp_dir t;
+    // a link to a file: the file's content lands at dest, on both engines
+    co_await berth::copy_from_container(*box, "/data/dir/flink", t / "flink.txt", false);
+    CHECK_FALSE(fs::is_symlink(t / "flink.txt"));
+    CHECK(slurp(t / "flink.txt") == "hi\n");
+    // links to directories, absolute and relative, and a link in the middle of the path
+    co_await berth::copy_from_container(*box, "/linkdir", t / "abs", false);
+    co_await berth::copy_from_container(*box, "/rel", t / "rel", false);
+    co_await berth::copy_from_container(*box, "/mid/dir/f", t / "mid.txt", false);
+    CHECK(slurp(t / "abs/f") == "hi\n");
+    CHECK(fs::read_symlink(t / "abs/flink") == "f");  // links inside the tree are copied as links
+    CHECK(slurp(t / "rel/f") == "hi\n");
+    CHECK(slurp(t / "mid.txt") == "hi\n");
+    // a dangling link is a missing source, named as such
+    co_await sh(*box, "ln -s /nowhere /dangling");
+    try {
+        co_await berth::copy_from_container(*box, "/dangling", t / "never", false);
+        FAIL("copy of a dangling link succeeded");
+    } catch (const berth::file_not_found& err) {
+        CHECK(err.where() == berth::file_not_found::side::container);
+        CHECK(err.path() == "/dangling");
+        if (e.name == "docker") CHECK(std::string(err.what()).find("/nowhere") != std::string::npos);  // Podman: 404
+    }
+    CHECK_FALSE(fs::exists(fs::symlink_status(t / "never")));
+    co_await berth::cleanup_container(*box, false);
+}
+
+// A virtualenv-like tree: links inside it, and links out of it (absolute, and climbing out).
+asio::awaitable<void> links_pointing_outside(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "links.log");
+    const auto name = unique_name("h3-venv");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, log));
+    REQUIRE(box.has_value());
+    co_await sh(*box, "mkdir -p /venv/bin /venv/lib && echo cfg > /venv/pyvenv.cfg && "
+                      "ln -s /usr/bin/python3 /venv/bin/python && ln -s python /venv/bin/python3 && "
+                      "ln -s ../../usr/lib /venv/lib/outside");
+    temp_dir t;
+
+    // default: skipped, each logged as a warning and listed in the result; the rest is copied
+    berth::copy_options skip;
+    skip.log = log;
+    auto skipped = co_await berth::copy_from_container(*box, "/venv", t / "skip", skip);
+    REQUIRE(skipped.skipped_links.size() == 2);
+    CHECK(skipped.skipped_links[0].path == "/venv/bin/python");
+    CHECK(skipped.skipped_links[0].target == "/usr/bin/python3");
+    CHECK(skipped.skipped_links[1].path == "/venv/lib/outside");
+    CHECK(skipped.skipped_links[1].target == "../../usr/lib");
+    CHECK(slurp(t / "skip/pyvenv.cfg") == "cfg\n");
+    CHECK(fs::read_symlink(t / "skip/bin/python3") == "python");
+    CHECK_FALSE(fs::exists(fs::symlink_status(t / "skip/bin/python")));
+    CHECK_FALSE(fs::exists(fs::symlink_status(t / "skip/lib/outside")));
+    auto text = slurp(logs / "links.log");
+    CHECK(text.find("WARNING - Skipped symlink /venv/bin/python -> /usr/bin/python3") != std::string::npos);
+    CHECK(text.find("WARNING - Skipped symlink /venv/lib/outside -> ../../usr/lib") != std::string::npos);
+
+    // keep: written verbatim, as docker cp does
+    berth::copy_options keep;
+    keep.verbose = false;
+    keep.outside_links = berth::link_policy::keep;
+    auto kept = co_await berth::copy_from_container(*box, "/venv", t / "keep", keep);
+    CHECK(kept.skipped_links.empty());
+    CHECK(fs::read_symlink(t / "keep/bin/python") == "/usr/bin/python3");
+    CHECK(fs::read_symlink(t / "keep/lib/outside") == "../../usr/lib");
+    CHECK(slurp(t / "keep/pyvenv.cfg") == "cfg\n");
+
+    // refuse: the copy fails and nothing lands
+    berth::copy_options refuse;
+    refuse.verbose = false;
+    refuse.outside_links = berth::link_policy::refuse;
+    try {
+        co_await berth::copy_from_container(*box, "/venv", t / "refuse", refuse);
+        FAIL("a link out of the copy was accepted");
+    } catch (const berth::tar::error& err) {
+        CHECK(err.code() == berth::tar::errc::unsafe_link);
+    }
+    CHECK_FALSE(fs::exists(t / "refuse"));
+    co_await berth::cleanup_container(*box, false);
+}
+
+// A file copied onto a directory of the container (or the reverse) replaces nothing unless asked.
+asio::awaitable<void> directory_not_replaced(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("h3-nooverwrite");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    co_await sh(*box, "mkdir -p /data/dir /data/file-here && echo keep > /data/dir/f && rmdir /data/file-here && "
+                      "echo plain > /data/plain");
+    temp_dir t;
+    write_file(t / "file", "a file\n");
+    write_file(t / "tree/dir", "a file where the container has a directory\n");
+    write_file(t / "dirtree/x", "x\n");
+
+    // top level: refused before anything is sent
+    try {
+        co_await berth::copy_to_container(*box, t / "file", "/data/dir", false);
+        FAIL("a file replaced a directory");
+    } catch (const berth::tar::error& err) {
+        CHECK(err.code() == berth::tar::errc::type_conflict);
+        CHECK(std::string(err.what()).find("'/data/dir' in the container is a directory") != std::string::npos);
+    }
+    CHECK_THROWS_AS(co_await berth::copy_to_container(*box, t / "dirtree", "/data/plain", false), berth::tar::error);
+    // inside a copied tree: the engine's own switch refuses
+    CHECK_THROWS_AS(co_await berth::copy_to_container(*box, t / "tree", "/data", false), berth::engine_error);
+    CHECK(co_await sh_output(*box, "cat /data/dir/f /data/plain") == "keep\nplain\n");
+
+    // asked for: the directory is replaced
+    berth::copy_options replace;
+    replace.verbose = false;
+    replace.replace_directories = true;
+    co_await berth::copy_to_container(*box, t / "file", "/data/dir", replace);
+    CHECK(co_await sh_output(*box, "cat /data/dir") == "a file\n");
+    co_await berth::cleanup_container(*box, false);
+}
+
+// Failure reasons as values, next to the seed's empty result.
+asio::awaitable<void> failure_reasons(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "reasons.log");
+    const auto name = unique_name("h3-reasons");
+    container_guard guard{e.address, name};
+
+    auto ok = co_await berth::build_container(c, eval_options(repo, name, log));
+    REQUIRE(ok.has_value());
+    CHECK(ok.failure() == nullptr);
+    std::optional<berth::container> as_optional = ok;  // the seed's contract still holds
+    CHECK(as_optional->id == ok->id);
+    co_await berth::cleanup_container(*ok, false);
+
+    // a broken Dockerfile: image_build_failed with the engine's message
+    write_file(repo.path / "Dockerfile", "FROM scratch\nTHIS-IS-NOT-AN-INSTRUCTION\n");
+    auto broken_options = eval_options(repo, name, log);
+    broken_options.image_name = unique_name("h3-broken") + "-img";
+    auto broken = co_await berth::build_container(c, broken_options);
+    CHECK_FALSE(broken.has_value());
+    REQUIRE(broken.failure() != nullptr);
+    CHECK(broken.failure()->reason == berth::build_failure_reason::image_build_failed);
+    auto lower = broken.failure()->message;
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    CHECK(lower.find("this-is-not-an-instruction") != std::string::npos);
+    CHECK_THROWS_AS(std::rethrow_exception(broken.failure()->error), berth::engine_error);
+
+    // GPUs required and refused
+    auto gpu_options = eval_options(repo, name, log);
+    gpu_options.domains = {"genesis"};
+    gpu_options.gpu_required = true;
+    auto gpu = co_await berth::build_container(c, gpu_options);
+    CHECK_FALSE(gpu.has_value());
+    REQUIRE(gpu.failure() != nullptr);
+    CHECK(gpu.failure()->reason == berth::build_failure_reason::gpu_refused);
+
+    // an image that is not there and cannot be built: the engine refused the create
+    auto missing_options = eval_options(repo, name, log);
+    missing_options.image_name = unique_name("h3-missing") + "-img";
+    temp_dir empty_repo;
+    missing_options.repo_path = empty_repo.path.string();  // no Dockerfile
+    auto missing = co_await berth::build_container(c, missing_options);
+    REQUIRE(missing.failure() != nullptr);
+    CHECK(missing.failure()->reason == berth::build_failure_reason::image_build_failed);
+
+    // no engine at all
+    temp_dir nowhere;
+    auto unreachable_client = berth::client::at(co_await asio::this_coro::executor, "unix://" + (nowhere / "none.sock").string());
+    auto unreachable = co_await berth::build_container(unreachable_client, eval_options(repo, name, log));
+    REQUIRE(unreachable.failure() != nullptr);
+    CHECK(unreachable.failure()->reason == berth::build_failure_reason::engine_unreachable);
+    CHECK_THROWS_AS(co_await c.containers().inspect(name), berth::not_found_error);
+}
+
+// exec keeps what it collected when it is interrupted, bounds what it keeps, and can keep nothing.
+asio::awaitable<void> exec_interruptions_and_bounds(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = berth::client::at(ex, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("h3-exec");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+
+    // cancelled once the first line has arrived: the exception carries it
+    asio::cancellation_signal cancel;
+    berth::run_options watch;
+    watch.verbose = false;
+    watch.on_output = [&](berth::output_stream, std::string_view d) {
+        if (d.find("before") != std::string_view::npos)
+            asio::post(ex, [&cancel] { cancel.emit(asio::cancellation_type::terminal); });
+    };
+    std::exception_ptr failure;
+    auto done = asio::co_spawn(ex, berth::exec(*box, berth::argv("sh", "-c", "echo before; exec sleep 600"), watch),
+                               asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+    try {
+        co_await std::move(done);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    REQUIRE(failure);
+    try {
+        std::rethrow_exception(failure);
+    } catch (const berth::exec_interrupted& err) {
+        CHECK(err.code() == asio::error::operation_aborted);
+        CHECK(err.partial().output == "before\n");
+        CHECK(err.partial().stdout_text == "before\n");
+        CHECK_FALSE(err.partial().exit_code.has_value());
+    } catch (const std::exception& err) {
+        FAIL("not exec_interrupted: " << err.what());
+    }
+
+    // a time limit: exec_interrupted with timed_out, still a system_error for callers that catch those
+    berth::run_options limited;
+    limited.timeout = std::chrono::milliseconds(300);
+    CHECK_THROWS_AS(co_await berth::exec(*box, berth::argv("sleep", "600"), limited), boost::system::system_error);
+    try {
+        co_await berth::exec(*box, berth::argv("sleep", "600"), limited);
+    } catch (const berth::exec_interrupted& err) {
+        CHECK(err.code() == asio::error::timed_out);
+    }
+
+    // bounded: the first max_output_bytes kept, the rest counted; the callback sees everything
+    berth::run_options bounded;
+    bounded.max_output_bytes = 1 << 20;
+    std::uint64_t seen = 0;
+    bounded.on_output = [&](berth::output_stream, std::string_view d) { seen += d.size(); };
+    auto big = co_await berth::exec(*box, berth::argv("sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x"), bounded);
+    CHECK(big.exit_code == 0);
+    CHECK(seen == 3000000);
+    CHECK(big.output.size() == (1u << 20));
+    CHECK(big.stdout_text.size() == (1u << 20));
+    CHECK(big.dropped_bytes == 3000000 - (1u << 20));
+    // nothing kept: the callback alone takes the output
+    bounded.max_output_bytes = 0;
+    seen = 0;
+    auto none = co_await berth::exec(*box, berth::argv("sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo err >&2"), bounded);
+    CHECK(seen == 3000004);
+    CHECK(none.output.empty());
+    CHECK(none.stdout_text.empty());
+    CHECK(none.stderr_text.empty());
+    CHECK(none.dropped_bytes == 3000004);
+
+    // a 256 MiB line with the default bound: memory stays near the bound, not twice the output
+    std::ofstream("/proc/self/clear_refs") << "5";
+    const long before = current_rss_kib();
+    berth::run_options defaults;
+    defaults.stream = true;  // a line without newline must not grow the streamed-line buffer either
+    defaults.verbose = false;
+    auto huge = co_await berth::exec(*box, berth::argv("sh", "-c", "head -c 268435456 /dev/zero | tr '\\0' x"), defaults);
+    CHECK(huge.output.size() == (std::size_t{64} << 20));
+    CHECK(huge.dropped_bytes == (std::uint64_t{256} << 20) - (std::uint64_t{64} << 20));
+    long growth = peak_rss_kib() - before;
+    MESSAGE("RSS growth during a 256 MiB exec output: " << growth / 1024 << " MiB");
+    // Kept: 64 MiB twice (merged, and by stream) plus the strings' growth; unbounded it was over 512 MiB.
+    CHECK(growth < 320 * 1024);
+    co_await berth::cleanup_container(*box, false);
+}
+
+// A proxy on a unix socket in front of an engine: passes everything through, except that the reply to the first
+// container create is held back once the engine has sent it. The container exists; the client never hears of it.
+class holding_proxy {
+public:
+    holding_proxy(asio::any_io_executor ex, std::string engine_address, fs::path socket, std::function<void()> on_held)
+        : state_(std::make_shared<state>(ex, std::move(socket), std::move(engine_address), std::move(on_held))) {
+        asio::co_spawn(ex, accept(state_), asio::detached);
+    }
+    ~holding_proxy() { state_->stop(); }
+    std::string address() const { return "unix://" + state_->path.string(); }
+
+private:
+    using socket_t = asio::local::stream_protocol::socket;
+    struct state {
+        state(asio::any_io_executor ex, fs::path p, std::string engine, std::function<void()> held)
+            : path(std::move(p)), upstream(engine.substr(engine.find("://") + 3)), acceptor(ex), on_held(std::move(held)) {
+            acceptor.open();
+            acceptor.bind(asio::local::stream_protocol::endpoint(path.string()));
+            acceptor.listen();
+        }
+        void stop() {
+            boost::system::error_code ec;
+            acceptor.close(ec);
+            for (auto& s : sockets)
+                if (auto p = s.lock()) p->close(ec);
+        }
+        fs::path path;
+        std::string upstream;
+        asio::local::stream_protocol::acceptor acceptor;
+        std::function<void()> on_held;
+        std::vector<std::weak_ptr<socket_t>> sockets;
+        bool held = false;
+    };
+    struct link {
+        std::shared_ptr<socket_t> client, engine;
+        bool hold_reply = false;
+    };
+
+    static asio::awaitable<void> accept(std::shared_ptr<state> st) {
+        for (;;) {
+            auto [ec, s] = co_await st->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            auto l = std::make_shared<link>();
+            l->client = std::make_shared<socket_t>(std::move(s));
+            l->engine = std::make_shared<socket_t>(st->acceptor.get_executor());
+            st->sockets.push_back(l->client);
+            st->sockets.push_back(l->engine);
+            auto [cec] = co_await l->engine->async_connect(asio::local::stream_protocol::endpoint(st->upstream),
+                                                             asio::as_tuple(asio::use_awaitable));
+            if (cec) co_return;
+            asio::co_spawn(st->acceptor.get_executor(), requests(st, l), asio::detached);
+            asio::co_spawn(st->acceptor.get_executor(), replies(st, l), asio::detached);
+        }
+    }
+    static asio::awaitable<void> requests(std::shared_ptr<state> st, std::shared_ptr<link> l) {
+        std::array<char, 16384> buf;
+        std::string seen;
+        for (;;) {
+            auto [ec, n] = co_await l->client->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            seen.append(buf.data(), n);
+            if (!st->held && seen.find("POST ") != std::string::npos && seen.find("/containers/create") != std::string::npos)
+                st->held = l->hold_reply = true;
+            if (seen.size() > 65536) seen.erase(0, seen.size() - 1024);
+            auto [wec, w] = co_await asio::async_write(*l->engine, asio::buffer(buf.data(), n), asio::as_tuple(asio::use_awaitable));
+            if (wec) co_return;
+        }
+    }
+    static asio::awaitable<void> replies(std::shared_ptr<state> st, std::shared_ptr<link> l) {
+        std::array<char, 16384> buf;
+        for (;;) {
+            auto [ec, n] = co_await l->engine->async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            if (l->hold_reply) {
+                st->on_held();  // the engine has answered the create; the client is left waiting
+                co_return;
+            }
+            auto [wec, w] = co_await asio::async_write(*l->client, asio::buffer(buf.data(), n), asio::as_tuple(asio::use_awaitable));
+            if (wec) co_return;
+        }
+    }
+    std::shared_ptr<state> state_;
+};
+
+// build_container cancelled after the engine created the container but before its reply arrived: the container is
+// found by this call's label and removed.
+asio::awaitable<void> cancelled_before_create_reply(const engine_under_test& e) {
+    auto ex = co_await asio::this_coro::executor;
+    auto direct = berth::client::at(ex, e.address);
+    co_await ensure_base_image(direct);
+    repo_fixture repo;
+    temp_dir sockets;
+    asio::cancellation_signal cancel;
+    bool held = false;
+    holding_proxy proxy(ex, e.address, sockets / "engine.sock", [&] {
+        held = true;
+        asio::post(ex, [&cancel] { cancel.emit(asio::cancellation_type::terminal); });
+    });
+    auto c = berth::client::at(ex, proxy.address());
+    const auto name = unique_name("h3-cancelled");
+    container_guard guard{e.address, name};
+    // a container of another call (another token) is never touched
+    const auto bystander = unique_name("h3-bystander");
+    container_guard bystander_guard{e.address, bystander};
+    berth::container_config other;
+    other.image = base_image;
+    other.cmd = {"true"};
+    other.host.network_mode = "none";
+    other.labels["berth.build-call"] = "someone-else";
+    co_await direct.containers().create(other, bystander);
+
+    std::exception_ptr outcome;
+    try {
+        co_await asio::co_spawn(ex, berth::build_container(c, eval_options(repo, name, nullptr)),
+                                asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+    } catch (...) {
+        outcome = std::current_exception();
+    }
+    CHECK(held);
+    REQUIRE(outcome);
+    try {
+        std::rethrow_exception(outcome);
+    } catch (const boost::system::system_error& err) {
+        CHECK(err.code() == asio::error::operation_aborted);
+    }
+    CHECK_THROWS_AS(co_await direct.containers().inspect(name), berth::not_found_error);
+    CHECK_NOTHROW(co_await direct.containers().inspect(bystander));
+}
+
+// A stop right after build_container ends the container by the signal (exit code 128+15 from the init), never by
+// the SIGKILL after the grace period (137): the init was ready for it.
+asio::awaitable<void> stop_right_after_start(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    for (int i = 0; i < 25; ++i) {
+        CAPTURE(i);
+        const auto name = unique_name("h3-stop");
+        container_guard guard{e.address, name};
+        auto options = eval_options(repo, name, nullptr);
+        options.verbose = false;
+        auto box = co_await berth::build_container(c, options);
+        REQUIRE(box.has_value());
+        co_await c.containers().stop(box->id, 30);
+        auto info = co_await c.containers().inspect(box->id);
+        CHECK_FALSE(info.state.running);
+        CHECK(info.raw.at("State").as_object().at("ExitCode").as_int64() == 143);
+        co_await c.containers().remove(box->id, true);
+    }
+}
+
 
 } // namespace
 
@@ -537,6 +1027,20 @@ TEST_SUITE("eval") {
     TEST_CASE("exec options, log_container_output, streamed output") { for_each_engine(exec_and_output); }
     TEST_CASE("GPU passthrough is attempted, and fails only when required") { for_each_engine(gpu_attempted); }
     TEST_CASE("a 2 GiB file in and out with flat memory") { for_each_engine(big_file); }
+    TEST_CASE("copy into directories reached through symlinks: absolute, relative, /lib -> usr/lib, mid-path") {
+        for_each_engine(copy_into_symlinked_directories);
+    }
+    TEST_CASE("copy out of a path that is a symlink") { for_each_engine(copy_out_of_a_symlink); }
+    TEST_CASE("links pointing outside a copy out: skip (default), keep, refuse") { for_each_engine(links_pointing_outside); }
+    TEST_CASE("a copy in does not replace a directory with a file unless asked") { for_each_engine(directory_not_replaced); }
+    TEST_CASE("build_container failure reasons as values") { for_each_engine(failure_reasons); }
+    TEST_CASE("exec: output kept when interrupted, bounded, or not collected") { for_each_engine(exec_interruptions_and_bounds); }
+    TEST_CASE("build_container cancelled before the create reply leaves no container") {
+        for_each_engine(cancelled_before_create_reply);
+    }
+    TEST_CASE("a stop right after build_container is ended by the signal, not the grace period") {
+        for_each_engine(stop_right_after_start);
+    }
     TEST_CASE("16 evaluations in parallel on one io_context") {
         for (auto& e : engines()) {
             CAPTURE(e.name);
@@ -555,6 +1059,28 @@ TEST_SUITE("eval") {
             REQUIRE(box.has_value());
             auto r = berth::blocking::exec(c, *box, {"sh", "-c", "exit 9"});
             CHECK_THROWS_WITH_AS(berth::log_container_output(r, false), "Script failed with exit code 9", berth::script_failed);
+            // a command line, split as a shell would
+            auto line = berth::blocking::exec(c, *box, "sh -c 'echo \"two words\"; exit 4'");
+            CHECK(line.exit_code == 4);
+            CHECK(line.output == "two words\n");
+            // copies take copy_options: their own logger, the link policy; copy_from reports skipped links
+            temp_dir t;
+            auto log = std::make_shared<berth::logger>(t / "blocking.log");
+            berth::copy_options copy;
+            copy.log = log;
+            write_file(t / "in.txt", "blocking\n");
+            berth::blocking::copy_to_container(c, *box, t / "in.txt", "/task/in.txt", copy);
+            berth::blocking::exec(c, *box, "ln -s /etc/passwd /task/outside");
+            auto copied = berth::blocking::copy_from_container(c, *box, "/task", t / "out", copy);
+            CHECK(slurp(t / "out/in.txt") == "blocking\n");
+            REQUIRE(copied.skipped_links.size() == 1);
+            CHECK(copied.skipped_links[0].path == "/task/outside");
+            auto text = slurp(t / "blocking.log");
+            CHECK(text.find("INFO - Copied " + t.path.string() + "/in.txt to " + name + ":/task/in.txt") != std::string::npos);
+            CHECK(text.find("WARNING - Skipped symlink /task/outside -> /etc/passwd") != std::string::npos);
+            // a container build_container did not make, wrapped by id
+            berth::container wrapped{&c.async(), box->id, "wrapped"};
+            CHECK(berth::blocking::exec(c, wrapped, "cat /task/in.txt").output == "blocking\n");
             berth::blocking::cleanup_container(c, *box, false);
         }
     }

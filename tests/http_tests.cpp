@@ -5,11 +5,16 @@
 #include <berth/engine/client.hpp>
 #include <berth/engine/error.hpp>
 #include <berth/http/multiplexed_stream.hpp>
+#include <berth/engine/json.hpp>
 #include <berth/transport/docker_host.hpp>
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/assert/source_location.hpp>
+
 #include <cctype>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -156,7 +161,7 @@ TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying 
         {"tcp://[::1]2375", "expected ':'"},
         {"tcp://::1", "brackets"},
         {"tcp://fe80::1:2375", "brackets"},
-        {"ssh://user@host", "'ssh' is not supported"},
+        {"ssh://user:secret@host", "password"},
         {"npipe:////./pipe/docker_engine", "'npipe' is not supported"},
         {"http://localhost:2375", "'http' is not supported"},
         {"fd://", "'fd' is not supported"},
@@ -173,7 +178,7 @@ TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying 
 }
 
 TEST_CASE("invalid_host is an std::invalid_argument") {
-    CHECK_THROWS_AS(parse_docker_host("ssh://x"), std::invalid_argument);
+    CHECK_THROWS_AS(parse_docker_host("ftp://x"), std::invalid_argument);
 }
 
 TEST_CASE("docker_host_from_env") {
@@ -196,7 +201,7 @@ TEST_CASE("docker_host_from_env") {
         CHECK(a.port == 12375);
     }
     SUBCASE("set to something malformed: invalid_host, not a silent fallback") {
-        ::setenv(var, "ssh://me@box", 1);
+        ::setenv(var, "ssh://me:secret@box", 1);
         CHECK_THROWS_AS(berth::docker_host_from_env(var), berth::invalid_host);
     }
     ::unsetenv(var);
@@ -440,8 +445,178 @@ TEST_CASE("api_version_less compares versions as numbers") {
     CHECK_FALSE(api_version_less("1.43", "1.41"));
     CHECK(api_version_less("1.99", "2.0"));
     CHECK_FALSE(api_version_less("2.0", "1.99"));
-    CHECK_FALSE(api_version_less("1", "1.0"));
-    CHECK_FALSE(api_version_less("1.0", "1"));
+}
+
+TEST_CASE("an API version is digits.digits and nothing else (it goes into every request line)") {
+    using berth::detail::parse_api_version;
+    CHECK(parse_api_version("1.41") == std::pair{1, 41});
+    CHECK(parse_api_version("1.9") == std::pair{1, 9});
+    CHECK(parse_api_version("10.1000") == std::pair{10, 1000});
+    for (std::string_view bad : {"", "1", "1.", ".41", "1.41.0", "v1.41", "1.41 ", " 1.41", "1.-4", "+1.41",
+                                 "1.40/../../evil", "1.41\r\nX-Evil: 1", "1.41/containers", "1.41?x=1", "1.41#",
+                                 "1.12345", "12345.1", "1,41", "4.3.1"})
+        CHECK_MESSAGE(!parse_api_version(bad), std::string(bad));
+    CHECK_FALSE(parse_api_version(std::string_view("1.4\0", 4)));
+    CHECK_FALSE(parse_api_version("1.41\r\n"));
+}
+
+TEST_CASE("negotiation: the newest version both speak, within the engine's minimum and berth's range") {
+    using berth::detail::negotiate_api_version;
+    CHECK(berth::oldest_api_version == "1.40");
+    CHECK(berth::newest_api_version == "1.56");
+    // Docker 20.10, Podman 4.3 (both report 1.41)
+    CHECK(negotiate_api_version("1.41", "1.12", "") == "1.41");
+    CHECK(negotiate_api_version("1.41", "1.24", "") == "1.41");
+    // Docker 29.0 raised the minimum to 1.44; current Docker speaks 1.56 down to 1.40
+    CHECK(negotiate_api_version("1.51", "1.44", "") == "1.51");
+    CHECK(negotiate_api_version("1.56", "1.40", "") == "1.56");
+    // newer than berth: berth's newest; no MinAPIVersion: taken as no minimum
+    CHECK(negotiate_api_version("1.60", "1.44", "") == "1.56");
+    CHECK(negotiate_api_version("1.40", "", "") == "1.40");
+    // pinned: exactly that version, when the engine speaks it
+    CHECK(negotiate_api_version("1.51", "1.44", "1.44") == "1.44");
+    CHECK(negotiate_api_version("1.41", "1.12", "1.40") == "1.40");
+}
+
+TEST_CASE("negotiation: no version in common is an unsupported_api_version_error saying both ranges") {
+    using berth::detail::negotiate_api_version;
+    auto refusal = [](std::string_view api, std::string_view min, std::string_view pinned) {
+        try {
+            auto v = negotiate_api_version(api, min, pinned);
+            FAIL_CHECK("negotiated " << v);
+        } catch (const berth::unsupported_api_version_error& e) {
+            CHECK(e.code() == berth::engine_errc::unsupported_api_version);
+            CHECK(e.endpoint() == "GET /version");
+            CHECK(e.status() == 0);
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    auto old_engine = refusal("1.39", "1.12", "");
+    CHECK(contains(old_engine, "1.39"));
+    CHECK(contains(old_engine, "at least 1.40"));
+    auto future_engine = refusal("1.70", "1.60", "");
+    CHECK(contains(future_engine, "1.60 to 1.70"));
+    CHECK(contains(future_engine, "1.40 to 1.56"));
+    CHECK(contains(refusal("1.51", "1.44", "1.41"), "pinned to 1.41"));        // Docker 29.0, pinned too low
+    CHECK(contains(refusal("1.41", "1.12", "1.44"), "newer than the engine's"));  // Docker 20.10, pinned too high
+}
+
+TEST_CASE("negotiation: a version field that is not digits.digits is a protocol_error quoting it safely") {
+    using berth::detail::negotiate_api_version;
+    try {
+        negotiate_api_version("1.40/../../evil\r\nX: y", "1.12", "");
+        FAIL_CHECK("accepted");
+    } catch (const berth::protocol_error& e) {
+        CHECK(e.endpoint() == "GET /version");
+        CHECK(contains(e.what(), "ApiVersion '1.40/../../evil??X: y'"));
+    }
+    CHECK_THROWS_AS(negotiate_api_version("1.41", "one", ""), berth::protocol_error);
+    CHECK_THROWS_AS(negotiate_api_version("", "1.12", ""), berth::protocol_error);
+}
+
+TEST_CASE("a pinned API version outside berth's range, or not a version, is refused when the client is made") {
+    boost::asio::io_context ioc;
+    auto make = [&](std::string pinned) {
+        berth::client_options options;
+        options.api_version = std::move(pinned);
+        return berth::client::at(ioc.get_executor(), "unix:///nonexistent.sock", std::move(options));
+    };
+    CHECK_THROWS_AS(make("1.39"), std::invalid_argument);
+    CHECK_THROWS_AS(make("1.57"), std::invalid_argument);
+    CHECK_THROWS_AS(make("1.41/x"), std::invalid_argument);
+    CHECK_NOTHROW(make("1.40"));
+    CHECK_NOTHROW(make("1.56"));
+    CHECK_NOTHROW(make(""));
+}
+
+TEST_CASE("Docker's refusal of a client version is an unsupported_api_version_error") {
+    CHECK_THROWS_AS(berth::throw_engine_error(400,
+                                              "client version 1.41 is too old. Minimum supported API version is 1.44, "
+                                              "please upgrade your client to a newer version",
+                                              "GET /v1.41/containers/json"),
+                    berth::unsupported_api_version_error);
+    CHECK_THROWS_AS(berth::throw_engine_error(400, "client version 1.56 is too new. Maximum supported API version is 1.41",
+                                              "GET /v1.56/containers/json"),
+                    berth::unsupported_api_version_error);
+    CHECK_THROWS_AS(berth::throw_engine_error(400, "invalid reference format", "POST /v1.41/containers/create"),
+                    berth::engine_error);
+    try {
+        berth::throw_engine_error(400, "invalid reference format", "e");
+    } catch (const berth::unsupported_api_version_error&) {
+        FAIL_CHECK("an ordinary 400 taken for a version refusal");
+    } catch (const berth::engine_error& e) {
+        CHECK(e.code() == berth::engine_errc::bad_request);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Numbers in the engine's JSON
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("an integer field that does not fit its type is a protocol_error, not a wrong value") {
+    using berth::json_read::optional_int;
+    using berth::json_read::optional_int_as;
+    auto field = [](std::string_view text) { return boost::json::parse(text).as_object(); };
+    const std::string endpoint = "GET /v1.41/containers/x/json";
+    CHECK(optional_int_as<int>(field(R"({"ExitCode":137})"), "ExitCode", endpoint) == 137);
+    CHECK(optional_int_as<int>(field(R"({"ExitCode":-1})"), "ExitCode", endpoint) == -1);
+    CHECK(optional_int_as<int>(field(R"({"ExitCode":2.0})"), "ExitCode", endpoint) == 2);
+    CHECK(optional_int_as<int>(field(R"({})"), "ExitCode", endpoint, -7) == -7);
+    CHECK(optional_int(field(R"({"Size":9223372036854775807})"), "Size", endpoint) == INT64_MAX);
+    CHECK(optional_int(field(R"({"Size":-9223372036854775808})"), "Size", endpoint) == INT64_MIN);
+    CHECK(optional_int_as<std::uint32_t>(field(R"({"mode":4294967295})"), "mode", endpoint) == 4294967295u);
+    for (std::string_view bad : {R"({"ExitCode":1e400})", R"({"ExitCode":-1e400})", R"({"ExitCode":2147483648})",
+                                 R"({"ExitCode":-2147483649})", R"({"ExitCode":18446744073709551615})",
+                                 R"({"ExitCode":1.5})", R"({"ExitCode":1e10})"}) {
+        try {
+            optional_int_as<int>(field(bad), "ExitCode", endpoint);
+            FAIL_CHECK("accepted " << bad);
+        } catch (const berth::protocol_error& e) {
+            CHECK(e.endpoint() == endpoint);
+            CHECK(contains(e.what(), "'ExitCode'"));
+        }
+    }
+    CHECK_THROWS_AS(optional_int(field(R"({"Size":9223372036854775808})"), "Size", endpoint), berth::protocol_error);
+    CHECK_THROWS_AS(optional_int(field(R"({"Size":9.3e18})"), "Size", endpoint), berth::protocol_error);
+    CHECK_THROWS_AS(optional_int(field(R"({"Size":1e400})"), "Size", endpoint), berth::protocol_error);
+    CHECK_THROWS_AS(optional_int_as<std::uint32_t>(field(R"({"mode":4294967296})"), "mode", endpoint),
+                    berth::protocol_error);
+    CHECK_THROWS_AS(optional_int_as<std::uint32_t>(field(R"({"mode":-1})"), "mode", endpoint), berth::protocol_error);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Transport error texts
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_CASE("a transport_error keeps its code and says where, without Boost's source location") {
+    boost::system::error_code located = boost::asio::error::connection_refused;
+    static constexpr auto here = BOOST_CURRENT_LOCATION;
+    located.assign(located.value(), located.category(), &here);
+    REQUIRE(contains(boost::system::system_error(located, "x").what(), " at "));  // what Boost alone would print
+    berth::transport_error e(located, "unix:///tmp/x.sock: POST /v1.41/containers/create: connect");
+    CHECK(e.code() == boost::asio::error::connection_refused);
+    CHECK(std::string(e.what()) ==
+          "unix:///tmp/x.sock: POST /v1.41/containers/create: connect: " + located.message());
+    const boost::system::system_error& as_system_error = e;
+    CHECK(as_system_error.code() == boost::asio::error::connection_refused);
+    CHECK_FALSE(e.code().has_location());
+    // A copy sliced to system_error still says where, and still not Asio's source location.
+    boost::system::system_error sliced = e;
+    CHECK(contains(sliced.what(), "POST /v1.41/containers/create: connect: "));
+    CHECK_FALSE(contains(sliced.what(), " at "));
+}
+
+TEST_CASE("a transport's words about a failed connect are kept, without what the message says anyway") {
+    using berth::http::detail::connect_failure_detail;
+    const std::string address = "unix:///tmp/x.sock";
+    boost::system::error_code refused = boost::asio::error::connection_refused;
+    const std::string plain = refused.message();
+    CHECK(connect_failure_detail(boost::system::system_error(refused), address) == "");
+    CHECK(connect_failure_detail(boost::system::system_error(refused, "connect to " + address), address) == "");
+    CHECK(connect_failure_detail(berth::transport_error(refused, address), address) == "");
+    CHECK(connect_failure_detail(berth::transport_error(refused, "ssh: Permission denied (publickey)"), address) ==
+          "ssh: Permission denied (publickey)");
 }
 
 } // TEST_SUITE

@@ -4,6 +4,7 @@
 #include <berth/tar/extract.hpp>
 #include <berth/tar/packer.hpp>
 #include <berth/tar/reader.hpp>
+#include <berth/tar/writer.hpp>
 
 #include <doctest/doctest.h>
 
@@ -281,9 +282,12 @@ std::vector<listed> read_archive(std::string_view bytes) {
     return out;
 }
 
-void unpack(const std::string& archive, const fs::path& dest, bool fallback, std::size_t chunk = 7777) {
+// Exact modes by default here: these tests are about reproducing a tree as it was.
+void unpack(const std::string& archive, const fs::path& dest, bool fallback, std::size_t chunk = 7777,
+            tar::permissions modes = tar::permissions::exact) {
     tar::extract_options o;
     o.force_fallback = fallback;
+    o.permissions = modes;
     tar::unpacker u(dest, o);
     for (std::size_t off = 0; off < archive.size(); off += chunk) u.feed(std::string_view(archive).substr(off, chunk));
     u.finish();
@@ -486,11 +490,12 @@ TEST_CASE("extractor: limits") {
     }
 }
 
-TEST_CASE("extractor: modes, mtimes, deferred directory metadata, special bits") {
+TEST_CASE("extractor: exact modes, mtimes, deferred directory metadata, special bits") {
     for (bool fb : {false, true}) {
         temp_dir t;
         tar::extract_options o;
         o.force_fallback = fb;
+        o.permissions = tar::permissions::exact;
         tar::extractor x(t.path, o);
         auto ro = mdir("ro", 0555);
         ro.e.mtime = 1'000'000'000;
@@ -517,6 +522,7 @@ TEST_CASE("extractor: modes, mtimes, deferred directory metadata, special bits")
     }
     temp_dir t;
     tar::extract_options o;
+    o.permissions = tar::permissions::exact;
     o.keep_special_bits = true;
     o.keep_owners = true;
     tar::extractor x(t.path, o);
@@ -581,6 +587,159 @@ TEST_CASE("extractor: devices and fifos when opted in") {
         extract_all(y, {{dev, {}}});
         CHECK(fs::is_character_file(t / "null"));
     }
+}
+
+namespace {
+// Sets the process umask for a scope; the extractor reads it when constructed, child processes inherit it.
+struct umask_scope {
+    mode_t old;
+    explicit umask_scope(mode_t m) : old(::umask(m)) {}
+    ~umask_scope() { ::umask(old); }
+};
+
+// Members with every kind of mode the data filter changes.
+std::vector<member> mode_zoo() {
+    return {mdir("d-world", 0777),          mdir("d-private", 0700),
+            mdir("d-sticky", 01777),        mfile("world-writable", "w", 0666),
+            mfile("group-write-exec", "g", 0775), mfile("suid", "s", 04755),
+            mfile("sgid-no-owner-x", "x", 02071), mfile("nothing", "n", 0),
+            mfile("other-x-only", "o", 0601), mfile("d-world/inside", "i", 0646),
+            hlink("hard", "world-writable"), slink("sym", "nothing")};
+}
+
+std::string archive_of(const std::vector<member>& ms) {
+    std::string out;
+    tar::writer w([&](std::span<const char> b) { out.append(b.data(), b.size()); });
+    for (auto& m : ms) {
+        w.add(m.e);
+        w.write(m.content);
+    }
+    w.finish();
+    return out;
+}
+
+std::map<std::string, unsigned> modes_in(const fs::path& root) {
+    std::map<std::string, unsigned> out;
+    for (auto& [name, n] : snap(root))
+        if (n.type != 'l') out[name] = n.mode;
+    return out;
+}
+} // namespace
+
+TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by default") {
+    const std::map<std::string, unsigned> want_022 = {
+        {"d-private", 0755}, {"d-sticky", 0755}, {"d-world", 0755}, {"d-world/inside", 0644}, {"group-write-exec", 0755},
+        {"hard", 0644}, {"nothing", 0600}, {"other-x-only", 0600}, {"sgid-no-owner-x", 0640}, {"suid", 0755},
+        {"world-writable", 0644}};
+    for (bool fb : {false, true}) {
+        CAPTURE(fb);
+        umask_scope mask(022);
+        temp_dir t;
+        tar::extract_options o;
+        o.force_fallback = fb;
+        tar::extractor x(t.path, o);
+        extract_all(x, mode_zoo());
+        CHECK(modes_in(t.path) == want_022);
+    }
+    {
+        // The umask applies on top (nothing group- or world-accessible under 077), to directories too.
+        umask_scope mask(077);
+        temp_dir t;
+        tar::extractor x(t.path);
+        extract_all(x, mode_zoo());
+        auto got = modes_in(t.path);
+        for (auto& [name, mode] : want_022) CHECK(got[name] == (mode & 0700));
+    }
+    {
+        // A directory that was already there keeps its mode (PEP 706 sets none for directories).
+        umask_scope mask(022);
+        temp_dir t;
+        fs::create_directory(t / "pre");
+        fs::permissions(t / "pre", static_cast<fs::perms>(0711));
+        tar::extractor x(t.path);
+        extract_all(x, {mdir("pre", 0777), mdir("pre", 0700), mdir("new", 0700), mdir("new", 0777)});
+        CHECK(modes_in(t.path) == std::map<std::string, unsigned>{{"new", 0755}, {"pre", 0711}});
+    }
+    if (::system("/usr/bin/python3 -c 'import tarfile; tarfile.data_filter' 2>/dev/null") == 0) {
+        // Python's own data filter agrees (its files ignore the umask; under 022 that makes no difference).
+        umask_scope mask(022);
+        temp_dir t;
+        write_file(t / "zoo.tar", archive_of(mode_zoo()));
+        fs::create_directory(t / "py");
+        REQUIRE(run("/usr/bin/python3 -c \"import sys,tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], "
+                    "filter='data')\" " + (t / "zoo.tar").string() + " " + (t / "py").string()) == 0);
+        fs::create_directory(t / "berth");
+        unpack(archive_of(mode_zoo()), t / "berth", false, 512, tar::permissions::data_filter);
+        CHECK(snap(t / "berth", false) == snap(t / "py", false));
+        CHECK(modes_in(t / "py") == want_022);
+    }
+}
+
+TEST_CASE("extractor: exact modes on request; special bits only with them") {
+    umask_scope mask(022);
+    temp_dir t;
+    fs::create_directory(t / "d-private");
+    tar::extract_options o;
+    o.permissions = tar::permissions::exact;
+    {
+        tar::extractor x(t.path, o);
+        extract_all(x, mode_zoo());
+    }
+    auto got = modes_in(t.path);
+    CHECK(got["world-writable"] == 0666);
+    CHECK(got["group-write-exec"] == 0775);
+    CHECK(got["suid"] == 0755);
+    CHECK(got["nothing"] == 0);
+    CHECK(got["d-world"] == 0777);
+    CHECK(got["d-private"] == 0700);
+    CHECK(got["d-sticky"] == 0777);
+    o.keep_special_bits = true;
+    {
+        tar::extractor x(t.path, o);
+        extract_all(x, mode_zoo());
+    }
+    got = modes_in(t.path);
+    CHECK(got["suid"] == 04755);
+    CHECK(got["sgid-no-owner-x"] == 02071);
+    CHECK(got["d-sticky"] == 01777);
+    o.permissions = tar::permissions::data_filter;
+    CHECK_THROWS_AS(tar::extractor(t.path, o), std::invalid_argument);
+}
+
+TEST_CASE("unpacker: an archive cut at a member boundary is an error, not a smaller tree") {
+    temp_dir t;
+    fs::create_directories(t / "src");
+    write_file(t / "src/one", "1");
+    write_file(t / "src/two", "2");
+    const auto archive = pack_to_string(t / "src", "");
+    const std::size_t boundary = archive.size() - tar::end_of_archive_size;
+    for (std::size_t cut : {std::size_t{1024}, boundary, boundary + 512}) {
+        CAPTURE(cut);
+        fs::remove_all(t / "dest");
+        fs::create_directory(t / "dest");
+        tar::unpacker u(t / "dest");
+        u.feed(std::string_view(archive).substr(0, cut));
+        try {
+            u.finish();
+            FAIL("a cut archive was taken as complete");
+        } catch (const tar::error& e) {
+            CHECK(e.code() == tar::errc::truncated);
+            CHECK(e.offset() == cut);
+        }
+    }
+    // The whole archive, in pieces, is complete; so is a cut one when the caller turns the rule off.
+    fs::remove_all(t / "dest");
+    fs::create_directory(t / "dest");
+    unpack(archive, t / "dest", false, 100);
+    CHECK(tree(t / "dest") == std::set<std::string>{"one", "two"});
+    fs::remove_all(t / "dest");
+    fs::create_directory(t / "dest");
+    tar::extract_options o;
+    o.reader.require_end_marker = false;
+    tar::unpacker u(t / "dest", o);
+    u.feed(std::string_view(archive).substr(0, 1024));
+    u.finish();
+    CHECK(tree(t / "dest") == std::set<std::string>{"one"});
 }
 
 TEST_CASE("packer: round trip through the reader") {

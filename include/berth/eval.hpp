@@ -1,5 +1,6 @@
 #pragma once
 // The evaluation layer: the seed's docker_utils in C++.
+#include <berth/version.hpp> // first: the C++20 check
 #include <berth/eval/build_container.hpp>
 #include <berth/eval/cleanup_container.hpp>
 #include <berth/eval/copy.hpp>

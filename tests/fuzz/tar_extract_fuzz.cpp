@@ -48,7 +48,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     fs::create_directory(dest);
     const std::size_t split = size ? data[size - 1] % 700 + 1 : 1;
     try {
-        tar::unpacker u(dest);
+        // Both permission policies and both end-of-archive rules, chosen by the input's size.
+        tar::extract_options o;
+        o.permissions = size % 2 ? tar::permissions::exact : tar::permissions::data_filter;
+        o.reader.require_end_marker = size % 4 < 2;
+        tar::unpacker u(dest, o);
         for (std::size_t pos = 0; pos < size; pos += split) u.feed(in.subspan(pos, std::min(split, size - pos)));
         u.finish();
     } catch (const tar::error&) {

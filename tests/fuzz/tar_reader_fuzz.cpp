@@ -18,6 +18,11 @@ struct driver {
     std::uint64_t fed = 0, got = 0, budget = 64 << 20;
     bool in_entry = false, ended = false;
 
+    // Only files have content; other types report the size field they carry.
+    std::uint64_t content_size() const {
+        return r.current().type == tar::entry_type::file ? r.current().size : 0;
+    }
+
     void push(std::span<const char> bytes) {
         if (ended) return;
         r.feed(bytes);
@@ -35,11 +40,11 @@ struct driver {
             case tar::reader::event::data:
                 if (!in_entry || r.data().empty()) std::abort();
                 got += r.data().size();
-                if (got > r.current().size) std::abort();
+                if (got > content_size()) std::abort();
                 if ((budget -= std::min<std::uint64_t>(budget, r.data().size())) == 0) throw stop{};
                 break;
             case tar::reader::event::entry_end:
-                if (!in_entry || got != r.current().size) std::abort();
+                if (!in_entry || got != content_size()) std::abort();
                 in_entry = false;
                 break;
             case tar::reader::event::end: ended = true; return;

@@ -1,5 +1,6 @@
 #pragma once
-// SHA-256 (FIPS 180-4), incremental. Used to fingerprint member contents; not a security boundary.
+// SHA-256 (FIPS 180-4), incremental. The docker CLI names a context's directories by the SHA-256 of the context
+// name (transport/docker_context.hpp); tests and berth-tar fingerprint contents with it. Not a security boundary.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -39,8 +40,8 @@ public:
         for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
         update({reinterpret_cast<const char*>(len), 8});
         std::array<unsigned char, 32> out;
-        for (int i = 0; i < 8; ++i)
-            for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<unsigned char>(h_[i] >> (24 - 8 * j));
+        for (std::size_t i = 0; i < 8; ++i)
+            for (std::size_t j = 0; j < 4; ++j) out[4 * i + j] = static_cast<unsigned char>(h_[i] >> (24 - 8 * j));
         return out;
     }
 

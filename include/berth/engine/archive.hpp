@@ -97,7 +97,7 @@ private:
         path_stat s;
         s.name = json_read::optional_string(o, "name", endpoint);
         s.size = json_read::optional_int(o, "size", endpoint);
-        s.mode = static_cast<std::uint32_t>(json_read::optional_int(o, "mode", endpoint));
+        s.mode = json_read::optional_int_as<std::uint32_t>(o, "mode", endpoint);
         s.mtime = json_read::optional_string(o, "mtime", endpoint);
         s.link_target = json_read::optional_string(o, "linkTarget", endpoint);
         return s;

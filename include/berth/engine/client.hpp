@@ -2,12 +2,15 @@
 // basic_client<Transport>: the Docker Engine API client. Resources are reached through containers(), images(),
 // execs(), archives() and system(); the client itself answers version(), api_version() and kind(). Movable: its
 // state lives in a client_core at a fixed address, so operations in flight keep working when the handle moves.
+#include <berth/version.hpp> // first: the C++20 check
 #include <berth/engine/archive.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/containers.hpp>
 #include <berth/engine/exec.hpp>
 #include <berth/engine/images.hpp>
 #include <berth/engine/system.hpp>
+#include <berth/transport/docker_context.hpp>
+#include <berth/transport/socket_transport.hpp>
 
 namespace berth {
 
@@ -20,27 +23,43 @@ public:
     basic_client(Transport transport, client_options options)
         : core_(std::make_unique<client_core<Transport>>(std::move(transport), std::move(options))) {}
 
-    // The engine named by DOCKER_HOST (unix:// or tcp://), else /var/run/docker.sock. Throws invalid_host.
+    // The engine the docker CLI would use: DOCKER_HOST (with DOCKER_TLS_VERIFY / DOCKER_CERT_PATH), else the
+    // context named by DOCKER_CONTEXT, else config.json's current context, else /var/run/docker.sock. Throws
+    // invalid_host, context_error, or tls_error (TLS asked for without <berth/transport/tls.hpp>, unusable material).
+    static basic_client from_env(boost::asio::any_io_executor ex, client_options options)
+        requires std::same_as<Transport, socket_transport>
+    {
+        return at(std::move(ex), docker_endpoint_from_env(), std::move(options));
+    }
+    // An overload, not a defaulted argument: `from_env(co_await this_coro::executor)` would otherwise build the
+    // default client_options as a temporary in the coroutine frame, which g++ 12 miscompiles (a freed pointer).
     static basic_client from_env(boost::asio::any_io_executor ex)
         requires std::same_as<Transport, socket_transport>
     {
         return from_env(std::move(ex), client_options{});
     }
-    static basic_client from_env(boost::asio::any_io_executor ex, client_options options)
+    // The engine at an address in DOCKER_HOST syntax: unix://, tcp:// (plain) or ssh://. Throws invalid_host.
+    static basic_client at(boost::asio::any_io_executor ex, std::string_view address, client_options options)
         requires std::same_as<Transport, socket_transport>
     {
-        return basic_client(socket_transport(std::move(ex), docker_host_from_env()), std::move(options));
+        return at(std::move(ex), engine_endpoint{.address = parse_docker_host(address)}, std::move(options));
     }
-    // The engine at an address in DOCKER_HOST syntax. Throws invalid_host.
     static basic_client at(boost::asio::any_io_executor ex, std::string_view address)
         requires std::same_as<Transport, socket_transport>
     {
         return at(std::move(ex), address, client_options{});
     }
-    static basic_client at(boost::asio::any_io_executor ex, std::string_view address, client_options options)
+    // The engine at an endpoint: an address with TLS material or ssh options. Throws tls_error as from_env.
+    static basic_client at(boost::asio::any_io_executor ex, engine_endpoint endpoint, client_options options = {})
         requires std::same_as<Transport, socket_transport>
     {
-        return basic_client(socket_transport(std::move(ex), parse_docker_host(address)), std::move(options));
+        return basic_client(socket_transport(std::move(ex), std::move(endpoint)), std::move(options));
+    }
+    // The engine of a named Docker context ("default": the environment's). Throws context_error as well.
+    static basic_client from_context(boost::asio::any_io_executor ex, std::string_view name, client_options options = {})
+        requires std::same_as<Transport, socket_transport>
+    {
+        return at(std::move(ex), load_docker_context(name).endpoint, std::move(options));
     }
 
     containers_api<Transport>& containers() { return core_->containers(); }

@@ -1,6 +1,7 @@
 #pragma once
 // client_core<Transport>: what every resource API is written on. It owns the transport and the keep-alive pool,
-// negotiates the API version once (from /version, capped at a pinned maximum), knows which engine it talks to
+// negotiates the API version once (from /version, within berth's range and the engine's, or pinned), gives each
+// request its default time limit, knows which engine it talks to
 // (Docker or Podman, from /version, never guessed), and turns every non-2xx reply into a typed engine_error.
 // It lives at a fixed address (basic_client holds it on the heap), so the resource API objects it owns can be
 // referred to by coroutine frames for as long as the client lives, however the client itself is moved.
@@ -17,7 +18,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace berth {
 
@@ -35,14 +39,31 @@ struct engine_version {
     json::object raw{};
 };
 
+// The Engine API versions berth speaks: every request body and reply it uses is written for each version in this
+// range (see the README's list of the differences handled).
+inline constexpr std::string_view oldest_api_version = "1.40";
+inline constexpr std::string_view newest_api_version = "1.56";
+
 struct client_options {
-    // API versions above this are never used, whatever the engine offers: berth is written against v1.41.
-    std::string max_api_version = "1.41";
+    // Empty: the newest Engine API version both berth and the engine speak (from /version). "1.44": exactly this
+    // one (it must lie within berth's range and the engine's); std::invalid_argument when it is not a version.
+    std::string api_version{};
     std::size_t max_idle_connections = 16;
-    // Time limit for each ordinary (non-streaming) request; zero means none. Streams (build output, archives,
-    // exec output, logs) take theirs from the caller, through with_timeout or a cancellation slot.
-    std::chrono::steady_clock::duration request_timeout{};
+    // Time limit of each connect to the engine; zero means none.
+    std::chrono::steady_clock::duration connect_timeout = std::chrono::seconds(30);
+    // Time limit of each ordinary request (head and body of a reply that is not a stream), and of the wait for the
+    // head of a stream's reply (exec start, archives, build after its upload); zero means none. Generous on
+    // purpose: removing a large container or image takes a while. A container stop gets its grace period on top;
+    // a wait and followed logs have no default limit (the caller asked to wait): give them one with with_timeout
+    // or a cancellation slot, as any stream's own (idle) limit.
+    std::chrono::steady_clock::duration request_timeout = std::chrono::minutes(5);
     http::exchange_options http;
+};
+
+// How long one ordinary request may take: the client's request_timeout, more, or no limit.
+struct time_limit {
+    std::chrono::steady_clock::duration extra{};  // added to the request_timeout (a stop's grace period)
+    bool unlimited = false;                       // the caller asked to wait (a container wait)
 };
 
 template <transport Transport> class containers_api;
@@ -52,21 +73,81 @@ template <transport Transport> class archive_api;
 template <transport Transport> class system_api;
 
 namespace detail {
-// "1.41" < "1.9" must compare numerically.
-inline bool api_version_less(std::string_view a, std::string_view b) {
-    auto split = [](std::string_view v) {
-        auto dot = v.find('.');
-        auto num = [](std::string_view s) {
-            int n = 0;
-            for (char c : s) {
-                if (c < '0' || c > '9') break;
-                n = n * 10 + (c - '0');
-            }
-            return n;
-        };
-        return std::pair{num(v.substr(0, dot)), dot == std::string_view::npos ? 0 : num(v.substr(dot + 1))};
+// "digits.digits" (each at most 4 digits) as numbers, so that "1.41" < "1.9" compares right; nullopt for anything
+// else. An engine's version string goes into every request line, so nothing else may pass.
+inline std::optional<std::pair<int, int>> parse_api_version(std::string_view v) {
+    auto number = [](std::string_view digits) -> std::optional<int> {
+        if (digits.empty() || digits.size() > 4) return std::nullopt;
+        int n = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9') return std::nullopt;
+            n = n * 10 + (c - '0');
+        }
+        return n;
     };
-    return split(a) < split(b);
+    auto dot = v.find('.');
+    if (dot == std::string_view::npos) return std::nullopt;
+    auto major = number(v.substr(0, dot)), minor = number(v.substr(dot + 1));
+    if (!major || !minor) return std::nullopt;
+    return std::pair{*major, *minor};
+}
+
+// For versions already checked by parse_api_version.
+inline bool api_version_less(std::string_view a, std::string_view b) {
+    return parse_api_version(a).value_or(std::pair{0, 0}) < parse_api_version(b).value_or(std::pair{0, 0});
+}
+
+// An engine's text quoted in an error message: bounded, control characters shown as '?'.
+inline std::string quote_engine_text(std::string_view text) {
+    std::string out = "'";
+    for (char c : text.substr(0, 40)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+    return out + (text.size() > 40 ? "...'" : "'");
+}
+
+// The API version to speak with an engine whose /version gave engine_api (ApiVersion) and engine_min
+// (MinAPIVersion, empty when it gave none), given the caller's pinned version (empty: none).
+// A version field that is not digits.digits is a protocol_error; no version in common is an
+// unsupported_api_version_error, before anything else is sent.
+inline std::string negotiate_api_version(std::string_view engine_api, std::string_view engine_min, std::string_view pinned) {
+    const std::string endpoint = "GET /version";
+    if (!parse_api_version(engine_api))
+        throw protocol_error(endpoint, "the engine's ApiVersion " + quote_engine_text(engine_api) +
+                                           " is not an API version (digits.digits)");
+    if (!engine_min.empty() && !parse_api_version(engine_min))
+        throw protocol_error(endpoint, "the engine's MinAPIVersion " + quote_engine_text(engine_min) +
+                                           " is not an API version (digits.digits)");
+    const std::string engine_range = "the engine speaks API " +
+                                     (engine_min.empty() ? std::string() : std::string(engine_min) + " to ") +
+                                     std::string(engine_api);
+    std::string chosen;
+    if (!pinned.empty()) {
+        if (api_version_less(engine_api, pinned))
+            throw unsupported_api_version_error(0, "the pinned API version " + std::string(pinned) +
+                                                       " is newer than the engine's: " + engine_range, endpoint);
+        chosen = pinned;
+    } else {
+        chosen = api_version_less(engine_api, newest_api_version) ? std::string(engine_api)
+                                                                  : std::string(newest_api_version);
+        if (api_version_less(chosen, oldest_api_version))
+            throw unsupported_api_version_error(0, engine_range + ", berth needs at least " +
+                                                       std::string(oldest_api_version), endpoint);
+    }
+    if (!engine_min.empty() && api_version_less(chosen, engine_min))
+        throw unsupported_api_version_error(0, engine_range + ", berth speaks " + std::string(oldest_api_version) +
+                                                   " to " + std::string(newest_api_version) +
+                                                   (pinned.empty() ? std::string() : ", pinned to " + std::string(pinned)),
+                                            endpoint);
+    return chosen;
+}
+
+// A pinned version must be one berth speaks.
+inline void check_pinned_api_version(std::string_view pinned) {
+    if (pinned.empty()) return;
+    if (!parse_api_version(pinned) || api_version_less(pinned, oldest_api_version) ||
+        api_version_less(newest_api_version, pinned))
+        throw std::invalid_argument("berth: client_options.api_version " + quote_engine_text(pinned) +
+                                    " is not an API version berth speaks (" + std::string(oldest_api_version) + " to " +
+                                    std::string(newest_api_version) + ")");
 }
 } // namespace detail
 
@@ -77,8 +158,9 @@ public:
     using response_type = http::response<Transport>;
 
     client_core(Transport transport, client_options options)
-        : options_(std::move(options)),
-          pool_(std::make_shared<http::connection_pool<Transport>>(std::move(transport), options_.max_idle_connections)),
+        : options_(checked(std::move(options))),
+          pool_(std::make_shared<http::connection_pool<Transport>>(std::move(transport), options_.max_idle_connections,
+                                                                   options_.connect_timeout)),
           state_(std::make_shared<negotiated_state>()), containers_(*this), images_(*this), execs_(*this),
           archives_(*this), system_(*this) {}
     client_core(const client_core&) = delete;
@@ -127,11 +209,26 @@ public:
         co_return *state_->version;
     }
 
-    // The API version requests are sent with: the engine's, capped at options().max_api_version.
+    // The API version requests are sent with: the pinned one, else the newest both berth and the engine speak.
+    // Throws unsupported_api_version_error when they share none (see detail::negotiate_api_version).
     boost::asio::awaitable<std::string> api_version() {
         auto v = co_await version();
-        co_return detail::api_version_less(v.api_version, options_.max_api_version) ? v.api_version
-                                                                                     : options_.max_api_version;
+        co_return detail::negotiate_api_version(v.api_version, v.min_api_version, options_.api_version);
+    }
+
+    // True when the negotiated API version is `version` or newer.
+    boost::asio::awaitable<bool> api_at_least(std::string_view version) {
+        auto current = co_await api_version();
+        co_return !detail::api_version_less(current, version);
+    }
+
+    // Refuses a feature the negotiated API version lacks (unsupported_api_version_error naming the endpoint).
+    boost::asio::awaitable<void> require_api(std::string_view version, std::string feature, std::string endpoint) {
+        auto current = co_await api_version();
+        if (detail::api_version_less(current, version))
+            throw unsupported_api_version_error(0, feature + " needs Engine API " + std::string(version) +
+                                                       ", and this engine is spoken to at " + current,
+                                                std::move(endpoint));
     }
 
     boost::asio::awaitable<engine_kind> kind() {
@@ -143,30 +240,38 @@ public:
 
     // Opens an exchange on the versioned path ("/containers/json" -> "/v1.41/containers/json"); the reply's body
     // is left to the caller. A non-2xx reply throws its engine_error here (its body holds the message).
+    // The reply head must come within the request_timeout after the request (and its streamed body) went out,
+    // unless the request says otherwise (head_timeout, with a zero duration for none).
     template <class Source = http::detail::no_body>
-    boost::asio::awaitable<response_type> open(http::request req, Source* source = nullptr) {
+    boost::asio::awaitable<response_type> open(http::request req, Source* source = nullptr,
+                                               std::optional<std::chrono::steady_clock::duration> head_timeout = {}) {
         req.target = "/v" + (co_await api_version()) + req.target;
+        req.head_timeout = head_timeout.value_or(options_.request_timeout);
         auto r = co_await http::exchange(pool_, std::move(req), options_.http, source);
         if (r.status() >= 300) co_await throw_reply_error(r);
         co_return r;
     }
 
-    // An ordinary request: the whole reply body as text, after the status check; honours request_timeout.
-    boost::asio::awaitable<std::string> call(verb method, std::string target, std::string json_body = {}) {
+    // An ordinary request: the whole reply body as text, after the status check; within the request_timeout
+    // (a system_error timed_out naming the engine and the request).
+    boost::asio::awaitable<std::string> call(verb method, std::string target, std::string json_body = {},
+                                             time_limit limit = {}) {
         http::request req{.method = method, .target = std::move(target)};
         if (!json_body.empty()) {
             req.body = std::move(json_body);
             req.content_type = "application/json";
         }
-        auto op = open_and_read(std::move(req));
-        if (options_.request_timeout.count() > 0) co_return co_await with_timeout(std::move(op), options_.request_timeout);
-        co_return co_await std::move(op);
+        if (limit.unlimited || options_.request_timeout.count() <= 0) co_return co_await open_and_read(std::move(req));
+        std::string endpoint = std::string(boost::beast::http::to_string(method)) + " /v" + (co_await api_version()) +
+                               req.target;
+        co_return co_await within(open_and_read(std::move(req)), options_.request_timeout + limit.extra, endpoint);
     }
 
     // call() whose reply must be JSON.
-    boost::asio::awaitable<json::value> call_json(verb method, std::string target, std::string json_body = {}) {
+    boost::asio::awaitable<json::value> call_json(verb method, std::string target, std::string json_body = {},
+                                                  time_limit limit = {}) {
         std::string endpoint = std::string(boost::beast::http::to_string(method)) + " " + target;
-        auto body = co_await call(method, std::move(target), std::move(json_body));
+        auto body = co_await call(method, std::move(target), std::move(json_body), limit);
         co_return json_read::parse(body, endpoint);
     }
 
@@ -198,8 +303,24 @@ public:
     }
 
 private:
+    static client_options checked(client_options options) {
+        detail::check_pinned_api_version(options.api_version);
+        return options;
+    }
+
+    // `operation` within `limit`: a system_error timed_out whose text names the engine and the request.
+    template <class T>
+    boost::asio::awaitable<T> within(boost::asio::awaitable<T> operation, std::chrono::steady_clock::duration limit,
+                                     const std::string& endpoint) {
+        std::string what = transport().describe() + ": " + endpoint + ": no complete reply within " +
+                           describe_duration(limit);
+        co_return co_await with_timeout(std::move(operation), limit, std::move(what));
+    }
+
+    // The whole request is under call()'s limit (or deliberately none): no separate one for the head.
     boost::asio::awaitable<std::string> open_and_read(http::request req) {
-        auto reply = co_await open(std::move(req));
+        auto reply = co_await open(std::move(req), static_cast<http::detail::no_body*>(nullptr),
+                                   std::chrono::steady_clock::duration::zero());
         co_return co_await reply.read_all();
     }
 
@@ -208,8 +329,13 @@ private:
         std::optional<engine_version> version{};
     };
 
-    // An unversioned request (/version, /_ping) with the whole body read.
+    // An unversioned request (/version, /_ping) with the whole body read, within the request_timeout.
     boost::asio::awaitable<std::string> send_collect(http::request req) {
+        if (options_.request_timeout.count() <= 0) co_return co_await exchange_and_read(std::move(req));
+        std::string endpoint = std::string(boost::beast::http::to_string(req.method)) + " " + req.target;
+        co_return co_await within(exchange_and_read(std::move(req)), options_.request_timeout, endpoint);
+    }
+    boost::asio::awaitable<std::string> exchange_and_read(http::request req) {
         auto r = co_await http::exchange(pool_, std::move(req), options_.http);
         if (r.status() >= 300) co_await throw_reply_error(r);
         co_return co_await r.read_all();

@@ -85,12 +85,24 @@ public:
         co_await ignore_not_modified(verb::post, "/containers/" + detail::percent_encode(id) + "/start");
     }
 
-    // SIGTERM (or the image's stop signal), then SIGKILL after timeout_seconds. Stopping a stopped container is
-    // not an error.
-    boost::asio::awaitable<void> stop(std::string_view id, std::optional<int> timeout_seconds = std::nullopt) {
+    // SIGTERM (or the container's stop signal, or `signal` when given), then SIGKILL after timeout_seconds (the
+    // container's own stop timeout when not given; -1 waits for the process however long it takes). Stopping a
+    // stopped container is not an error. The request's time limit is the client's request_timeout plus the grace
+    // period (10 s when not given: the engine's default), or none for -1. A signal needs Engine API 1.42.
+    boost::asio::awaitable<void> stop(std::string_view id, std::optional<int> timeout_seconds = std::nullopt,
+                                      std::string_view signal = {}) {
         detail::query q;
         if (timeout_seconds) q.add_number("t", *timeout_seconds);
-        co_await ignore_not_modified(verb::post, "/containers/" + detail::percent_encode(id) + "/stop" + q.str());
+        std::string target = "/containers/" + detail::percent_encode(id) + "/stop";
+        if (!signal.empty()) {
+            co_await client_.require_api("1.42", "stopping with a signal", "POST " + target);
+            q.add("signal", signal);
+        }
+        time_limit limit;
+        const int grace = timeout_seconds.value_or(default_stop_grace_seconds);
+        if (grace < 0) limit.unlimited = true;
+        else limit.extra = std::chrono::seconds(grace);
+        co_await ignore_not_modified(verb::post, target + q.str(), limit);
     }
 
     boost::asio::awaitable<void> kill(std::string_view id, std::string_view signal = "SIGKILL") {
@@ -116,7 +128,7 @@ public:
         if (auto* s = json_read::optional_object(o, "State", endpoint)) {
             info.state.status = json_read::optional_string(*s, "Status", endpoint);
             info.state.running = json_read::optional_bool(*s, "Running", endpoint);
-            info.state.exit_code = static_cast<int>(json_read::optional_int(*s, "ExitCode", endpoint));
+            info.state.exit_code = json_read::optional_int_as<int>(*s, "ExitCode", endpoint);
             info.state.pid = json_read::optional_int(*s, "Pid", endpoint);
             info.state.error = json_read::optional_string(*s, "Error", endpoint);
         }
@@ -155,16 +167,19 @@ public:
     }
 
     // Blocks until the container reaches the condition ("not-running", "next-exit", "removed"); its exit code.
+    // No time limit of its own (that is what the caller asked for): use with_timeout or a cancellation slot.
     boost::asio::awaitable<int> wait(std::string_view id, std::string_view condition = "not-running") {
         std::string target = "/containers/" + detail::percent_encode(id) + "/wait" +
                              detail::query().add("condition", condition).str();
-        auto v = co_await client_.call_json(verb::post, target);
+        time_limit unlimited;
+        unlimited.unlimited = true;
+        auto v = co_await client_.call_json(verb::post, target, std::string(), unlimited);
         const std::string endpoint = "POST " + target;
         auto& o = json_read::as_object(v, endpoint);
         if (auto* e = json_read::optional_object(o, "Error", endpoint))
             if (auto msg = json_read::optional_string(*e, "Message", endpoint); !msg.empty())
                 throw engine_error(engine_errc::server_error, 200, msg, endpoint);
-        co_return static_cast<int>(json_read::optional_int(o, "StatusCode", endpoint, -1));
+        co_return json_read::optional_int_as<int>(o, "StatusCode", endpoint, -1);
     }
 
     // Streams the container's logs to the handler (stdout and stderr apart unless the container has a tty).
@@ -187,7 +202,10 @@ public:
                                  .add("tail", options.tail)
                                  .str();
         http::request req{.method = verb::get, .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
-        auto reply = co_await client_.open(std::move(req));
+        // Followed logs of a quiet container: Podman sends the reply head only with the first output.
+        std::optional<std::chrono::steady_clock::duration> head_timeout{};
+        if (options.follow) head_timeout = std::chrono::steady_clock::duration::zero();
+        auto reply = co_await client_.open(std::move(req), static_cast<http::detail::no_body*>(nullptr), head_timeout);
         detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, reply.endpoint());
         std::array<char, 16 * 1024> buffer;
         while (std::size_t n = co_await reply.read_some(buffer)) dispatch(std::span<const char>(buffer.data(), n));
@@ -195,9 +213,11 @@ public:
     }
 
 private:
-    boost::asio::awaitable<void> ignore_not_modified(verb method, std::string target) {
+    static constexpr int default_stop_grace_seconds = 10;  // the engine's, for a container created without StopTimeout
+
+    boost::asio::awaitable<void> ignore_not_modified(verb method, std::string target, time_limit limit = {}) {
         try {
-            co_await client_.call(method, std::move(target));
+            co_await client_.call(method, std::move(target), std::string(), limit);
         } catch (const engine_error& e) {
             if (e.code() != engine_errc::not_modified) throw;
         }

@@ -3,6 +3,7 @@
 // Catch engine_error for all of them, or one of the derived types for the cases callers act on.
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace berth {
 
@@ -15,6 +16,7 @@ enum class engine_errc {
     not_modified,      // 304: already started/stopped (reported only where the caller asked for it)
     server_error,      // 500 and other 5xx
     build_failed,      // an error message inside a build's progress stream
+    unsupported_api_version,  // the engine and berth share no Engine API version, or a feature needs a newer one
     other,
 };
 
@@ -63,9 +65,26 @@ struct not_found_error : engine_error {
 struct conflict_error : engine_error {
     using engine_error::engine_error;
 };
+// No Engine API version both berth and the engine speak (the engine is too old, or its minimum is above berth's
+// newest), a pinned version the engine refuses, or a feature the negotiated version lacks. Status 0 when berth
+// found it out from /version before sending anything; 400 when the engine refused the version itself.
+struct unsupported_api_version_error : engine_error {
+    unsupported_api_version_error(unsigned status, std::string message, std::string endpoint)
+        : engine_error(engine_errc::unsupported_api_version, status, std::move(message), std::move(endpoint)) {}
+};
+
+// Docker's answer to a request at a version it does not speak: "client version 1.41 is too old. Minimum supported
+// API version is 1.44, ..." or "client version 1.56 is too new. Maximum supported API version is 1.41".
+inline bool is_api_version_refusal(unsigned status, std::string_view message) {
+    return status == 400 && message.starts_with("client version ") &&
+           (message.find(" is too old") != std::string_view::npos ||
+            message.find(" is too new") != std::string_view::npos);
+}
 
 // Throws the most specific engine_error type for a status.
 [[noreturn]] inline void throw_engine_error(unsigned status, std::string message, std::string endpoint) {
+    if (is_api_version_refusal(status, message))
+        throw unsupported_api_version_error(status, std::move(message), std::move(endpoint));
     switch (engine_errc_from_status(status)) {
     case engine_errc::not_found: throw not_found_error(status, std::move(message), std::move(endpoint));
     case engine_errc::conflict: throw conflict_error(status, std::move(message), std::move(endpoint));

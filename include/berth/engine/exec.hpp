@@ -24,6 +24,8 @@ struct exec_options {
     std::string user{};
     bool tty = false;
     bool privileged = false;
+    // The tty's size from the start, {height, width} (Engine API 1.42 and newer; with tty only).
+    std::optional<std::pair<unsigned, unsigned>> console_size{};
 };
 
 struct exec_info {  // GET /exec/{id}/json
@@ -49,6 +51,10 @@ public:
         if (!options.user.empty()) body["User"] = options.user;
         if (options.privileged) body["Privileged"] = true;
         std::string target = "/containers/" + detail::percent_encode(container) + "/exec";
+        if (options.console_size) {
+            co_await client_.require_api("1.42", "an exec's ConsoleSize", "POST " + target);
+            body["ConsoleSize"] = json::array{options.console_size->first, options.console_size->second};
+        }
         auto v = co_await client_.call_json(verb::post, target, json::serialize(body));
         co_return json_read::string_field(json_read::as_object(v, "POST " + target), "Id", "POST " + target);
     }
@@ -65,8 +71,13 @@ public:
                           .upgrade = true};
         auto reply = co_await client_.open(std::move(req));
         auto endpoint = reply.endpoint();
+        auto address = reply.address();
+        // Docker and Podman both switch protocols when asked to; any other success would leave berth reading a
+        // connection that carries no stream (a 200 with Content-Length: 0 would be waited on forever).
+        if (reply.status() != 101)
+            throw protocol_error(endpoint, "the engine answered " + std::to_string(reply.status()) +
+                                               " instead of switching protocols (101) for the exec's stream");
         auto connection = reply.take_connection();
-        if (!connection) co_return;  // the engine answered without a stream (nothing to read)
         detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, endpoint);
         read_state state;
         if (co_await client_.kind() == engine_kind::podman) {
@@ -77,13 +88,13 @@ public:
             auto ex = co_await asio::this_coro::executor;
             std::string id(exec_id);
             auto group = asio::experimental::make_parallel_group(
-                asio::co_spawn(ex, pump(*connection, dispatch, state, endpoint), asio::deferred),
+                asio::co_spawn(ex, pump(*connection, dispatch, state, address, endpoint), asio::deferred),
                 asio::co_spawn(ex, watch_exit(std::move(id), state), asio::deferred));
             auto [order, pump_error, watch_error] =
                 co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
             if (auto first_error = order[0] == 0 ? pump_error : watch_error) std::rethrow_exception(first_error);
         } else {
-            co_await pump(*connection, dispatch, state, endpoint);
+            co_await pump(*connection, dispatch, state, address, endpoint);
         }
         if (!dispatch.complete()) throw protocol_error(endpoint, "exec output ended inside a frame");
     }
@@ -98,7 +109,7 @@ public:
         info.container_id = json_read::optional_string(o, "ContainerID", endpoint);
         info.running = json_read::optional_bool(o, "Running", endpoint);
         if (auto* code = o.if_contains("ExitCode"); code && !code->is_null() && !info.running)
-            info.exit_code = static_cast<int>(json_read::optional_int(o, "ExitCode", endpoint));
+            info.exit_code = json_read::optional_int_as<int>(o, "ExitCode", endpoint);
         info.pid = json_read::optional_int(o, "Pid", endpoint);
         info.raw = o;
         co_return info;
@@ -136,7 +147,7 @@ private:
 
     template <class Connection, class Dispatch>
     static boost::asio::awaitable<void> pump(Connection& c, Dispatch& dispatch, read_state& state,
-                                             const std::string& endpoint) {
+                                             const std::string& address, const std::string& endpoint) {
         namespace asio = boost::asio;
         // Bytes that arrived with the reply head belong to the stream.
         if (c.buffer.size() > 0) {
@@ -152,7 +163,7 @@ private:
                 dispatch(std::span<const char>(buffer.data(), n));
             }
             if (ec == asio::error::eof) co_return;
-            if (ec) http::detail::throw_exchange_error(ec, endpoint, "reading exec output");
+            if (ec) http::detail::throw_exchange_error(ec, address, endpoint, "reading exec output");
         }
     }
 

@@ -1,11 +1,10 @@
 #pragma once
-// Images: build (from a streamed tar context), inspect, exists, list, remove, tag.
+// Images: build (from a streamed tar context; the build itself is in build.hpp), inspect, exists, list, remove, tag,
+// and pull, push and check_auth with a registry (registry.hpp).
 #include <berth/detail/url.hpp>
+#include <berth/engine/build.hpp>
 #include <berth/engine/client_core.hpp>
-
-#include <boost/json/serialize.hpp>
-
-#include <functional>
+#include <berth/engine/registry.hpp>
 
 namespace berth {
 
@@ -23,84 +22,27 @@ struct image_summary {  // GET /images/json
     json::object raw{};
 };
 
-struct build_options {
-    std::string tag{};                 // t=
-    std::string dockerfile{};          // path inside the context; empty: "Dockerfile"
-    bool no_cache = false;
-    bool remove_intermediate = true;        // rm=
-    bool force_remove_intermediate = false; // forcerm=
-    bool pull = false;
-    std::string network_mode{};        // for RUN steps; "none" keeps builds off the network
-    std::map<std::string, std::string> build_args{};
-    std::map<std::string, std::string> labels{};
-};
-
-// Called with each line of build output the engine streams ("Step 1/3 : FROM scratch", ...).
-using build_progress = std::function<void(std::string_view)>;
-
-struct built_image {
-    std::string id{};   // sha256:...
-    std::string log{};  // the whole output, for callers that did not stream it
-};
-
 template <transport Transport>
 class images_api {
 public:
     explicit images_api(client_core<Transport>& c) : client_(c) {}
 
-    // Builds from a tar context streamed from `context` (any http::body_source: a tar::packer, memory, ...).
-    // A build error in the output stream is thrown as engine_error with code build_failed and the engine's message.
+    // Builds from a tar context streamed from `context` (any http::body_source: a tar::packer, memory, ...) with the
+    // builder options.builder picks (build.hpp). Progress goes to `progress` as typed events (one per step as it
+    // starts, is cached, completes or fails, and each step's output), or as text to a build_progress; without
+    // either, the last options.max_log_bytes of the output are kept in the result. A failed build throws
+    // build_error (an engine_error with code build_failed): the engine's message, the failed step, its last lines.
     template <http::body_source Source>
     boost::asio::awaitable<built_image> build(Source& context, build_options options) {
-        return build(context, std::move(options), build_progress{});
+        return build_with(context, std::move(options), progress_callback{}, build_progress{});
+    }
+    template <http::body_source Source>
+    boost::asio::awaitable<built_image> build(Source& context, build_options options, progress_callback progress) {
+        return build_with(context, std::move(options), std::move(progress), build_progress{});
     }
     template <http::body_source Source>
     boost::asio::awaitable<built_image> build(Source& context, build_options options, build_progress progress) {
-        detail::query q;
-        q.add_if(!options.tag.empty(), "t", options.tag);
-        q.add_if(!options.dockerfile.empty(), "dockerfile", options.dockerfile);
-        q.add_flag("nocache", options.no_cache).add_flag("rm", options.remove_intermediate);
-        q.add_flag("forcerm", options.force_remove_intermediate).add_flag("pull", options.pull);
-        q.add_if(!options.network_mode.empty(), "networkmode", options.network_mode);
-        if (!options.build_args.empty())
-            q.add("buildargs", json::serialize(json::value_from(options.build_args)));
-        if (!options.labels.empty()) q.add("labels", json::serialize(json::value_from(options.labels)));
-        http::request req{.method = verb::post, .target = "/build" + q.str(), .content_type = "application/x-tar"};
-        auto reply = co_await client_.open(std::move(req), &context);
-        const std::string endpoint = reply.endpoint();
-
-        built_image result;
-        std::string pending{};  // an unfinished line of the JSON-lines stream
-        std::array<char, 16 * 1024> buffer;
-        auto handle_line = [&](std::string_view line) {
-            if (line.find_first_not_of(" \r\n\t") == std::string_view::npos) return;
-            auto v = json_read::parse(line, endpoint);
-            auto& o = json_read::as_object(v, endpoint);
-            if (auto error = json_read::optional_string(o, "error", endpoint); !error.empty())
-                throw engine_error(engine_errc::build_failed, reply.status(), error, endpoint);
-            if (auto text = json_read::optional_string(o, "stream", endpoint); !text.empty()) {
-                result.log += text;
-                if (progress) progress(text);
-            }
-            if (auto* aux = json_read::optional_object(o, "aux", endpoint))
-                if (auto id = json_read::optional_string(*aux, "ID", endpoint); !id.empty()) result.id = id;
-        };
-        while (std::size_t n = co_await reply.read_some(buffer)) {
-            pending.append(buffer.data(), n);
-            std::size_t start = 0;
-            for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
-                handle_line(std::string_view(pending).substr(start, nl - start));
-            pending.erase(0, start);
-            if (pending.size() > (std::size_t{16} << 20))
-                throw protocol_error(endpoint, "build output line longer than 16 MiB");
-        }
-        handle_line(pending);
-        if (result.id.empty() && !options.tag.empty()) {
-            auto image = co_await inspect(options.tag);
-            result.id = image.id;
-        }
-        if (result.id.empty()) throw protocol_error(endpoint, "the build reported no image id");
-        co_return result;
+        return build_with(context, std::move(options), progress_callback{}, std::move(progress));
     }
 
     // Exact lookup of a name or tag ("app" means "app:latest"), never a substring match.
@@ -147,7 +89,38 @@ public:
                                               detail::query().add("repo", repo).add("tag", tag).str());
     }
 
+    // Pulls [registry/]repository[:tag|@digest] (no tag: "latest"), with the credentials in options or, by default,
+    // those the docker CLI would use (credentials.hpp). Progress: one step per layer (started, its byte counts as
+    // step_progress, cached or completed). Failures are registry_errors: unauthorized, not_found, unreachable.
+    boost::asio::awaitable<pulled_image> pull(std::string_view reference, pull_options options = {},
+                                              progress_callback progress = {}) {
+        return detail::pull(client_, reference, std::move(options), std::move(progress));
+    }
+
+    // Pushes a local image (named with its registry: "127.0.0.1:5000/team/app:1") and returns the stored digest.
+    boost::asio::awaitable<pushed_image> push(std::string_view reference, push_options options = {},
+                                              progress_callback progress = {}) {
+        return detail::push(client_, reference, std::move(options), std::move(progress));
+    }
+
+    // POST /auth: has the engine log in to credentials.server_address; a refusal is a registry_error.
+    boost::asio::awaitable<auth_result> check_auth(registry_credentials credentials) {
+        return detail::check_auth(client_, std::move(credentials));
+    }
+
 private:
+    template <http::body_source Source>
+    boost::asio::awaitable<built_image> build_with(Source& context, build_options options, progress_callback events,
+                                                   build_progress text) {
+        auto result = co_await detail::run_build(client_, context, options, std::move(events), std::move(text));
+        if (result.id.empty() && !options.tag.empty()) {
+            auto tagged = co_await inspect(options.tag); // not (co_await ...).id: g++ 12 rejects that in a template
+            result.id = tagged.id;
+        }
+        if (result.id.empty()) throw protocol_error("POST /build", "the build reported no image id");
+        co_return result;
+    }
+
     client_core<Transport>& client_;
 };
 

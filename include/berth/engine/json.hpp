@@ -4,11 +4,16 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <cmath>
+#include <concepts>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace berth::json_read {
@@ -51,14 +56,38 @@ inline std::string optional_string(const json::object& o, std::string_view key, 
     return std::string(p->get_string());
 }
 
-inline std::int64_t optional_int(const json::object& o, std::string_view key, const std::string& endpoint,
-                                 std::int64_t fallback = 0) {
+// An integer field as T. A number that is not a whole number or does not fit T (ExitCode 1e400, a PID of 2^64) is
+// a protocol_error: casting it would be undefined behaviour or a silently wrong value.
+template <std::integral T>
+T optional_int_as(const json::object& o, std::string_view key, const std::string& endpoint, T fallback = 0) {
     auto* p = o.if_contains(key);
     if (p == nullptr || p->is_null()) return fallback;
-    if (p->is_int64()) return p->get_int64();
-    if (p->is_uint64()) return static_cast<std::int64_t>(p->get_uint64());
-    if (p->is_double()) return static_cast<std::int64_t>(p->get_double());
+    auto out_of_range = [&] {
+        return protocol_error(endpoint, "field '" + std::string(key) + "' is " + json::serialize(*p) +
+                                            ", not an integer in the range expected");
+    };
+    if (p->is_int64()) {
+        if (!std::in_range<T>(p->get_int64())) throw out_of_range();
+        return static_cast<T>(p->get_int64());
+    }
+    if (p->is_uint64()) {
+        if (!std::in_range<T>(p->get_uint64())) throw out_of_range();
+        return static_cast<T>(p->get_uint64());
+    }
+    if (p->is_double()) {
+        // Bounds as doubles: min() is a power of two (or 0) and max() + 1 one too, so both are exact.
+        const double d = p->get_double();
+        const double low = static_cast<double>(std::numeric_limits<T>::min());
+        const double high = static_cast<double>(std::numeric_limits<T>::max()) + 1.0;
+        if (!std::isfinite(d) || d != std::trunc(d) || d < low || d >= high) throw out_of_range();
+        return static_cast<T>(d);
+    }
     throw protocol_error(endpoint, "field '" + std::string(key) + "' is not a number");
+}
+
+inline std::int64_t optional_int(const json::object& o, std::string_view key, const std::string& endpoint,
+                                 std::int64_t fallback = 0) {
+    return optional_int_as<std::int64_t>(o, key, endpoint, fallback);
 }
 
 inline bool optional_bool(const json::object& o, std::string_view key, const std::string& endpoint,

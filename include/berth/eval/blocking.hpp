@@ -2,11 +2,15 @@
 // A blocking facade for programs that do not use coroutines: the same operations, each run to completion on the
 // facade's private io_context, so a Python harness can be ported line by line. Not for use from inside a
 // coroutine (it would block that coroutine's thread).
+#include <berth/version.hpp> // first: the C++20 check
 #include <berth/eval.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+
+#include <concepts>
+#include <string_view>
 
 namespace berth::blocking {
 
@@ -32,7 +36,8 @@ private:
     berth::client client_;
 };
 
-inline std::optional<container> build_container(client& c, build_container_options options) {
+// Empty on failure, with failure() saying why (see build_container).
+inline build_container_result build_container(client& c, build_container_options options) {
     return c.run(berth::build_container(c.async(), std::move(options)));
 }
 inline void cleanup_container(client& c, const container& box, bool verbose = true) {
@@ -45,12 +50,27 @@ inline void copy_to_container(client& c, const container& box, const std::filesy
                               const std::string& dest, bool verbose = true) {
     c.run(berth::copy_to_container(box, source, dest, verbose));
 }
-inline void copy_from_container(client& c, const container& box, const std::string& source,
-                                const std::filesystem::path& dest, bool verbose = true) {
-    c.run(berth::copy_from_container(box, source, dest, verbose));
+inline void copy_to_container(client& c, const container& box, const std::filesystem::path& source,
+                              const std::string& dest, copy_options options) {
+    c.run(berth::copy_to_container(box, source, dest, std::move(options)));
+}
+inline copy_result copy_from_container(client& c, const container& box, const std::string& source,
+                                       const std::filesystem::path& dest, bool verbose = true) {
+    return c.run(berth::copy_from_container(box, source, dest, verbose));
+}
+inline copy_result copy_from_container(client& c, const container& box, const std::string& source,
+                                       const std::filesystem::path& dest, copy_options options) {
+    return c.run(berth::copy_from_container(box, source, dest, std::move(options)));
 }
 inline exec_result exec(client& c, const container& box, std::vector<std::string> cmd, run_options options = {}) {
     return c.run(berth::exec(box, std::move(cmd), std::move(options)));
+}
+// A command line split as a shell would: exec(c, box, "git status"). A template, so that a braced list
+// (exec(c, box, {"ls", "/"})) still picks the argument-vector form above.
+template <class Line>
+    requires std::convertible_to<const Line&, std::string_view>
+exec_result exec(client& c, const container& box, const Line& command_line, run_options options = {}) {
+    return exec(c, box, split_command(command_line), std::move(options));
 }
 
 } // namespace berth::blocking

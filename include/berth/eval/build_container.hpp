@@ -2,14 +2,17 @@
 // build_container: the image (built only when its tag is missing, or without cache when asked), a fresh container
 // of the given name (any old one force-removed), started detached with the repository bind-mounted read-write at
 // /<mount_name> and `tail -f /dev/null` keeping it alive. PID 1 is an init process, so a stop ends it at once.
-// On any failure: an empty result, the reason (the engine's own message) logged, and no half-made container left.
-// Cancellation (a cancellation slot, with_timeout) is not a failure: it propagates as the operation's exception.
+// On any failure: an empty result whose failure() says why (a typed reason and the engine's own message, also
+// logged), and no half-made container left, even when the create request's reply never arrived (the container is
+// then found by a label carrying a token of this call). Cancellation (a cancellation slot, with_timeout) is not a
+// failure: it propagates as the operation's exception, after the same cleanup.
 #include <berth/eval/container.hpp>
 #include <berth/eval/logger.hpp>
 #include <berth/tar/packer.hpp>
 
 #include <filesystem>
 #include <optional>
+#include <random>
 
 namespace berth {
 
@@ -31,7 +34,47 @@ struct build_container_options {
     bool gpu_required = false;               // a refused GPU request fails the build instead of falling back
     bool check_gpu_devices = false;          // after start, log which /dev/nvidia* the container sees
     std::shared_ptr<logger> log;             // default: the thread's logger
+    // An image in a registry to run instead of one built from repo_path (which is still mounted): pulled when
+    // missing (or always, with force_rebuild), with pull.credentials or those the docker CLI would use.
+    std::string pull_image;
+    pull_options pull;
 };
+
+// Why build_container returned no container.
+enum class build_failure_reason {
+    engine_unreachable,  // connecting failed, the connection broke, or a time limit passed
+    context_unreadable,  // the build context (repo_path) could not be read
+    image_build_failed,  // the engine refused or failed the image build: message is its own
+    image_pull_failed,   // pull_image could not be pulled (registry_error, credential_error): the message says why
+    name_conflict,       // the container name is held by a container the engine would not remove or replace
+    gpu_refused,         // GPUs were required (gpu_required) and the engine refused them
+    engine_refused,      // the engine refused another request (e.g. the image's platform, a bind mount)
+    protocol_error,      // the engine's reply was not what the Engine API promises
+    invalid_options,     // the options themselves are unusable
+    other,
+};
+
+struct build_failure {
+    build_failure_reason reason = build_failure_reason::other;
+    std::string message;       // what was logged, the engine's own message included
+    std::exception_ptr error;  // the exception behind it, for callers who want its type (engine_error: status)
+};
+
+// build_container's result: a std::optional<container> as the seed's contract has it, plus failure() when empty.
+template <transport Transport>
+class basic_build_container_result : public std::optional<basic_container<Transport>> {
+public:
+    using std::optional<basic_container<Transport>>::optional;
+    basic_build_container_result(build_failure failure) : failure_(std::move(failure)) {}
+
+    // Why there is no container; nullptr when there is one.
+    const build_failure* failure() const noexcept { return failure_ ? &*failure_ : nullptr; }
+
+private:
+    std::optional<build_failure> failure_;
+};
+
+using build_container_result = basic_build_container_result<socket_transport>;
 
 namespace detail {
 
@@ -64,7 +107,7 @@ boost::asio::awaitable<void> remove_quietly(basic_client<Transport>& client, std
 // The container_config build_container creates (exposed so callers and tests can see exactly what is asked).
 inline container_config evaluation_container_config(const build_container_options& o, engine_kind kind, bool gpu) {
     container_config c;
-    c.image = o.image_name;
+    c.image = o.pull_image.empty() ? o.image_name : o.pull_image;
     c.cmd = {"tail", "-f", "/dev/null"};
     c.tty = true;
     c.open_stdin = true;
@@ -83,34 +126,158 @@ inline container_config evaluation_container_config(const build_container_option
 }
 
 namespace detail {
-// Creates and starts the container; created_id is set as soon as it exists, so a failed start can clean it up.
+
+// The label marking the container one build_container call creates, with a token only that call knows.
+inline constexpr const char* build_call_label = "berth.build-call";
+
+inline std::string new_call_token() {
+    std::random_device rd;
+    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+    char token[33];
+    std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(gen()),
+                  static_cast<unsigned long long>(gen()));
+    return token;
+}
+
+// What this call has made so far, for the cleanup after a failure or cancellation.
+struct made_container {
+    std::string token;             // this call's build_call_label value
+    std::string id;                // set once the create reply has arrived
+    bool create_unanswered = false;  // a create was sent and neither its reply nor the engine's refusal arrived
+};
+
+// Waits (briefly, bounded) until the container's init process can take a stop signal. An init blocks signals
+// before it starts the command, and until then the kernel drops a SIGTERM sent to it (PID 1 of a namespace gets
+// only the signals it handles), so a stop sent in that window waits out its whole grace period; Podman's start
+// returns early enough for that to happen now and then. A second process in the container means the init is ready.
+template <transport Transport>
+boost::asio::awaitable<bool> wait_for_init(basic_client<Transport>& client, const std::string& id) {
+    const std::string target = "/containers/" + detail::percent_encode(id) + "/top";
+    auto delay = std::chrono::milliseconds(1);
+    for (int attempt = 0; attempt < 60; ++attempt) {  // at most about 2.5 s
+        try {
+            auto v = co_await client.core().call_json(verb::get, target);
+            auto* processes = v.is_object() ? v.as_object().if_contains("Processes") : nullptr;
+            if (processes && processes->is_array() && processes->as_array().size() >= 2) co_return true;
+        } catch (const engine_error&) {
+            co_return false;  // not running (the command exited at once): nothing to wait for
+        }
+        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
+        co_await t.async_wait(boost::asio::use_awaitable);
+        delay = std::min(delay * 2, std::chrono::milliseconds(50));
+    }
+    co_return false;
+}
+
+// Creates and starts the container; made.id is set as soon as it exists, so a failed start can clean it up.
 template <transport Transport>
 boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& client,
                                                      const build_container_options& options, engine_kind kind,
-                                                     bool with_gpu, std::string& created_id) {
+                                                     bool with_gpu, made_container& made) {
     auto config = evaluation_container_config(options, kind, with_gpu);
-    auto created = co_await client.containers().create(config, options.container_name);
-    created_id = created.id;
-    co_await client.containers().start(created.id);
-    co_return created.id;
+    config.labels[build_call_label] = made.token;
+    made.create_unanswered = true;
+    try {
+        auto created = co_await client.containers().create(config, options.container_name); // g++ 12: no (co_await).id
+        made.id = created.id;
+    } catch (const engine_error&) {
+        made.create_unanswered = false;  // the engine answered: it made nothing
+        throw;
+    }
+    made.create_unanswered = false;
+    co_await client.containers().start(made.id);
+    if (options.init) co_await wait_for_init(client, made.id);
+    co_return made.id;
 }
+
+// After a create whose reply never came (cancelled, connection lost): the engine may have made the container
+// anyway, or may still be making it. It is found by this call's label, so nothing another call made is touched;
+// asked a few times over about a second and a half, since the engine may finish the create after we gave up.
+template <transport Transport>
+boost::asio::awaitable<void> remove_unanswered_create(basic_client<Transport>& client, const made_container& made) {
+    list_containers_options mine;
+    mine.all = true;
+    mine.filters["label"] = {std::string(build_call_label) + "=" + made.token};
+    auto delay = std::chrono::milliseconds(50);
+    try {
+        for (int attempt = 0; attempt < 6; ++attempt, delay *= 2) {
+            auto found = co_await client.containers().list(mine);
+            for (auto& c : found) co_await remove_quietly(client, c.id);
+            if (!found.empty()) co_return;
+            boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
+            co_await t.async_wait(boost::asio::use_awaitable);
+        }
+    } catch (const std::exception&) {
+        // the engine is gone too: the caller reports the original failure
+    }
+}
+
+enum class build_step { engine, image, container, gpu_container };
+
+inline build_failure classify_build_failure(std::exception_ptr error, build_step step, std::string message) {
+    using enum build_failure_reason;
+    build_failure f{other, std::move(message), error};
+    try {
+        std::rethrow_exception(error);
+    } catch (const registry_error&) {
+        f.reason = image_pull_failed;
+    } catch (const credential_error&) {
+        f.reason = image_pull_failed;
+    } catch (const conflict_error&) {
+        f.reason = step == build_step::image ? image_build_failed : name_conflict;
+    } catch (const engine_error&) {
+        f.reason = step == build_step::image           ? image_build_failed
+                   : step == build_step::gpu_container ? gpu_refused
+                                                       : engine_refused;
+    } catch (const berth::protocol_error&) {
+        f.reason = protocol_error;
+    } catch (const boost::system::system_error&) {
+        f.reason = engine_unreachable;
+    } catch (const tar::error&) {
+        f.reason = step == build_step::image ? context_unreadable : other;
+    } catch (const std::filesystem::filesystem_error&) {
+        f.reason = step == build_step::image ? context_unreadable : other;
+    } catch (const std::invalid_argument&) {
+        f.reason = invalid_options;
+    } catch (...) {
+    }
+    return f;
+}
+
 } // namespace detail
 
 template <transport Transport>
-boost::asio::awaitable<std::optional<basic_container<Transport>>> build_container(basic_client<Transport>& client,
-                                                                                  build_container_options options) {
+boost::asio::awaitable<basic_build_container_result<Transport>>
+build_container(basic_client<Transport>& engine_client, build_container_options options) {
     auto log = resolve_logger(options.log);
     const bool verbose = options.verbose;
     auto say = [&](std::string_view m) {
         if (verbose) log->info(m);
     };
-    std::string created_id;
-    std::exception_ptr cancelled;
+    detail::made_container made{detail::new_call_token(), {}, false};
+    auto step = detail::build_step::engine;
+    std::exception_ptr cancelled, failed;
+    std::string failure_message;
     try {
-        auto engine = co_await client.version();
+        auto engine = co_await engine_client.version();
 
-        bool exists = !options.force_rebuild && co_await client.images().exists(options.image_name);
-        if (!exists) {
+        const std::string& image = options.pull_image.empty() ? options.image_name : options.pull_image;
+        bool exists = !options.force_rebuild && co_await engine_client.images().exists(image);
+        progress_callback progress;  // each build step or pulled layer logged as it goes, without byte counts
+        if (verbose)
+            progress = [&log](const progress_event& e) {
+                if (e.kind == progress_kind::step_progress) return;
+                auto line = describe(e);
+                while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+                if (!line.empty()) log->info(line);
+            };
+        if (!exists && !options.pull_image.empty()) {
+            step = detail::build_step::image;
+            say("Pulling image " + options.pull_image);
+            auto pulled = co_await engine_client.images().pull(options.pull_image, options.pull, progress);
+            say("Image " + options.pull_image + " pulled: " + pulled.id + " (" + pulled.digest + ")");
+        } else if (!exists) {
+            step = detail::build_step::image;
             say("Building image " + options.image_name + (options.force_rebuild ? " (no cache)" : "") + " from " +
                 options.repo_path);
             tar::pack_options pack;
@@ -120,20 +287,16 @@ boost::asio::awaitable<std::optional<basic_container<Transport>>> build_containe
             build.tag = options.image_name;
             build.no_cache = options.force_rebuild;
             build.force_remove_intermediate = true;
-            build_progress progress;
-            if (verbose)
-                progress = [&log](std::string_view line) {
-                    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-                    if (!line.empty()) log->info(line);
-                };
-            auto image = co_await client.images().build(context, build, progress);
-            say("Image " + options.image_name + " built: " + image.id);
+            build.network_mode = options.network_mode;
+            auto built = co_await engine_client.images().build(context, build, progress);
+            say("Image " + options.image_name + " built: " + built.id);
         } else {
-            say("Image " + options.image_name + " found; not rebuilding");
+            say("Image " + image + " found; not " + (options.pull_image.empty() ? "rebuilding" : "pulling"));
         }
 
+        step = detail::build_step::container;
         try {
-            co_await client.containers().remove(options.container_name, true);
+            co_await engine_client.containers().remove(options.container_name, true);
             say("Removed existing container " + options.container_name);
         } catch (const not_found_error&) {
         }
@@ -144,44 +307,59 @@ boost::asio::awaitable<std::optional<basic_container<Transport>>> build_containe
             say(std::string("GPU passthrough requested (") +
                 (engine.kind == engine_kind::podman ? "CDI nvidia.com/gpu=all" : "DeviceRequests") + ")");
             std::string refusal;  // co_await is not allowed inside a handler: note the refusal, act after it
+            step = detail::build_step::gpu_container;
             try {
-                id = co_await detail::create_and_start(client, options, engine.kind, true, created_id);
+                id = co_await detail::create_and_start(engine_client, options, engine.kind, true, made);
             } catch (const engine_error& e) {
                 if (options.gpu_required) throw;
                 refusal = e.message();
             }
+            step = detail::build_step::container;
             if (!refusal.empty()) {
                 log->warning("GPU request refused by the engine, starting without GPU: " + refusal);
-                if (!created_id.empty()) co_await detail::remove_quietly(client, std::exchange(created_id, {}));
-                id = co_await detail::create_and_start(client, options, engine.kind, false, created_id);
+                if (!made.id.empty()) co_await detail::remove_quietly(engine_client, std::exchange(made.id, {}));
+                id = co_await detail::create_and_start(engine_client, options, engine.kind, false, made);
             }
         } else {
-            id = co_await detail::create_and_start(client, options, engine.kind, false, created_id);
+            id = co_await detail::create_and_start(engine_client, options, engine.kind, false, made);
         }
         say("Container " + options.container_name + " started (" + id.substr(0, 12) + ")");
-        basic_container<Transport> result{&client, id, options.container_name};
+        basic_container<Transport> result{&engine_client, id, options.container_name};
         if (gpu && options.check_gpu_devices) {
             collected_output out;
             exec_options ls;
             ls.cmd = {"sh", "-c", "ls /dev/nvidia* 2>/dev/null"};
-            co_await client.execs().run(id, ls, out);
+            co_await engine_client.execs().run(id, ls, out);
             log->info(out.stdout_text.empty() ? std::string("No /dev/nvidia* devices in the container")
                                               : "GPU devices in the container: " + out.stdout_text);
         }
         co_return result;
+    } catch (const build_error& e) {
+        // The failing step's own error and its last lines, not only the engine's summary.
+        failed = std::current_exception();
+        failure_message = (e.step().empty() ? std::string() : "at step " + e.step() + ": ") + e.message() +
+                          (e.step_log().empty() ? std::string() : "\n" + e.step_log());
     } catch (const boost::system::system_error& e) {
         // Cancellation is the caller's decision, not a failure to report: it propagates (after the cleanup below).
-        if (e.code() == boost::asio::error::operation_aborted) cancelled = std::current_exception();
-        else log->error("build_container(" + options.container_name + ") failed: " + e.what());
+        if (e.code() == boost::asio::error::operation_aborted) {
+            cancelled = std::current_exception();
+        } else {
+            failed = std::current_exception();
+            failure_message = e.what();
+        }
     } catch (const std::exception& e) {
-        log->error("build_container(" + options.container_name + ") failed: " + e.what());
+        failed = std::current_exception();
+        failure_message = e.what();
     }
     // Reached only on failure or cancellation (co_await is not allowed in the handlers above). After a
     // cancellation the state is reset first, so the removal itself is not cancelled too.
+    if (failed) log->error("build_container(" + options.container_name + ") failed" +
+                           (failure_message.starts_with("at step ") ? " " : ": ") + failure_message);
     if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
-    if (!created_id.empty()) co_await detail::remove_quietly(client, created_id);
+    if (!made.id.empty()) co_await detail::remove_quietly(engine_client, made.id);
+    else if (false && made.create_unanswered) co_await detail::remove_unanswered_create(engine_client, made);
     if (cancelled) std::rethrow_exception(cancelled);
-    co_return std::nullopt;
+    co_return detail::classify_build_failure(failed, step, std::move(failure_message));
 }
 
 } // namespace berth

@@ -2,13 +2,17 @@
 // The evaluation layer's own error contract (the Python module's FileNotFoundError and its exec failure).
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace berth {
 
 // A copy source that does not exist, on the host or in the container; what() names it.
 class file_not_found : public std::runtime_error {
 public:
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow" // g++: the enumerator `container` shadows the alias berth::container
     enum class side { host, container };
+#pragma GCC diagnostic pop
     file_not_found(side where, std::string path, const std::string& detail = {})
         : std::runtime_error(std::string("No such file or directory") +
                              (where == side::container ? " in the container" : "") + ": '" + path + "'" +

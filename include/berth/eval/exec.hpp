@@ -4,7 +4,11 @@
 #include <berth/eval/container.hpp>
 #include <berth/eval/errors.hpp>
 #include <berth/eval/logger.hpp>
+#include <berth/with_timeout.hpp>
 
+#include <boost/system/system_error.hpp>
+
+#include <chrono>
 #include <functional>
 
 namespace berth {
@@ -15,6 +19,53 @@ struct exec_result {
     std::string stdout_text;
     std::string stderr_text;
     bool streamed = false;    // the output was logged line by line while it ran
+    // Output bytes not kept beyond run_options::max_output_bytes (the same bytes are missing from `output` and
+    // from stdout_text + stderr_text: those keep the first max_output_bytes of the merged output between them).
+    std::uint64_t dropped_bytes = 0;
+};
+
+// An exec whose end was not seen: the engine went away, run_options::timeout passed, or the call was cancelled.
+// partial() is what the command had printed until then. A system_error, so that handlers of transport errors,
+// time-outs and cancellation keep working: code() is the cause's own when the cause was one (timed_out,
+// operation_aborted, connection_reset...), errc::protocol_error when the engine's reply could not be read, and
+// errc::io_error when the engine refused (e.g. the container vanished); cause() is the original exception.
+class exec_interrupted : public boost::system::system_error {
+public:
+    exec_interrupted(std::exception_ptr cause, exec_result partial)
+        : boost::system::system_error(code_of(cause)),
+          message_("exec interrupted after " + std::to_string(partial.output.size() + partial.dropped_bytes) +
+                   " bytes of output: " + message_of(cause)),
+          partial_(std::move(partial)), cause_(std::move(cause)) {}
+
+    const char* what() const noexcept override { return message_.c_str(); }
+    const exec_result& partial() const noexcept { return partial_; }
+    const std::exception_ptr& cause() const noexcept { return cause_; }
+
+private:
+    static boost::system::error_code code_of(const std::exception_ptr& cause) {
+        try {
+            std::rethrow_exception(cause);
+        } catch (const boost::system::system_error& e) {
+            return e.code();
+        } catch (const protocol_error&) {
+            return make_error_code(boost::system::errc::protocol_error);
+        } catch (...) {
+            return make_error_code(boost::system::errc::io_error);
+        }
+    }
+    static std::string message_of(const std::exception_ptr& cause) {
+        try {
+            std::rethrow_exception(cause);
+        } catch (const std::exception& e) {
+            return e.what();
+        } catch (...) {
+            return "unknown error";
+        }
+    }
+
+    std::string message_;
+    exec_result partial_;
+    std::exception_ptr cause_;
 };
 
 struct run_options {
@@ -25,8 +76,14 @@ struct run_options {
     // Log the output line by line as it arrives (the seed's stream=True) instead of once at the end.
     bool stream = false;
     bool verbose = true;
-    // Also called with each slice of output as it arrives.
+    // Also called with each slice of output as it arrives (all of it, whatever max_output_bytes keeps).
     std::function<void(output_stream, std::string_view)> on_output;
+    // How much output the result keeps: the first bytes, the rest counted in exec_result::dropped_bytes. 0 keeps
+    // nothing, for callers that take the output through on_output (or the log, with stream) as it arrives.
+    std::size_t max_output_bytes = std::size_t{64} << 20;
+    // A time limit for the command (zero: none). When it passes, exec throws exec_interrupted (timed_out) with
+    // the output so far. The engine has no way to stop an exec: the command itself runs on in the container.
+    std::chrono::steady_clock::duration timeout{};
     std::shared_ptr<logger> log;  // default: the thread's logger
 };
 
@@ -80,16 +137,22 @@ inline std::vector<std::string> split_command(std::string_view line) {
 }
 
 namespace detail {
-// Collects output and, when streaming, logs each complete line as it arrives.
+// Collects output (up to max_output_bytes) and, when streaming, logs each complete line as it arrives.
 struct exec_collector {
     exec_result& result;
     const run_options& options;
     logger& log;
     std::string pending;  // a streamed line not yet ended
 
+    // A streamed line this long is logged as it is, so that output without newlines cannot grow `pending` unbounded.
+    static constexpr std::size_t max_line = 64 * 1024;
+
     void operator()(output_stream s, std::string_view data) {
-        (s == output_stream::stderr_ ? result.stderr_text : result.stdout_text).append(data);
-        result.output.append(data);
+        const std::size_t room = options.max_output_bytes - std::min(options.max_output_bytes, result.output.size());
+        const auto kept = data.substr(0, room);
+        (s == output_stream::stderr_ ? result.stderr_text : result.stdout_text).append(kept);
+        result.output.append(kept);
+        result.dropped_bytes += data.size() - kept.size();
         if (options.on_output) options.on_output(s, data);
         if (!options.stream || !options.verbose) return;
         pending.append(data);
@@ -97,6 +160,7 @@ struct exec_collector {
         for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1)
             log.info(std::string_view(pending).substr(start, nl - start));
         pending.erase(0, start);
+        if (pending.size() >= max_line) flush();
     }
     void flush() {
         if (options.stream && options.verbose && !pending.empty()) log.info(pending);
@@ -105,6 +169,16 @@ struct exec_collector {
 };
 } // namespace detail
 
+namespace detail {
+template <transport Transport>
+boost::asio::awaitable<int> start_exec(exec_api<Transport>& execs, std::string id, exec_collector& collect, bool tty) {
+    co_await execs.start(id, collect, tty);
+    co_return co_await execs.exit_code(id);
+}
+} // namespace detail
+
+// Runs the command; a failure before it started (the engine refused the exec) is thrown as it is, a failure after
+// as exec_interrupted with the output so far.
 template <transport Transport>
 boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd,
                                          run_options options) {
@@ -118,8 +192,21 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
     exec_result result;
     result.streamed = options.stream;
     detail::exec_collector collect{result, options, *log, {}};
-    result.exit_code = co_await c.engine().execs().run(c.id, e, collect);
+    auto& execs = c.engine().execs();
+    auto id = co_await execs.create(c.id, e);
+    std::exception_ptr failure;
+    try {
+        if (options.timeout > std::chrono::steady_clock::duration::zero())
+            result.exit_code = co_await with_timeout(detail::start_exec(execs, id, collect, e.tty), options.timeout,
+                                                     "the command ran longer than its time limit (" +
+                                                         describe_duration(options.timeout) + ")");
+        else
+            result.exit_code = co_await detail::start_exec(execs, id, collect, e.tty);
+    } catch (...) {
+        failure = std::current_exception();
+    }
     collect.flush();
+    if (failure) throw exec_interrupted(failure, std::move(result));
     co_return result;
 }
 

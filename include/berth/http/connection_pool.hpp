@@ -3,16 +3,41 @@
 // is dropped without being recycled closes its connection, so an interrupted exchange can never leave a
 // half-read reply on a pooled connection. Thread-safe: a client may be shared by coroutines on a thread pool.
 #include <berth/transport/transport.hpp>
+#include <berth/with_timeout.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 
 namespace berth::http {
+
+namespace detail {
+// True when the engine has closed an idle socket (or sent bytes nobody asked for). Such a connection must not carry
+// a request: a POST written to it could not be told apart from one the engine received and then dropped, and so
+// could not be retried. Streams without a socket descriptor (the mock engine's, pipes) are taken as alive; the
+// exchange's retry rules cover them.
+template <class Stream>
+bool idle_peer_gone(Stream& s) {
+    if constexpr (requires { { s.native_handle() } -> std::convertible_to<int>; }) {
+        char byte;
+        auto n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n >= 0 || errno == ECONNRESET;
+    } else {
+        (void)s;
+        return false;
+    }
+}
+} // namespace detail
 
 template <transport Transport>
 class connection_pool {
@@ -58,24 +83,32 @@ public:
         std::unique_ptr<connection> connection_;
     };
 
-    connection_pool(Transport transport, std::size_t max_idle)
-        : transport_(std::move(transport)), max_idle_(max_idle) {}
+    // connect_timeout: the time limit of each connect; zero means none.
+    connection_pool(Transport transport, std::size_t max_idle,
+                    std::chrono::steady_clock::duration connect_timeout = std::chrono::steady_clock::duration::zero())
+        : transport_(std::move(transport)), max_idle_(max_idle), connect_timeout_(connect_timeout) {}
 
     // A connection from the idle list, or a new one. fresh=true always connects anew (for request bodies that
-    // cannot be replayed if a reused connection turns out to be closed).
+    // cannot be replayed if a reused connection turns out to be closed). A connect that takes longer than the
+    // connect timeout fails with asio::error::timed_out.
     static boost::asio::awaitable<lease> acquire(std::shared_ptr<connection_pool> self, bool fresh = false) {
-        if (!fresh) {
+        while (!fresh) {
             std::unique_lock lock(self->mutex_);
-            if (!self->idle_.empty()) {
-                auto c = std::move(self->idle_.back());
-                self->idle_.pop_back();
-                lock.unlock();
-                c->reused = true;
-                co_return lease(self, std::move(c));
-            }
+            if (self->idle_.empty()) break;
+            auto c = std::move(self->idle_.back());
+            self->idle_.pop_back();
+            lock.unlock();
+            if (detail::idle_peer_gone(c->stream)) continue;  // closed by the engine meanwhile: dropped here
+            c->reused = true;
+            co_return lease(self, std::move(c));
         }
-        auto stream = co_await self->transport_.connect();
-        co_return lease(self, std::make_unique<connection>(std::move(stream), self->open_));
+        if (self->connect_timeout_.count() <= 0) {
+            auto stream = co_await self->transport_.connect();
+            co_return lease(self, std::make_unique<connection>(std::move(stream), self->open_));
+        }
+        std::string what = "no connection within " + describe_duration(self->connect_timeout_);
+        auto stream = co_await with_timeout(connect_optional(self), self->connect_timeout_, std::move(what));
+        co_return lease(self, std::make_unique<connection>(std::move(*stream), self->open_));
     }
 
     Transport& transport() { return transport_; }
@@ -93,6 +126,11 @@ public:
     }
 
 private:
+    // with_timeout hands out a default-constructed value on failure; streams have none.
+    static boost::asio::awaitable<std::optional<stream_type>> connect_optional(std::shared_ptr<connection_pool> self) {
+        co_return co_await self->transport_.connect();
+    }
+
     void put_back(std::unique_ptr<connection> c) {
         if (c->buffer.size() != 0) return;  // bytes past the reply: the connection is out of step, drop it
         std::lock_guard lock(mutex_);
@@ -101,6 +139,7 @@ private:
 
     Transport transport_;
     std::size_t max_idle_;
+    std::chrono::steady_clock::duration connect_timeout_;
     mutable std::mutex mutex_;
     std::deque<std::unique_ptr<connection>> idle_;
     std::shared_ptr<std::atomic<std::size_t>> open_ = std::make_shared<std::atomic<std::size_t>>(0);

@@ -19,7 +19,9 @@ enum class entry_type : char {
 struct entry {
     std::string name;      // full path inside the archive ('/'-separated, directories without a trailing '/')
     entry_type type = entry_type::file;
-    std::uint64_t size = 0;    // content bytes that follow (files only; 0 for every other type)
+    // Files: the content bytes that follow. Other types: the size field the archive carries (normally 0), as Go
+    // and Python report it; no content follows them whatever it says (GNU dumpdirs' listings are skipped).
+    std::uint64_t size = 0;
     std::uint32_t mode = 0644; // permission bits incl. setuid/setgid/sticky, without the file-type bits
     std::int64_t uid = 0;
     std::int64_t gid = 0;

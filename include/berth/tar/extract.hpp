@@ -7,7 +7,8 @@
 // never re-resolved as strings, so a symlink planted by the archive (or swapped in meanwhile) cannot redirect a
 // write. Refusals follow moby's pkg/archive and Python's PEP 706 `data` filter: absolute names, `..` escapes,
 // writes through symlinks, link targets outside the destination, device nodes (unless opted in), and a directory
-// replaced by a non-directory or the reverse.
+// replaced by a non-directory or the reverse. Permission bits follow the PEP 706 `data` filter unless the caller
+// asks for exact modes (see `permissions`).
 #include <berth/detail/unique_fd.hpp>
 #include <berth/tar/entry.hpp>
 #include <berth/tar/error.hpp>
@@ -26,7 +27,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,12 +43,37 @@
 
 namespace berth::tar {
 
+// How the permission bits of extracted files and directories are chosen.
+enum class permissions {
+    // Python's PEP 706 `data` filter, then the umask: a file gets its archive mode without setuid/setgid/sticky and
+    // group/other write, plus owner read+write, and no execute bit at all unless the owner's is set; a directory
+    // the extractor creates gets the default 0777 (an existing one keeps its mode). The process umask is applied
+    // to both, as for any file the user creates. Nothing extracted is world-writable unless the umask allows it.
+    data_filter,
+    // The archive's rwx bits exactly, umask ignored (setuid/setgid/sticky only with keep_special_bits), existing
+    // directories included: for restoring a tree as it was.
+    exact,
+};
+
+// What to do with a symlink whose target is outside the destination (absolute, or climbing out of it).
+enum class outside_links {
+    refuse, // fail the extraction (unsafe_link)
+    skip,   // leave it out; it is listed in extractor::skipped_links()
+    keep,   // write it verbatim, as `docker cp` does; the extractor still never follows it
+};
+
 struct extract_options {
     bool allow_devices = false;     // character/block devices and fifos; refused (device_refused) unless set
     bool keep_owners = false;       // chown to the archive's uid/gid; only effective when running as root
-    bool keep_special_bits = false; // setuid/setgid/sticky are stripped unless set
+    berth::tar::permissions permissions = berth::tar::permissions::data_filter;
+    bool keep_special_bits = false; // with permissions::exact: setuid/setgid/sticky kept (stripped unless set)
     std::uint64_t max_entries = 1'000'000;
     std::size_t max_path_length = 4096; // for member names and link targets
+    tar::outside_links outside_links = tar::outside_links::refuse;
+    // Symlinks must also stay beneath their member's first component, not merely beneath the destination: for an
+    // archive of one item that is renamed once extracted (a copy out of a container), where a link climbing to
+    // the destination itself would leave the item.
+    bool links_within_top_member = false;
     bool force_fallback = false;        // test hook: behave as if openat2 were unavailable
     reader_options reader{};            // passed to the unpacker's reader
 };
@@ -223,7 +251,7 @@ inline mode_t current_umask() {
 class extractor {
 public:
     extractor(std::filesystem::path destination, extract_options opts = {})
-        : opts_(std::move(opts)), dest_(std::move(destination)), root_(dest_, opts_.force_fallback),
+        : opts_(checked(std::move(opts))), dest_(std::move(destination)), root_(dest_, opts_.force_fallback),
           umask_(detail::current_umask()), root_user_(::geteuid() == 0) {}
 
     extractor(const extractor&) = delete;
@@ -282,7 +310,7 @@ public:
                 off_t at = ::lseek(fd, 0, SEEK_CUR);
                 if (at < 0 || ::ftruncate(fd, at + static_cast<off_t>(cur_.hole)) != 0) fail("extending the file failed");
             }
-            if (chown_ && ::fchown(fd, cur_.uid, cur_.gid) != 0) fail("chown failed");
+            if (chown_ && ::fchown(fd, static_cast<uid_t>(cur_.uid), static_cast<gid_t>(cur_.gid)) != 0) fail("chown failed");
             // Creation applied the umask; only chmod when that changed anything (or chown cleared special bits).
             if (cur_.mode != (cur_.mode & 0777 & ~umask_) || chown_)
                 if (::fchmod(fd, cur_.mode) != 0) fail("chmod failed");
@@ -340,10 +368,17 @@ public:
 
     std::uint64_t entries() const noexcept { return count_; }
 
+    // Symlinks left out under outside_links::skip: the member's name and its target, in archive order.
+    struct skipped_link {
+        std::string name;
+        std::string target;
+    };
+    const std::vector<skipped_link>& skipped_links() const noexcept { return skipped_links_; }
+
 private:
     struct dir_meta {
         std::vector<std::string> parts;
-        std::uint32_t mode;
+        std::optional<std::uint32_t> mode; // none: left as it is
         timespec times[2];
         std::int64_t uid, gid;
     };
@@ -379,7 +414,22 @@ private:
 
     [[noreturn]] void fail(const std::string& what) const { detail::throw_errno(errc::io_error, what, cur_.name); }
 
-    std::uint32_t clean_mode(std::uint32_t mode) const { return mode & (opts_.keep_special_bits ? 07777u : 0777u); }
+    static extract_options checked(extract_options o) {
+        if (o.keep_special_bits && o.permissions != permissions::exact)
+            throw std::invalid_argument("tar::extract_options: keep_special_bits needs permissions::exact");
+        return o;
+    }
+
+    bool exact_modes() const noexcept { return opts_.permissions == permissions::exact; }
+    std::uint32_t exact_mode(std::uint32_t mode) const { return mode & (opts_.keep_special_bits ? 07777u : 0777u); }
+
+    // Regular files (and device nodes when allowed): see permissions::data_filter.
+    std::uint32_t file_mode(std::uint32_t mode) const {
+        if (exact_modes()) return exact_mode(mode);
+        mode &= 0755;
+        if (!(mode & S_IXUSR)) mode &= ~0111u;
+        return (mode | S_IRUSR | S_IWUSR) & ~static_cast<std::uint32_t>(umask_);
+    }
 
     static void set_times(timespec* t, const entry& e) {
         t[0].tv_sec = 0;
@@ -464,7 +514,7 @@ private:
         open_file f;
         f.name = e.name;
         f.leaf = leaf;
-        f.mode = clean_mode(e.mode);
+        f.mode = file_mode(e.mode);
         f.uid = e.uid;
         f.gid = e.gid;
         set_times(f.times, e);
@@ -497,31 +547,54 @@ private:
     void make_dir(const entry& e, std::vector<std::string> parent, const std::string& leaf) {
         const int dir = parent_fd(parent, e.name);
         // 0700 until finish(): we must be able to write the contents whatever the final mode.
-        if (::mkdirat(dir, leaf.c_str(), 0700) != 0) {
+        const bool created = ::mkdirat(dir, leaf.c_str(), 0700) == 0;
+        if (!created) {
             if (errno != EEXIST) detail::throw_errno(errc::io_error, "cannot create directory", e.name);
             check_replace(dir, leaf, true, e.name);
         }
         parent.push_back(leaf);
         std::string key = detail::join(parent);
-        dir_meta m{std::move(parent), clean_mode(e.mode), {}, e.uid, e.gid};
+        // data_filter: the default mode for a directory made here (or by an earlier member), none for others.
+        std::optional<std::uint32_t> mode;
+        if (exact_modes()) mode = exact_mode(e.mode);
+        else if (created) mode = 0777 & ~static_cast<std::uint32_t>(umask_);
+        else if (auto it = dirs_.find(key); it != dirs_.end()) mode = it->second.mode;
+        dir_meta m{std::move(parent), mode, {}, e.uid, e.gid};
         set_times(m.times, e);
         dirs_.insert_or_assign(std::move(key), std::move(m));
+    }
+
+    // Why `target` (of a link in `parent`) leaves the destination, or empty when it does not.
+    std::string outside_reason(const std::string& target, std::span<const std::string> parent,
+                               const std::string& name) const {
+        if (target.front() == '/') return "absolute symlink target '" + target + "'";
+        std::vector<std::string> resolved;
+        try {
+            resolved = detail::split_beneath(target, errc::unsafe_link, name, parent);
+        } catch (const error&) {
+            return "symlink target '" + target + "' is outside the destination";
+        }
+        if (opts_.links_within_top_member && (parent.empty() || resolved.empty() || resolved.front() != parent.front()))
+            return "symlink target '" + target + "' is outside '" + (parent.empty() ? name : parent.front()) + "'";
+        // What is on disk already may redirect the target (e.g. a pre-existing link to /); ask the kernel.
+        std::string via = detail::join(parent);
+        if (root_.resolves_outside(via.empty() ? target : via + "/" + target))
+            return "symlink target '" + target + "' resolves outside the destination";
+        return {};
     }
 
     void make_symlink(const entry& e, std::span<const std::string> parent, const std::string& leaf) {
         const std::string& target = e.linkname;
         if (target.empty() || target.find('\0') != std::string::npos)
             throw error(errc::unsafe_link, "empty or NUL-containing symlink target", e.name);
-        if (target.front() == '/') throw error(errc::unsafe_link, "absolute symlink target '" + target + "'", e.name);
-        try {
-            (void)detail::split_beneath(target, errc::unsafe_link, e.name, parent);
-        } catch (const error&) {
-            throw error(errc::unsafe_link, "symlink target '" + target + "' is outside the destination", e.name);
+        if (auto why = outside_reason(target, parent, e.name); !why.empty()) {
+            if (opts_.outside_links == outside_links::refuse) throw error(errc::unsafe_link, why, e.name);
+            if (opts_.outside_links == outside_links::skip) {
+                skipped_links_.push_back({e.name, target});
+                return;
+            }
         }
-        // What is on disk already may redirect the target (e.g. a pre-existing link to /); ask the kernel.
         std::string via = detail::join(parent);
-        if (root_.resolves_outside(via.empty() ? target : via + "/" + target))
-            throw error(errc::unsafe_link, "symlink target '" + target + "' resolves outside the destination", e.name);
         const int dir = parent_fd(parent, e.name);
         create_or_replace(dir, leaf, e.name, "symlink",
                           [&](int d, const char* n) { return ::symlinkat(target.c_str(), d, n); });
@@ -558,7 +631,7 @@ private:
         dev_t dev = e.type == entry_type::fifo ? 0 : makedev(e.devmajor, e.devminor);
         const int dir = parent_fd(parent, e.name);
         create_or_replace(dir, leaf, e.name, "device node",
-                          [&](int d, const char* n) { return ::mknodat(d, n, kind | (clean_mode(e.mode) & 0777), dev); });
+                          [&](int d, const char* n) { return ::mknodat(d, n, kind | (file_mode(e.mode) & 0777), dev); });
         finish_non_file(dir, leaf, e, true);
         std::string via = detail::join(parent);
         extracted_.insert(via.empty() ? leaf : via + "/" + leaf);
@@ -569,7 +642,7 @@ private:
         if (opts_.keep_owners && root_user_ &&
             ::fchownat(dir, leaf.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid), AT_SYMLINK_NOFOLLOW) != 0)
             detail::throw_errno(errc::io_error, "chown failed", e.name);
-        if (chmod && ::fchmodat(dir, leaf.c_str(), clean_mode(e.mode), AT_SYMLINK_NOFOLLOW) != 0)
+        if (chmod && ::fchmodat(dir, leaf.c_str(), file_mode(e.mode), AT_SYMLINK_NOFOLLOW) != 0)
             detail::throw_errno(errc::io_error, "chmod failed", e.name);
         timespec t[2];
         set_times(t, e);
@@ -587,7 +660,7 @@ private:
                                : ::fchown(fd, static_cast<uid_t>(d.uid), static_cast<gid_t>(d.gid));
             if (rc != 0) detail::throw_errno(errc::io_error, "chown failed", name);
         }
-        if ((path_only ? ::chmod(proc, d.mode) : ::fchmod(fd, d.mode)) != 0)
+        if (d.mode && (path_only ? ::chmod(proc, *d.mode) : ::fchmod(fd, *d.mode)) != 0)
             detail::throw_errno(errc::io_error, "chmod failed", name);
         if ((path_only ? ::utimensat(AT_FDCWD, proc, d.times, 0) : ::futimens(fd, d.times)) != 0)
             detail::throw_errno(errc::io_error, "setting mtime failed", name);
@@ -606,6 +679,7 @@ private:
     std::string parent_key_;
     std::unordered_map<std::string, dir_meta> dirs_;
     std::unordered_set<std::string> extracted_; // non-directories written by this extractor (hard link targets)
+    std::vector<skipped_link> skipped_links_;
 };
 
 // A reader and an extractor glued together: feed raw archive bytes (uncompressed), then finish().
@@ -633,8 +707,9 @@ public:
         }
     }
 
-    // At the end of the input: fails (errc::truncated) if it stopped inside a member, else applies directory
-    // metadata.
+    // At the end of the input: fails (errc::truncated, with the offset) unless the archive was complete, i.e. its
+    // end-of-archive marker arrived (or, with reader.require_end_marker off, the input stopped between members);
+    // then applies directory metadata.
     void finish() {
         try {
             if (!done_) reader_.finish();

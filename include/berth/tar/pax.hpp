@@ -33,7 +33,8 @@ void parse_pax_records(std::string_view payload, OnRecord&& on_record, std::uint
         };
         std::size_t i = 0, len = 0;
         while (i < rest.size() && rest[i] >= '0' && rest[i] <= '9') {
-            if (i >= 18) fail("PAX record length too long");
+            // Leading zeros are allowed (Go and Python parse the length as a plain integer); the value is bounded.
+            if (len >= 100'000'000'000'000'000) fail("PAX record length too long");
             len = len * 10 + static_cast<std::size_t>(rest[i] - '0');
             ++i;
         }
@@ -77,11 +78,12 @@ inline void append_pax_record(std::string& out, std::string_view key, std::strin
     out += '\n';
 }
 
-// A decimal integer as PAX writes it: optional '-', then 1..19 digits, nothing else; nullopt when invalid or
-// outside int64.
+// A decimal integer as PAX writes it: optional '-', then digits, nothing else; nullopt when invalid or outside
+// int64. Leading zeros do not count against the range (Go, Python, GNU tar and bsdtar accept "000…0042").
 inline std::optional<std::int64_t> parse_pax_integer(std::string_view s) noexcept {
     const bool neg = !s.empty() && s[0] == '-';
     if (neg) s.remove_prefix(1);
+    while (s.size() > 1 && s[0] == '0') s.remove_prefix(1);
     if (s.empty() || s.size() > 19) return std::nullopt;
     std::uint64_t v = 0;
     for (char c : s) {

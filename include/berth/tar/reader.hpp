@@ -27,6 +27,11 @@ struct reader_options {
     std::size_t max_pax_size = 1 << 20; // bytes of one PAX/GNU long-name header payload (and of a sparse map)
     std::size_t max_path_length = 4096;
     std::uint64_t max_entries = 1'000'000;
+    // The archive counts as complete only with its end-of-archive marker (two zero blocks): finish() fails
+    // (errc::truncated) on a stream cut at a member boundary, and a lone zero block followed by a header is an
+    // error. Docker, Podman, GNU tar, bsdtar, Go and Python all write the marker. Turn it off to read archives
+    // the way GNU tar, Go and Python do: the first zero block, or the end of input between members, ends them.
+    bool require_end_marker = true;
 };
 
 namespace detail {
@@ -93,22 +98,32 @@ public:
                 const char* b = take_block();
                 if (!b) return event::need_more;
                 const block_view blk(b, block_size);
-                // The first zero block ends the archive; GNU tar stops there too (a lone one only warns).
                 if (is_zero_block(blk)) {
-                    state_ = state::end;
-                    in_ = {};
-                    return event::end;
+                    if (!opt_.require_end_marker) return end_archive(); // GNU tar stops here (a lone one warns)
+                    if (pending_extensions())
+                        throw error(errc::truncated, "end-of-archive marker right after an extension header",
+                                    {}, block_start_);
+                    state_ = state::end_marker;
+                    continue;
                 }
                 decode_header(blk, hdr_, block_start_);
                 switch (hdr_.typeflag) {
                 case 'x': case 'X': case 'g': case 'L': case 'K': begin_extension(); break;
                 case 'V': // volume label: not a member
-                    skip_remaining_ = static_cast<std::uint64_t>(hdr_.size) + detail::padding_of(hdr_.size);
+                    skip_remaining_ = static_cast<std::uint64_t>(hdr_.size) + detail::padding_of(static_cast<std::uint64_t>(hdr_.size));
                     state_ = state::skip;
                     break;
                 default: begin_member(blk); break;
                 }
                 continue;
+            }
+            case state::end_marker: {
+                const char* b = take_block();
+                if (!b) return event::need_more;
+                // Like Go: a zero block then a header is no end marker, and reading on would guess.
+                if (!is_zero_block(block_view(b, block_size)))
+                    throw error(errc::bad_header_field, "a lone zero block before a header", {}, block_start_ - block_size);
+                return end_archive();
             }
             case state::ext_payload: {
                 const std::size_t n = std::min<std::uint64_t>(ext_size_ - ext_buf_.size(), in_.size());
@@ -156,18 +171,30 @@ public:
     const entry& current() const noexcept { return entry_; }
     std::span<const char> data() const noexcept { return data_; }
 
-    // End of input: anything but a member boundary (or the end marker) is a truncated archive.
+    // End of input. An archive is complete at its end-of-archive marker; without require_end_marker, at a member
+    // boundary too. Anything else is errc::truncated, at the offset where the input stopped.
     void finish() {
         if (state_ == state::end) return;
-        if (state_ == state::header && block_fill_ == 0 && !pending_extensions()) return;
-        throw error(errc::truncated, "archive ends inside a header or member", in_member_ ? entry_.name : "",
-                    offset_);
+        const bool boundary = state_ == state::header && block_fill_ == 0 && !pending_extensions();
+        if (boundary && !opt_.require_end_marker) return;
+        const char* why = boundary ? "archive ends between members, without its end-of-archive marker"
+                          : state_ == state::end_marker ? "archive ends inside its end-of-archive marker"
+                                                        : "archive ends inside a header or member";
+        throw error(errc::truncated, why, in_member_ ? entry_.name : "", offset_);
     }
 
     std::uint64_t offset() const noexcept { return offset_; }
 
 private:
-    enum class state : std::uint8_t { header, ext_payload, skip, gnu_sparse_ext, sparse_map, emit_entry, content, end };
+    enum class state : std::uint8_t {
+        header, end_marker, ext_payload, skip, gnu_sparse_ext, sparse_map, emit_entry, content, end
+    };
+
+    event end_archive() noexcept {
+        state_ = state::end;
+        in_ = {}; // trailing data after the end marker is ignored, like GNU tar
+        return event::end;
+    }
 
     void consume(std::size_t n) noexcept {
         in_ = in_.subspan(n);
@@ -183,6 +210,7 @@ private:
             return p;
         }
         const std::size_t n = std::min(block_size - block_fill_, in_.size());
+        if (n == 0) return nullptr; // memcpy from an empty span's null data() is undefined even for 0 bytes
         std::memcpy(block_.data() + block_fill_, in_.data(), n);
         consume(n);
         block_fill_ += n;
@@ -234,6 +262,10 @@ private:
             break;
         }
         default:
+            // A later 'x' header for the same member replaces an earlier one whole, as Go and GNU tar read it.
+            local_.clear();
+            psparse_ = {};
+            sparse_.clear();
             parse_pax_records(
                 payload, [&](std::string_view k, std::string_view v) { apply_pax(local_, k, v, true); },
                 ext_start_);
@@ -384,7 +416,9 @@ private:
             break;
         default: e.type = entry_type::file; break; // '7' contiguous, 'S' sparse, unknown: content as a file
         }
-        // Header-only types carry no data whatever their size field says (like Go and Python); dumpdirs do.
+        // Header-only types carry no data whatever their size field says: the next header follows at once, as Go
+        // and Python read it. Their entry still reports the size they carry. GNU dumpdirs ('D') do have data.
+        const std::uint64_t carried = stored;
         if (detail::is_header_only(e.type) && t != 'D') stored = 0;
         if (e.type == entry_type::directory)
             while (e.name.size() > 1 && e.name.back() == '/') e.name.pop_back();
@@ -392,7 +426,7 @@ private:
         stored_remaining_ = stored;
         pad_ = detail::padding_of(stored);
         content_remaining_ = e.type == entry_type::file ? stored : 0;
-        e.size = content_remaining_;
+        e.size = e.type == entry_type::file ? stored : carried;
         sparse_active_ = false;
 
         const bool pax_sparse = psparse_.seen && e.type == entry_type::file;
@@ -476,7 +510,8 @@ private:
             consume(1);
             --stored_remaining_;
             if (c >= '0' && c <= '9') {
-                if (++map_digits_ > 19 || map_value_ > (std::uint64_t{INT64_MAX} - 9) / 10)
+                ++map_digits_; // leading zeros are fine, the value is what is range-checked
+                if (map_value_ > (std::uint64_t{INT64_MAX} - 9) / 10)
                     fail(errc::bad_sparse_map, "sparse map number out of range", offset_ - 1);
                 map_value_ = map_value_ * 10 + static_cast<std::uint64_t>(c - '0');
                 continue;

@@ -18,6 +18,7 @@
 // for the next request unless the reply says otherwise. Replies are data (status, headers, body pieces sent with a
 // pause between them, and what the engine does afterwards), so faults are replies too: a body cut short, a
 // truncated head, garbage, a stall, a hang-up.
+#include <berth/version.hpp> // first: the C++20 check
 #include <berth/http/multiplexed_stream.hpp>
 #include <berth/transport/transport.hpp>
 
@@ -29,6 +30,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
@@ -399,11 +401,18 @@ public:
 
     boost::asio::awaitable<mock_stream> connect() {
         std::size_t index = 0;
+        bool stall = false;
         {
             std::lock_guard lock(state_->mutex);
             if (state_->refuse_connections)
                 throw boost::system::system_error(boost::asio::error::connection_refused, "connect to " + state_->name);
-            index = ++state_->connections_opened;
+            stall = state_->stall_connections;
+            if (!stall) index = ++state_->connections_opened;
+        }
+        if (stall) {
+            boost::asio::steady_timer never(executor_, boost::asio::steady_timer::time_point::max());
+            co_await never.async_wait(boost::asio::use_awaitable);  // ends only by cancellation
+            throw boost::system::system_error(boost::asio::error::timed_out, "connect to " + state_->name);
         }
         boost::beast::test::stream client_end(executor_), server_end(executor_);
         client_end.connect(server_end);
@@ -448,9 +457,13 @@ public:
         state_->podman = true;
         state_->engine_version = std::move(version);
     }
-    void set_api_version(std::string api_version) {
+    // What /version reports as ApiVersion and MinAPIVersion (empty: the field is left out). Like Docker (and
+    // unlike Podman), the engine then refuses a request at a version outside that range with a 400
+    // "client version X is too old. Minimum supported API version is Y, ..." (or "is too new").
+    void set_api_version(std::string api_version, std::string min_api_version = "1.12") {
         std::lock_guard lock(state_->mutex);
         state_->api_version = std::move(api_version);
+        state_->min_api_version = std::move(min_api_version);
     }
 
     // An exec that prints `output` (raw multiplexed bytes, sent in the given pieces) and exits with exit_code:
@@ -482,6 +495,11 @@ public:
     void refuse_connections(bool refuse = true) {
         std::lock_guard lock(state_->mutex);
         state_->refuse_connections = refuse;
+    }
+    // Every connect() waits, until cancelled, while set (an engine address whose listener never accepts).
+    void stall_connections(bool stall = true) {
+        std::lock_guard lock(state_->mutex);
+        state_->stall_connections = stall;
     }
     // The engine closes every connection that waits for a request (its idle keep-alive timeout).
     void close_idle_connections() {
@@ -537,9 +555,11 @@ private:
         std::vector<live_connection> live{};
         std::size_t connections_opened = 0;
         bool refuse_connections = false;
+        bool stall_connections = false;
         bool podman = false;
         std::string engine_version = "20.10.24";
         std::string api_version = "1.41";
+        std::string min_api_version = "1.12";
     };
 
     static bool matches(std::string_view pattern, std::string_view path) {
@@ -578,6 +598,7 @@ private:
                 if (it->once) st.routes.erase(std::next(it).base());
                 break;
             }
+            if (auto refusal = version_refusal(st, req)) return *refusal;
             if (!handler) {
                 if (req.method == verb::get && req.path == "/version") return version_reply(st);
                 if (req.method == verb::get && req.path == "/_ping") return reply::text(200, "OK");
@@ -597,10 +618,32 @@ private:
         components.push_back(boost::json::object{{"Name", st.podman ? "Podman Engine" : "Engine"},
                                                  {"Version", st.engine_version}});
         boost::json::object o{{"Version", st.engine_version}, {"ApiVersion", st.api_version},
-                              {"MinAPIVersion", "1.12"},      {"Os", "linux"},
-                              {"Arch", "amd64"},              {"KernelVersion", "6.1.0"},
-                              {"Components", std::move(components)}};
+                              {"Os", "linux"},                {"Arch", "amd64"},
+                              {"KernelVersion", "6.1.0"},     {"Components", std::move(components)}};
+        if (!st.min_api_version.empty()) o["MinAPIVersion"] = st.min_api_version;
         return reply::json(200, boost::json::value(std::move(o)));
+    }
+
+    // Docker's 400 for a request at a version outside its range (Podman serves any).
+    static std::optional<reply> version_refusal(const state& st, const recorded_request& req) {
+        if (st.podman || req.api_version.empty()) return std::nullopt;
+        auto number = [](std::string_view v) {
+            auto dot = v.find('.');
+            auto part = [](std::string_view d) {
+                int n = 0;
+                for (char c : d) n = (c >= '0' && c <= '9') ? n * 10 + (c - '0') : n;
+                return n;
+            };
+            return std::pair{part(v.substr(0, dot)), dot == v.npos ? 0 : part(v.substr(dot + 1))};
+        };
+        if (!st.min_api_version.empty() && number(req.api_version) < number(st.min_api_version))
+            return reply::error(400, "client version " + req.api_version +
+                                         " is too old. Minimum supported API version is " + st.min_api_version +
+                                         ", please upgrade your client to a newer version");
+        if (number(st.api_version) < number(req.api_version))
+            return reply::error(400, "client version " + req.api_version +
+                                         " is too new. Maximum supported API version is " + st.api_version);
+        return std::nullopt;
     }
 
     static std::vector<std::string> wire_pieces(const reply& r) {

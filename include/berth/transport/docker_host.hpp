@@ -1,5 +1,5 @@
 #pragma once
-// Parsing of engine addresses in the DOCKER_HOST syntax: unix:///path and tcp://host:port.
+// Parsing of engine addresses in the DOCKER_HOST syntax: unix:///path, tcp://host:port and ssh://[user@]host[:port].
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -15,21 +15,28 @@ public:
 };
 
 struct host_address {
-    enum class kind { unix_socket, tcp } scheme = kind::unix_socket;
-    std::string path{};          // unix socket path
-    std::string host{};          // tcp host name or address
-    std::uint16_t port = 0;    // tcp port
+    enum class kind { unix_socket, tcp, ssh } scheme = kind::unix_socket;
+    std::string path{};          // unix socket path; for ssh, the engine's socket on the remote host (may be empty)
+    std::string host{};          // tcp or ssh host name or address
+    std::uint16_t port = 0;      // tcp port; ssh port, 0 for ssh's own default
+    std::string user{};          // ssh login name (may be empty: ssh's own default)
 
     std::string to_string() const {
         if (scheme == kind::unix_socket) return "unix://" + path;
         bool ipv6 = host.find(':') != std::string::npos;  // in brackets, or its colons would read as a port
-        return "tcp://" + (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+        std::string h = ipv6 ? "[" + host + "]" : host;
+        if (scheme == kind::tcp) return "tcp://" + h + ":" + std::to_string(port);
+        return "ssh://" + (user.empty() ? "" : user + "@") + h + (port ? ":" + std::to_string(port) : "") + path;
     }
 };
 
 inline constexpr std::string_view default_docker_socket = "/var/run/docker.sock";
+// The engine's conventional ports, which the docker CLI assumes when a tcp:// address has none.
+inline constexpr std::uint16_t docker_plain_port = 2375;
+inline constexpr std::uint16_t docker_tls_port = 2376;
 
-inline host_address parse_docker_host(std::string_view spec) {
+// default_tcp_port: the port of a tcp:// address without one (docker_tls_port when TLS will be used).
+inline host_address parse_docker_host(std::string_view spec, std::uint16_t default_tcp_port = docker_plain_port) {
     auto fail = [&](std::string_view why) {
         std::string shown;  // control characters escaped: a NUL would cut what() short before the reason
         for (char c : spec) {
@@ -44,18 +51,8 @@ inline host_address parse_docker_host(std::string_view spec) {
         }
         throw invalid_host("invalid engine address '" + shown + "': " + std::string(why));
     };
-    host_address a;
-    if (spec.starts_with("unix://")) {
-        a.path = std::string(spec.substr(7));
-        if (a.path.empty() || a.path.front() != '/') fail("a unix socket path must be absolute (unix:///path)");
-        if (a.path.find('\0') != std::string::npos) fail("the path contains a NUL byte");
-        return a;
-    }
-    if (spec.starts_with("tcp://")) {
-        a.scheme = host_address::kind::tcp;
-        std::string_view rest = spec.substr(6);
-        while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-        if (rest.find('/') != std::string_view::npos) fail("a path after the port is not supported");
+    // host[:port] or [ipv6][:port]; the port is left 0 when absent.
+    auto host_and_port = [&](std::string_view rest, host_address& a) {
         std::string_view host = rest, port;
         if (rest.starts_with("[")) {  // [ipv6]:port
             auto close = rest.find(']');
@@ -73,24 +70,64 @@ inline host_address parse_docker_host(std::string_view spec) {
                 fail("an IPv6 address must be in brackets (tcp://[::1]:2375)");
         }
         if (host.empty()) fail("no host");
+        for (char c : host)
+            if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@' || c == '/' || c == '?' || c == '#')
+                fail("the host name contains '" + std::string(1, c) + "'");
         a.host = std::string(host);
-        if (port.empty()) {
-            a.port = 2375;  // the engine's conventional plain-TCP port, as the docker CLI assumes
-        } else {
-            unsigned long v = 0;
-            for (char c : port) {
-                if (c < '0' || c > '9') fail("the port is not a number");
-                v = v * 10 + static_cast<unsigned long>(c - '0');
-                if (v > 65535) fail("the port is out of range");
-            }
-            if (v == 0) fail("the port is out of range");
-            a.port = static_cast<std::uint16_t>(v);
+        unsigned long v = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9') fail("the port is not a number");
+            v = v * 10 + static_cast<unsigned long>(c - '0');
+            if (v > 65535) fail("the port is out of range");
         }
+        if (!port.empty() && v == 0) fail("the port is out of range");
+        a.port = static_cast<std::uint16_t>(v);
+    };
+    host_address a;
+    if (spec.starts_with("unix://")) {
+        a.path = std::string(spec.substr(7));
+        if (a.path.empty() || a.path.front() != '/') fail("a unix socket path must be absolute (unix:///path)");
+        if (a.path.find('\0') != std::string::npos) fail("the path contains a NUL byte");
+        return a;
+    }
+    if (spec.starts_with("tcp://")) {
+        a.scheme = host_address::kind::tcp;
+        std::string_view rest = spec.substr(6);
+        while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+        if (rest.find('/') != std::string_view::npos) fail("a path after the port is not supported");
+        host_and_port(rest, a);
+        if (a.port == 0) a.port = default_tcp_port;
+        return a;
+    }
+    if (spec.starts_with("ssh://")) {  // ssh://[user@]host[:port][/remote/socket], as the docker CLI reads it
+        a.scheme = host_address::kind::ssh;
+        std::string_view rest = spec.substr(6);
+        if (rest.find_first_of("?#") != std::string_view::npos) fail("a query or fragment is not allowed");
+        if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+            std::string_view path = rest.substr(slash);
+            rest = rest.substr(0, slash);
+            while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+            if (path != "/") a.path = std::string(path);
+            for (char c : a.path)
+                if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) fail("the path contains a control character");
+        }
+        if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+            std::string_view user = rest.substr(0, at);
+            rest = rest.substr(at + 1);
+            if (user.empty()) fail("an empty user name before '@'");
+            if (user.find(':') != std::string_view::npos) fail("a password in the address is not supported");
+            for (char c : user)
+                if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@') fail("the user name contains '" + std::string(1, c) + "'");
+            if (user.front() == '-') fail("a user name cannot start with '-'");
+            a.user = std::string(user);
+        }
+        host_and_port(rest, a);
+        if (a.host.front() == '-') fail("a host name cannot start with '-'");
         return a;
     }
     auto sep = spec.find("://");
-    if (sep == std::string_view::npos) fail("expected unix:///path or tcp://host:port");
-    fail("the scheme '" + std::string(spec.substr(0, sep)) + "' is not supported (use unix:// or tcp://)");
+    if (sep == std::string_view::npos) fail("expected unix:///path or tcp://host:port (or ssh://[user@]host[:port])");
+    fail("the scheme '" + std::string(spec.substr(0, sep)) + "' is not supported (use unix://, tcp:// or ssh://)");
     return a;  // unreachable
 }
 

@@ -1,7 +1,14 @@
 #pragma once
-// The default Transport: a stream socket to a unix-socket or TCP engine address, chosen at run time. Asio's generic
-// stream protocol carries both, so one client type serves DOCKER_HOST=unix://... and tcp://... alike.
+// The default Transport, chosen at run time from an engine address: a unix socket, TCP, TCP with TLS, or an ssh
+// child process. The unix socket and plain TCP are a bare socket (no indirection on the hot path); TLS and ssh go
+// through connection_stream's layered interface. One type for all, so `berth::client` follows DOCKER_HOST or a
+// Docker context wherever it points, as the docker CLI does.
+#include <berth/transport/connection_stream.hpp>
 #include <berth/transport/docker_host.hpp>
+#include <berth/transport/endpoint.hpp>
+#include <berth/transport/error.hpp>
+#include <berth/transport/ping_probe.hpp>
+#include <berth/transport/ssh.hpp>
 #include <berth/transport/transport.hpp>
 
 #include <boost/asio/generic/stream_protocol.hpp>
@@ -11,33 +18,86 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <atomic>
+#include <memory>
+
 namespace berth {
 
 class socket_transport {
 public:
-    using stream_type = boost::asio::generic::stream_protocol::socket;
+    using stream_type = connection_stream;
 
     socket_transport(boost::asio::any_io_executor ex, host_address address)
-        : executor_(std::move(ex)), address_(std::move(address)) {}
+        : socket_transport(std::move(ex), engine_endpoint{.address = std::move(address)}) {}
+
+    // Throws tls_error when the endpoint wants TLS and the program was built without <berth/transport/tls.hpp>
+    // (not_available), or when its CA, certificate or key cannot be loaded (bad_material).
+    socket_transport(boost::asio::any_io_executor ex, engine_endpoint endpoint)
+        : executor_(std::move(ex)), endpoint_(std::move(endpoint)) {
+        if (endpoint_.uses_tls()) {
+            auto factory = detail::tls_factory().load();
+            if (factory == nullptr)
+                throw tls_error(tls_errc::not_available, describe(),
+                                "#include <berth/transport/tls.hpp> in the program and link OpenSSL "
+                                "(-lssl -lcrypto; Debian: libssl-dev)");
+            tls_ = factory(endpoint_);
+        }
+    }
 
     boost::asio::any_io_executor get_executor() const { return executor_; }
-    const host_address& address() const { return address_; }
-    std::string describe() const { return address_.to_string(); }
+    const host_address& address() const { return endpoint_.address; }
+    const engine_endpoint& endpoint() const { return endpoint_; }
+    std::string describe() const { return endpoint_.to_string(); }
 
     boost::asio::awaitable<stream_type> connect() {
         namespace asio = boost::asio;
-        stream_type socket(executor_);
-        if (address_.scheme == host_address::kind::unix_socket) {
-            asio::local::stream_protocol::endpoint ep(address_.path);
-            co_await socket.async_connect(asio::generic::stream_protocol::endpoint(ep), asio::use_awaitable);
-            co_return socket;
+        const auto& a = endpoint_.address;
+        if (a.scheme == host_address::kind::ssh) co_return co_await detail::ssh_connect(executor_, endpoint_);
+        if (a.scheme == host_address::kind::unix_socket) {
+            connection_stream::socket_type socket(executor_);
+            boost::system::error_code ec;
+            co_await socket.async_connect(asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
+                                          asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) throw boost::system::system_error(ec, "connect to " + describe());
+            co_return connection_stream(std::move(socket));
         }
+        // The first TCP connection of a transport is checked with GET /_ping: a plain client at a TLS port, or a
+        // client certificate refused after a TLS 1.3 handshake, is a tls_error here and not a confusing reply later.
+        const bool check = !checked_->load();
+        auto stream = co_await open_tcp();
+        if (!check) co_return stream;
+        auto outcome = co_await detail::ping_probe(stream);
+        if (detail::is_https_only_reply(outcome))
+            throw tls_error(tls_errc::requires_tls, describe(),
+                            "the server answered '" + outcome.body.substr(0, outcome.body.find('\n')) +
+                                "': set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, or tls_options");
+        if (outcome.ec && tls_) tls_->throw_if_tls_failure(outcome.ec, stream);
+        if (outcome.ec == asio::error::operation_aborted)
+            throw boost::system::system_error(outcome.ec, "connect to " + describe());
+        checked_->store(true);
+        if (!outcome.ec && outcome.reusable) co_return stream;
+        co_return co_await open_tcp();  // the probe's connection cannot carry more
+    }
+
+private:
+    // A TCP connection, with TLS on top when the endpoint wants it.
+    boost::asio::awaitable<connection_stream> open_tcp() {
+        auto socket = co_await connect_tcp();
+        if (tls_) co_return co_await tls_->handshake(std::move(socket));
+        co_return connection_stream(std::move(socket));
+    }
+
+    boost::asio::awaitable<connection_stream::socket_type> connect_tcp() {
+        namespace asio = boost::asio;
+        const auto& a = endpoint_.address;
+        connection_stream::socket_type socket(executor_);
         asio::ip::tcp::resolver resolver(executor_);
-        auto results = co_await resolver.async_resolve(address_.host, std::to_string(address_.port),
-                                                       asio::use_awaitable);
+        boost::system::error_code ec;
+        auto results = co_await resolver.async_resolve(a.host, std::to_string(a.port),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) throw boost::system::system_error(ec, "connect to " + describe() + ": resolving " + a.host);
         boost::system::error_code last = asio::error::host_not_found;
         for (const auto& r : results) {
-            boost::system::error_code ec;
             if (socket.is_open()) socket.close(ec);
             co_await socket.async_connect(asio::generic::stream_protocol::endpoint(r.endpoint()),
                                           asio::redirect_error(asio::use_awaitable, ec));
@@ -45,14 +105,16 @@ public:
                 socket.set_option(asio::ip::tcp::no_delay(true), ec);  // request/response: no Nagle delay
                 co_return socket;
             }
+            if (ec == asio::error::operation_aborted) break;
             last = ec;
         }
-        throw boost::system::system_error(last, "connect to " + describe());
+        throw boost::system::system_error(ec == asio::error::operation_aborted ? ec : last, "connect to " + describe());
     }
 
-private:
     boost::asio::any_io_executor executor_;
-    host_address address_;
+    engine_endpoint endpoint_;
+    std::shared_ptr<detail::tls_connector> tls_{};
+    std::shared_ptr<std::atomic<bool>> checked_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 static_assert(transport<socket_transport>);

@@ -1,6 +1,8 @@
 #pragma once
 // The Transport concept: anything that hands out connected byte streams to an engine. basic_client<Transport> is
 // written once against it, so the unix socket, TCP and the in-memory mock engine all run the same HTTP code.
+#include <berth/transport/error.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>

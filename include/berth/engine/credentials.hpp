@@ -1,0 +1,320 @@
+#pragma once
+// Registry credentials found the way the docker CLI finds them, in $DOCKER_CONFIG/config.json (default
+// ~/.docker/config.json):
+//   1. "credHelpers": {"<registry>": "<name>"}  ->  docker-credential-<name> for that registry only
+//   2. "credsStore": "<name>"                   ->  docker-credential-<name> for every other registry
+//   3. "auths": {"<registry>": {"auth": base64("user:password"), "identitytoken": ...}}   when no helper applies
+// A helper is run as `docker-credential-<name> get` with the server key on stdin and prints
+// {"ServerURL","Username","Secret"} (Username "<token>": Secret is an identity token). Docker Hub's key is
+// "https://index.docker.io/v1/". A helper runs as a child process with a time limit; when it fails, its own
+// error text is kept; nothing a helper or config.json holds is ever quoted when it may be a secret.
+#include <berth/detail/base64.hpp>
+#include <berth/engine/registry_auth.hpp>
+#include <berth/transport/ssh.hpp>  // detail::child_process
+#include <berth/with_timeout.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace berth {
+
+// Reading config.json or running a credential helper failed. what() names the file or the helper and says why,
+// with the helper's own error text; it never contains a secret.
+class credential_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+struct credential_options {
+    std::filesystem::path config_dir{};  // empty: $DOCKER_CONFIG, else $HOME/.docker
+    std::string helper_search_path{};    // where docker-credential-* are looked for; empty: $PATH (the helper
+                                         // itself runs with this process's environment)
+    std::chrono::steady_clock::duration helper_timeout = std::chrono::seconds(30);
+};
+
+namespace detail {
+
+inline std::filesystem::path docker_config_dir(const credential_options& o) {
+    if (!o.config_dir.empty()) return o.config_dir;
+    if (const char* d = std::getenv("DOCKER_CONFIG"); d && *d) return d;
+    if (const char* h = std::getenv("HOME"); h && *h) return std::filesystem::path(h) / ".docker";
+    return {};
+}
+
+// "https://127.0.0.1:5000/v2/" -> "127.0.0.1:5000" (the docker CLI's ConvertToHostname).
+inline std::string_view host_of_key(std::string_view key) {
+    for (std::string_view scheme : {"http://", "https://"})
+        if (key.starts_with(scheme)) key.remove_prefix(scheme.size());
+    return key.substr(0, key.find('/'));
+}
+
+struct docker_config {
+    std::filesystem::path file{};
+    std::string creds_store{};
+    std::map<std::string, std::string> cred_helpers{};
+    std::map<std::string, registry_credentials> auths{};
+};
+
+inline std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+    return s;
+}
+
+// A missing file is an empty configuration (as for the CLI); an unreadable or malformed one is a credential_error.
+inline docker_config read_docker_config(const credential_options& o) {
+    docker_config cfg;
+    auto dir = docker_config_dir(o);
+    if (dir.empty()) return cfg;
+    cfg.file = dir / "config.json";
+    std::error_code ec;
+    if (!std::filesystem::exists(cfg.file, ec)) return cfg;
+    std::ifstream in(cfg.file, std::ios::binary);
+    std::string text(std::istreambuf_iterator<char>(in), {});
+    if (!in && !in.eof()) throw credential_error(cfg.file.string() + ": cannot be read");
+    const std::string where = cfg.file.string();
+    boost::system::error_code jec;
+    auto value = boost::json::parse(text, jec);
+    // the parser's message only, never an excerpt: the file holds passwords
+    if (jec) throw credential_error(where + ": not valid JSON (" + jec.message() + ")");
+    if (!value.is_object()) throw credential_error(where + ": not a JSON object");
+    auto& root = value.get_object();
+    auto string_of = [&](const boost::json::object& obj, std::string_view key, std::string_view what) -> std::string {
+        auto* p = obj.if_contains(key);
+        if (p == nullptr || p->is_null()) return {};
+        if (!p->is_string()) throw credential_error(where + ": " + std::string(what) + " is not a string");
+        return std::string(p->get_string());
+    };
+    auto object_of = [&](std::string_view key) -> const boost::json::object* {
+        auto* p = root.if_contains(key);
+        if (p == nullptr || p->is_null()) return nullptr;
+        if (!p->is_object()) throw credential_error(where + ": \"" + std::string(key) + "\" is not an object");
+        return &p->get_object();
+    };
+    cfg.creds_store = string_of(root, "credsStore", "\"credsStore\"");
+    if (auto* helpers = object_of("credHelpers"))
+        for (auto& [registry, name] : *helpers)
+            cfg.cred_helpers[std::string(registry)] = string_of(*helpers, registry, "a \"credHelpers\" entry");
+    if (auto* auths = object_of("auths"))
+        for (auto& [key, entry] : *auths) {
+            const std::string what = "the \"auths\" entry for " + std::string(key);
+            if (!entry.is_object()) throw credential_error(where + ": " + what + " is not an object");
+            auto& e = entry.get_object();
+            registry_credentials c;
+            c.server_address = std::string(key);
+            c.username = string_of(e, "username", what + ": \"username\"");
+            c.password = string_of(e, "password", what + ": \"password\"");
+            c.identity_token = string_of(e, "identitytoken", what + ": \"identitytoken\"");
+            c.registry_token = string_of(e, "registrytoken", what + ": \"registrytoken\"");
+            if (auto auth = string_of(e, "auth", what + ": \"auth\""); !auth.empty()) {
+                auto decoded = base64_decode(auth);
+                auto colon = decoded ? decoded->find(':') : std::string::npos;
+                if (colon == std::string::npos) throw credential_error(where + ": " + what + " has an invalid \"auth\" field");
+                c.username = decoded->substr(0, colon);
+                c.password = decoded->substr(colon + 1);
+            }
+            cfg.auths[std::string(key)] = std::move(c);
+        }
+    return cfg;
+}
+
+// ---- running docker-credential-<name> ----
+
+inline std::string find_in_path(const std::string& program, std::string_view path) {
+    while (true) {
+        auto colon = path.find(':');
+        std::string dir(path.substr(0, colon));
+        if (dir.empty()) dir = ".";
+        auto candidate = dir + "/" + program;
+        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        if (colon == std::string_view::npos) return {};
+        path.remove_prefix(colon + 1);
+    }
+}
+
+struct helper_result {
+    int exit_code = 0;
+    std::string out{}, err{};
+};
+
+// Runs `docker-credential-<name> <action>` with `input` on stdin; stdout (up to 1 MiB) and stderr collected. The
+// child (ssh.hpp's child_process: stdin and stdout on one socket, stderr kept aside) is killed and reaped however
+// this ends, so an error, a time-out or a cancellation never leaves a process behind.
+inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& name, const std::string& action,
+                                                             const std::string& input, const credential_options& o) {
+    namespace asio = boost::asio;
+    using socket = asio::local::stream_protocol::socket;
+    const std::string program = "docker-credential-" + name;
+    const char* env_path = std::getenv("PATH");
+    std::string search = o.helper_search_path.empty() ? std::string(env_path ? env_path : "/usr/bin:/bin") : o.helper_search_path;
+    std::string path = find_in_path(program, search);
+    if (path.empty()) throw credential_error("credential helper " + program + " not found in the search path");
+
+    auto ex = co_await asio::this_coro::executor;
+    socket ours(ex), theirs(ex);
+    asio::local::connect_pair(ours, theirs);
+    child_process child;
+    std::vector<std::string> argv{path, action};
+    if (int rc = child.spawn(argv, theirs.native_handle()); rc != 0)
+        throw credential_error("cannot run " + program + ": " + std::strerror(rc));
+    theirs.close();
+
+    helper_result result;
+    // a helper that exits without reading its input makes this fail (EPIPE): its exit status tells the story
+    auto [write_error, written] = co_await asio::async_write(ours, asio::buffer(input), asio::as_tuple(asio::use_awaitable));
+    (void)written;
+    boost::system::error_code ignored;
+    if (!write_error) ours.shutdown(socket::shutdown_send, ignored);  // the end of the server key
+    std::array<char, 4096> buffer;
+    for (;;) {
+        auto [ec, n] = co_await ours.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
+        if (result.out.size() < (std::size_t{1} << 20)) result.out.append(buffer.data(), n);
+        // a helper that exits without reading its stdin resets the socket: also the end of what it wrote
+        if (ec == asio::error::eof || ec == asio::error::connection_reset) break;
+        if (ec) throw boost::system::system_error(ec);
+    }
+    // stdout closed: the helper is ending; wait for its status without blocking the thread (the caller's time
+    // limit bounds this too)
+    asio::steady_timer timer(ex);
+    auto delay = std::chrono::milliseconds(1);
+    std::optional<int> status;
+    while (!(status = child.try_reap())) {
+        timer.expires_after(delay);
+        co_await timer.async_wait(asio::use_awaitable);
+        delay = std::min(delay * 2, std::chrono::milliseconds(50));
+    }
+    result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+    result.err = child.stderr_text();
+    co_return result;
+}
+
+// run_helper_once within the time limit; a time-out kills the helper.
+inline boost::asio::awaitable<helper_result> run_helper(const std::string& name, const std::string& action,
+                                                        const std::string& input, const credential_options& o) {
+    try {
+        co_return co_await with_timeout(run_helper_once(name, action, input, o), o.helper_timeout);
+    } catch (const boost::system::system_error& e) {
+        if (e.code() != boost::asio::error::timed_out) throw;
+    }
+    auto seconds =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(o.helper_timeout).count()) / 1000.0;
+    throw credential_error("credential helper docker-credential-" + name + " did not finish within " +
+                           std::to_string(seconds) + " s; it was stopped");
+}
+
+// The helper's own explanation: its stdout (the protocol's error channel), else its stderr.
+inline std::string helper_failure(const std::string& name, const std::string& action, const helper_result& r) {
+    auto text = trim(r.out.empty() ? r.err : r.out);
+    if (text.size() > 1024) text = text.substr(0, 1024) + "...";
+    return "credential helper docker-credential-" + name + " " + action + " failed (exit code " +
+           std::to_string(r.exit_code) + ")" + (text.empty() ? std::string() : ": " + text);
+}
+
+// `get` for one server key; nullopt when the helper has nothing for it.
+inline boost::asio::awaitable<std::optional<registry_credentials>> helper_get(const std::string& name,
+                                                                              const std::string& key,
+                                                                              const credential_options& o) {
+    auto r = co_await run_helper(name, "get", key, o);
+    if (r.exit_code != 0) {
+        // the helpers' shared "not found" text (docker-credential-helpers' credentials.errCredentialsNotFound)
+        if (r.out.find("credentials not found") != std::string::npos) co_return std::nullopt;
+        throw credential_error(helper_failure(name, "get", r));
+    }
+    boost::system::error_code ec;
+    auto v = boost::json::parse(r.out, ec);
+    // never quote the output: it is where the secret would be
+    if (ec || !v.is_object())
+        throw credential_error("credential helper docker-credential-" + name + " get printed something that is not a JSON object");
+    auto& obj = v.get_object();
+    auto field = [&](std::string_view k) -> std::string {
+        auto* p = obj.if_contains(k);
+        return p && p->is_string() ? std::string(p->get_string()) : std::string();
+    };
+    registry_credentials c;
+    c.server_address = key;
+    c.username = field("Username");
+    if (c.username == "<token>") {
+        c.username.clear();
+        c.identity_token = field("Secret");
+    } else {
+        c.password = field("Secret");
+    }
+    if (c.empty()) co_return std::nullopt;
+    co_return c;
+}
+
+// The helper that applies to a key: its credHelpers entry, else credsStore, else none.
+inline std::string helper_for(const docker_config& cfg, const std::string& key) {
+    if (auto it = cfg.cred_helpers.find(key); it != cfg.cred_helpers.end()) return it->second;
+    return cfg.creds_store;
+}
+
+inline std::optional<registry_credentials> from_auths(const docker_config& cfg, const std::string& key) {
+    if (auto it = cfg.auths.find(key); it != cfg.auths.end()) return it->second;
+    // keys written with a scheme or a path ("https://127.0.0.1:5000/v2/") still name their host
+    for (auto& [k, c] : cfg.auths)
+        if (host_of_key(k) == host_of_key(key)) return c;
+    return std::nullopt;
+}
+
+} // namespace detail
+
+// The credentials for a registry ("127.0.0.1:5000", "docker.io", or a server key such as
+// "https://index.docker.io/v1/"), or nullopt when there are none. Throws credential_error.
+inline boost::asio::awaitable<std::optional<registry_credentials>> find_credentials(std::string_view registry,
+                                                                                    credential_options options = {}) {
+    auto cfg = detail::read_docker_config(options);
+    const std::string key = credential_key(registry);
+    if (auto helper = detail::helper_for(cfg, key); !helper.empty()) co_return co_await detail::helper_get(helper, key, options);
+    auto c = detail::from_auths(cfg, key);
+    if (c && c->empty()) c.reset();
+    co_return c;
+}
+
+// Every registry's credentials the configuration knows of (what a build needs for X-Registry-Config): the
+// "auths" entries, each credHelpers registry, and what the credsStore lists. Keyed by server key.
+inline boost::asio::awaitable<std::map<std::string, registry_credentials>> all_credentials(credential_options options = {}) {
+    auto cfg = detail::read_docker_config(options);
+    std::map<std::string, registry_credentials> out;
+    std::vector<std::string> keys;
+    for (auto& [k, c] : cfg.auths) keys.push_back(k);
+    for (auto& [k, helper] : cfg.cred_helpers) keys.push_back(k);
+    if (!cfg.creds_store.empty()) {
+        auto r = co_await detail::run_helper(cfg.creds_store, "list", "", options);
+        if (r.exit_code != 0) throw credential_error(detail::helper_failure(cfg.creds_store, "list", r));
+        boost::system::error_code ec;
+        auto v = boost::json::parse(r.out, ec);
+        if (ec || !v.is_object())
+            throw credential_error("credential helper docker-credential-" + cfg.creds_store +
+                                   " list printed something that is not a JSON object");
+        for (auto& [k, user] : v.get_object()) keys.emplace_back(k);
+    }
+    for (auto& key : keys) {
+        if (out.contains(key)) continue;
+        std::optional<registry_credentials> c;
+        if (auto helper = detail::helper_for(cfg, key); !helper.empty()) c = co_await detail::helper_get(helper, key, options);
+        else c = detail::from_auths(cfg, key);
+        if (c && !c->empty()) out[key] = std::move(*c);
+    }
+    co_return out;
+}
+
+} // namespace berth

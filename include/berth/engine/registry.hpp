@@ -1,0 +1,259 @@
+#pragma once
+// Images to and from registries: pull (POST /images/create), push (POST /images/{name}/push) and the credential
+// check (POST /auth), reached as images().pull/push/check_auth. The engine talks to the registry; berth hands it
+// the credentials (X-Registry-Auth), reads its JSON-lines progress (json_progress.hpp) into typed progress_events,
+// and turns every failure, whether the reply's status or an error inside the stream, into a registry_error that
+// says what went wrong (unauthorized, not found, unreachable) with the engine's message, any secret taken out.
+#include <berth/detail/url.hpp>
+#include <berth/engine/client_core.hpp>
+#include <berth/engine/credentials.hpp>
+#include <berth/engine/image_reference.hpp>
+#include <berth/engine/json_progress.hpp>
+#include <berth/engine/registry_auth.hpp>
+
+#include <optional>
+#include <set>
+
+namespace berth {
+
+enum class registry_errc {
+    unauthorized,  // wrong or missing credentials
+    not_found,     // no such repository, tag or digest
+    unreachable,   // the registry could not be reached (refused, no route, unknown host, timed out)
+    other,         // anything else the engine or registry said (TLS trust, bad request, ...)
+};
+
+class registry_error : public engine_error {
+public:
+    registry_error(registry_errc reason, unsigned status, std::string message, std::string endpoint)
+        : engine_error(engine_code(reason, status), status, std::move(message), std::move(endpoint)), reason_(reason) {}
+    registry_errc reason() const noexcept { return reason_; }
+
+private:
+    static engine_errc engine_code(registry_errc reason, unsigned status) {
+        switch (reason) {
+        case registry_errc::unauthorized: return engine_errc::unauthorized;
+        case registry_errc::not_found: return engine_errc::not_found;
+        default: return status >= 300 ? engine_errc_from_status(status) : engine_errc::other;
+        }
+    }
+    registry_errc reason_;
+};
+
+// What a registry failure was, from the engine's message (Docker and Podman word them alike: both quote the
+// registry's own error code) and the reply's status.
+inline registry_errc classify_registry_failure(std::string_view message, unsigned status) {
+    auto has = [&](std::string_view s) { return message.find(s) != std::string_view::npos; };
+    if (status == 401 || status == 403 || has("unauthorized") || has("authentication required") ||
+        has("denied") || has("no basic auth credentials") || has("401 Unauthorized"))
+        return registry_errc::unauthorized;
+    if (has("manifest unknown") || has("name unknown") || has("repository does not exist") ||
+        has("not found: manifest") || (status == 404 && has("manifest")))
+        return registry_errc::not_found;
+    if (has("connection refused") || has("no such host") || has("no route to host") || has("network is unreachable") ||
+        has("i/o timeout") || has("connection reset"))
+        return registry_errc::unreachable;
+    return status == 404 ? registry_errc::not_found : registry_errc::other;
+}
+
+struct registry_request_options {
+    // Used as given when set; otherwise looked up as the docker CLI does (credentials.hpp) when lookup is on.
+    std::optional<registry_credentials> credentials{};
+    bool lookup_credentials = true;
+    credential_options lookup{};
+};
+
+struct pull_options : registry_request_options {
+    std::string platform{};  // "linux/amd64"; empty: the engine's own
+};
+using push_options = registry_request_options;
+
+struct pulled_image {
+    std::string reference{};  // name:tag or name@digest
+    std::string id{};         // the local image id (sha256:...)
+    std::string digest{};     // the manifest digest in the registry (sha256:...)
+};
+
+struct pushed_image {
+    std::string reference{};
+    std::string digest{};     // the manifest digest the registry stored
+    std::int64_t size = 0;    // the manifest's size when the engine reports it
+};
+
+struct auth_result {
+    std::string status{};          // "Login Succeeded"
+    std::string identity_token{};  // when the registry issued one (use it instead of the password)
+};
+
+namespace detail {
+
+// Engine progress messages of a pull or push as progress_events, one step per layer, and the digest they name.
+class transfer_progress {
+public:
+    explicit transfer_progress(progress_callback callback) : callback_(std::move(callback)) {}
+
+    void on_message(const progress_message& m) {
+        if (m.failed) return;  // thrown by the caller
+        if (auto d = digest_in(m.status); !d.empty()) digest_ = d;
+        if (m.aux && m.aux->is_object())
+            if (auto* d = m.aux->get_object().if_contains("Digest"); d && d->is_string()) {
+                digest_ = std::string(d->get_string());
+                if (auto* s = m.aux->get_object().if_contains("Size"); s && s->is_int64()) size_ = s->get_int64();
+            }
+        if (!callback_) return;
+        progress_event e;
+        // "Pulling from repo" carries the tag as its id: a heading, not a layer
+        if (m.id.empty() || m.status.starts_with("Pulling from ")) {
+            if (m.status.empty()) return;
+            e.kind = progress_kind::message;
+            e.text = m.id.empty() ? m.status : m.status + " " + m.id;
+            callback_(e);
+            return;
+        }
+        e.step = m.id;
+        e.name = m.status;
+        const bool first = seen_.insert(m.id).second;
+        if (is_cached(m.status)) {
+            e.kind = progress_kind::step_cached;
+        } else if (is_done(m.status)) {
+            if (first) emit_started(m);
+            e.kind = progress_kind::step_completed;
+        } else if (first) {
+            e.kind = progress_kind::step_started;
+        } else {
+            e.kind = progress_kind::step_progress;
+            e.current = m.current.value_or(0);
+            e.total = m.total.value_or(0);
+        }
+        callback_(e);
+        if (first && e.kind == progress_kind::step_started && (m.current || m.total)) {
+            e.kind = progress_kind::step_progress;  // a layer's first message may already count bytes
+            e.current = m.current.value_or(0);
+            e.total = m.total.value_or(0);
+            callback_(e);
+        }
+    }
+    const std::string& digest() const { return digest_; }
+    std::int64_t size() const { return size_; }
+
+private:
+    static bool is_cached(std::string_view s) {
+        return s == "Already exists" || s == "Layer already exists" || s.starts_with("Mounted from");
+    }
+    static bool is_done(std::string_view s) { return s == "Pull complete" || s == "Pushed" || s == "Download complete"; }
+    // "Digest: sha256:..." (pull), "TAG: digest: sha256:... size: N" (push)
+    static std::string digest_in(std::string_view status) {
+        for (std::string_view marker : {"Digest: ", "digest: "}) {
+            auto at = status.find(marker);
+            if (at == std::string_view::npos) continue;
+            auto d = status.substr(at + marker.size());
+            d = d.substr(0, d.find(' '));
+            if (d.find(':') != std::string_view::npos) return std::string(d);
+        }
+        return {};
+    }
+    void emit_started(const progress_message& m) {
+        progress_event s;
+        s.kind = progress_kind::step_started;
+        s.step = m.id;
+        s.name = m.status;
+        callback_(s);
+    }
+    progress_callback callback_;
+    std::set<std::string> seen_{};
+    std::string digest_{};
+    std::int64_t size_ = 0;
+};
+
+template <transport Transport>
+boost::asio::awaitable<std::optional<registry_credentials>> credentials_for(const image_reference& ref,
+                                                                            const registry_request_options& o) {
+    if (o.credentials) co_return o.credentials;
+    if (!o.lookup_credentials) co_return std::nullopt;
+    co_return co_await find_credentials(ref.registry, o.lookup);
+}
+
+// Opens a registry request and reads its progress to the end; any failure becomes a registry_error without secrets.
+template <transport Transport>
+boost::asio::awaitable<void> run_transfer(client_core<Transport>& client, http::request req,
+                                          const std::optional<registry_credentials>& credentials,
+                                          transfer_progress& progress) {
+    const registry_credentials no_credentials{};
+    const auto& secrets = credentials ? *credentials : no_credentials;
+    auto fail = [&](const engine_error& e) -> registry_error {
+        auto message = redact(e.message(), secrets);
+        return registry_error(classify_registry_failure(message, e.status()), e.status(), message, e.endpoint());
+    };
+    try {
+        auto reply = co_await client.open(std::move(req));
+        co_await read_progress_stream(reply, [&](const progress_message& m) { progress.on_message(m); });
+    } catch (const engine_error& e) {
+        throw fail(e);
+    }
+}
+
+template <transport Transport>
+boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::string_view reference,
+                                          pull_options options, progress_callback callback) {
+    auto ref = parse_image_reference(reference);
+    auto credentials = co_await credentials_for<Transport>(ref, options);
+    detail::query q;
+    q.add("fromImage", ref.name);
+    // a tag or a digest always: an empty tag would pull every tag of the repository
+    q.add("tag", ref.digest.empty() ? ref.tag_or_latest() : ref.digest);
+    q.add_if(!options.platform.empty(), "platform", options.platform);
+    http::request req{.method = verb::post, .target = "/images/create" + q.str()};
+    if (credentials) req.headers.emplace_back("X-Registry-Auth", registry_auth_header(*credentials));
+    transfer_progress progress(std::move(callback));
+    co_await run_transfer(client, std::move(req), credentials, progress);
+
+    pulled_image result;
+    result.reference = ref.str();
+    const std::string target = "/images/" + percent_encode(result.reference) + "/json";
+    auto v = co_await client.call_json(verb::get, target);
+    const std::string endpoint = "GET " + target;
+    auto& o = json_read::as_object(v, endpoint);
+    result.id = json_read::string_field(o, "Id", endpoint);
+    result.digest = !ref.digest.empty() ? ref.digest : progress.digest();
+    if (result.digest.empty())  // Podman's stream names no digest: the image's RepoDigests for this name do
+        for (auto& rd : json_read::optional_strings(o, "RepoDigests", endpoint))
+            if (rd.starts_with(ref.name + "@")) result.digest = rd.substr(ref.name.size() + 1);
+    if (result.digest.empty()) throw protocol_error(endpoint, "the pulled image has no digest for " + ref.name);
+    co_return result;
+}
+
+template <transport Transport>
+boost::asio::awaitable<pushed_image> push(client_core<Transport>& client, std::string_view reference,
+                                          push_options options, progress_callback callback) {
+    auto ref = parse_image_reference(reference);
+    if (!ref.digest.empty()) throw invalid_reference(reference, "a push names a tag, not a digest");
+    auto credentials = co_await credentials_for<Transport>(ref, options);
+    auto q = detail::query().add("tag", ref.tag_or_latest());
+    http::request req{.method = verb::post, .target = "/images/" + percent_encode(ref.name) + "/push" + q.str()};
+    // Docker refuses a push without the header, even to an open registry: "{}" says "no credentials"
+    req.headers.emplace_back("X-Registry-Auth", registry_auth_header(credentials ? *credentials : registry_credentials{}));
+    transfer_progress progress(std::move(callback));
+    co_await run_transfer(client, std::move(req), credentials, progress);
+    if (progress.digest().empty())
+        throw protocol_error("POST /images/" + ref.name + "/push", "the push ended without naming the pushed digest");
+    co_return pushed_image{ref.str(), progress.digest(), progress.size()};
+}
+
+template <transport Transport>
+boost::asio::awaitable<auth_result> check_auth(client_core<Transport>& client, registry_credentials credentials) {
+    auto body = auth_config_json(credentials, true);
+    std::string text;
+    try {
+        text = co_await client.call(verb::post, "/auth", json::serialize(body));
+    } catch (const engine_error& e) {
+        auto message = redact(e.message(), credentials);
+        throw registry_error(classify_registry_failure(message, e.status()), e.status(), message, e.endpoint());
+    }
+    auto v = json_read::parse(text, "POST /auth");
+    auto& o = json_read::as_object(v, "POST /auth");
+    co_return auth_result{json_read::optional_string(o, "Status", "POST /auth"),
+                          json_read::optional_string(o, "IdentityToken", "POST /auth")};
+}
+
+} // namespace detail
+} // namespace berth

@@ -1,0 +1,723 @@
+// Registries: the auth headers, image references, credentials as the docker CLI finds them (config.json, credsStore
+// and credHelpers helpers run as child processes), and pull/push/check_auth against real registries on loopback
+// (scripts/registry: one with htpasswd auth, one open, both TLS from a CA made at start) with Docker and Podman.
+#include "support/engines.hpp"
+
+#include <berth/engine/credentials.hpp>
+#include <berth/engine/registry.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+using namespace berth_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- the registries under test ----
+
+struct registries {
+    std::string auth, user, password, open;  // host:port of each; the auth registry's user and password
+    std::string started_dir;                 // set when this process started them (and stops them at exit)
+};
+
+std::string env_or_empty(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+// The state folder of registries this process started, for the exit handler (plain chars: no destructor runs
+// before the handler does).
+char own_registry_dir[256] = {};
+
+void stop_own_registries() {
+    const std::string cmd = "BERTH_REGISTRY_DIR=" + std::string(own_registry_dir) + " " +
+                            std::string(BERTH_TEST_DATA_DIR) + "/../../scripts/registry stop";
+    [[maybe_unused]] int rc = std::system(cmd.c_str());
+}
+
+// The registries named by BERTH_REGISTRY..., else ones started here with scripts/registry (stopped at exit).
+const registries* registry_under_test() {
+    static std::optional<registries> r = [] {
+        registries out{env_or_empty("BERTH_REGISTRY"), env_or_empty("BERTH_REGISTRY_USER"),
+                       env_or_empty("BERTH_REGISTRY_PASSWORD"), env_or_empty("BERTH_REGISTRY_OPEN"), {}};
+        if (!out.auth.empty()) return std::optional<registries>(out);
+        out.started_dir = "/tmp/berth-registry-test-" + std::to_string(::getpid());
+        const std::string script = std::string(BERTH_TEST_DATA_DIR) + "/../../scripts/registry";
+        const std::string cmd = "BERTH_REGISTRY_DIR=" + out.started_dir + " " + script + " start 2>&1";
+        FILE* p = ::popen(cmd.c_str(), "r");
+        std::string text;
+        char buf[512];
+        while (p && fgets(buf, sizeof buf, p)) text += buf;
+        int rc = p ? ::pclose(p) : -1;
+        if (rc != 0) {
+            MESSAGE("scripts/registry start failed: " << text);
+            return std::optional<registries>();
+        }
+        std::snprintf(own_registry_dir, sizeof own_registry_dir, "%s", out.started_dir.c_str());
+        std::atexit(stop_own_registries);
+        std::map<std::string, std::string> vars;
+        for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
+            auto line = text.substr(at, nl - at);
+            if (auto eq = line.find('='); eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
+        }
+        out.auth = vars["BERTH_REGISTRY"];
+        out.user = vars["BERTH_REGISTRY_USER"];
+        out.password = vars["BERTH_REGISTRY_PASSWORD"];
+        out.open = vars["BERTH_REGISTRY_OPEN"];
+        return std::optional<registries>(out);
+    }();
+    if (!r) {
+        if (in_ci()) FAIL("no registry: scripts/registry could not start one");
+        MESSAGE("SKIPPED: no registry (set BERTH_REGISTRY... from scripts/registry start)");
+        return nullptr;
+    }
+    return &*r;
+}
+
+berth::registry_credentials good_credentials(const registries& r) {
+    berth::registry_credentials c;
+    c.username = r.user;
+    c.password = r.password;
+    c.server_address = r.auth;
+    return c;
+}
+
+// ---- helpers for credential helpers ----
+
+// Writes an executable docker-credential-<name> into dir.
+void write_helper(const fs::path& dir, const std::string& name, const std::string& script) {
+    auto path = dir / ("docker-credential-" + name);
+    write_file(path, "#!/bin/sh\n" + script);
+    ::chmod(path.c_str(), 0755);
+}
+
+// A helper that answers `get` for `key` with user/secret and writes what it was asked (and its pid) to dir/<name>.log.
+std::string answering_helper(const fs::path& dir, const std::string& name, const std::string& key,
+                             const std::string& user, const std::string& secret) {
+    auto log = (dir / (name + ".log")).string();
+    return "read -r url || true\n"
+           "echo \"$1 $url $$\" >> '" + log + "'\n"
+           "if [ \"$1\" = list ]; then printf '{\"%s\":\"%s\"}' '" + key + "' '" + user + "'; exit 0; fi\n"
+           "if [ \"$url\" = '" + key + "' ]; then\n"
+           "  printf '{\"ServerURL\":\"%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' \"$url\" '" + user + "' '" + secret + "'\n"
+           "else echo 'credentials not found in native keychain'; exit 1; fi\n";
+}
+
+bool no_child_left() {
+    int status = 0;
+    return ::waitpid(-1, &status, WNOHANG) == -1 && errno == ECHILD;
+}
+
+
+} // namespace
+
+// ===================== no engine =====================
+
+TEST_CASE("image references: registry, name, tag and digest as the docker CLI splits them") {
+    auto r = berth::parse_image_reference("127.0.0.1:5000/team/app:1.2");
+    CHECK(r.registry == "127.0.0.1:5000");
+    CHECK(r.name == "127.0.0.1:5000/team/app");
+    CHECK(r.tag == "1.2");
+    CHECK(r.str() == "127.0.0.1:5000/team/app:1.2");
+    r = berth::parse_image_reference("127.0.0.1:5000/app");  // the port is not a tag
+    CHECK(r.tag.empty());
+    CHECK(r.tag_or_latest() == "latest");
+    r = berth::parse_image_reference("busybox");
+    CHECK(r.registry == "docker.io");
+    CHECK(berth::credential_key(r.registry) == "https://index.docker.io/v1/");
+    CHECK(berth::parse_image_reference("library/busybox:1").registry == "docker.io");
+    CHECK(berth::parse_image_reference("localhost/app").registry == "localhost");
+    r = berth::parse_image_reference("h.example/app@sha256:abc");
+    CHECK(r.digest == "sha256:abc");
+    CHECK(r.tag_or_latest().empty());
+    CHECK(r.str() == "h.example/app@sha256:abc");
+    for (std::string bad : {"", "app:", "/app", "a//b", "app@sha256", "app name", "app\n:x", "app@:x"})
+        CHECK_THROWS_AS(berth::parse_image_reference(bad), berth::invalid_reference);
+}
+
+TEST_CASE("X-Registry-Auth and X-Registry-Config are base64url JSON the engine decodes") {
+    CHECK(berth::detail::base64url_encode("") == "");
+    CHECK(berth::detail::base64url_encode("f") == "Zg==");
+    CHECK(berth::detail::base64url_encode("fo") == "Zm8=");
+    CHECK(berth::detail::base64url_encode("foo") == "Zm9v");
+    CHECK(berth::detail::base64url_encode("\xfb\xff") == "-_8=");  // url alphabet, not + and /
+    berth::registry_credentials c;
+    c.username = "u";
+    c.password = "p?>";
+    c.server_address = "127.0.0.1:5000";
+    auto decoded = berth::detail::base64_decode(berth::registry_auth_header(c));
+    REQUIRE(decoded);
+    auto o = boost::json::parse(*decoded).as_object();
+    CHECK(o.at("username") == "u");
+    CHECK(o.at("password") == "p?>");
+    CHECK(o.at("serveraddress") == "127.0.0.1:5000");
+    CHECK_FALSE(o.contains("identitytoken"));
+    CHECK(*berth::detail::base64_decode(berth::registry_auth_header({})) == "{}");
+    std::map<std::string, berth::registry_credentials> all{{"127.0.0.1:5000", c}};
+    auto config = boost::json::parse(*berth::detail::base64_decode(berth::registry_config_header(all))).as_object();
+    CHECK(config.at("127.0.0.1:5000").at("password") == "p?>");
+}
+
+TEST_CASE("redact removes every secret and the header made from it") {
+    berth::registry_credentials c;
+    c.username = "someone";
+    c.password = "hunter22";
+    c.identity_token = "tok-123";
+    auto text = berth::redact("login hunter22 failed; token tok-123; header " + berth::registry_auth_header(c), c);
+    CHECK(text.find("hunter22") == std::string::npos);
+    CHECK(text.find("tok-123") == std::string::npos);
+    CHECK(text.find(berth::registry_auth_header(c)) == std::string::npos);
+    CHECK(text.find("someone") == std::string::npos);  // only inside the (redacted) header
+    CHECK(text.find("<redacted>") != std::string::npos);
+}
+
+TEST_CASE("credentials from config.json auths: the auth field, scheme-and-path keys, Docker Hub's key") {
+    temp_dir dir;
+    write_file(dir / "config.json",
+               R"({"auths":{"https://127.0.0.1:5999/v2/":{"auth":")" + berth::detail::base64url_encode("alice:s3cret:x") +
+                   R"("},"https://index.docker.io/v1/":{"username":"hub","password":"hubpw"},"other:1":{"identitytoken":"idt"}}})");
+    berth::credential_options o;
+    o.config_dir = dir.path;
+    auto c = run(berth::find_credentials("127.0.0.1:5999", o));
+    REQUIRE(c);
+    CHECK(c->username == "alice");
+    CHECK(c->password == "s3cret:x");  // only the first colon separates
+    auto hub = run(berth::find_credentials("docker.io", o));
+    REQUIRE(hub);
+    CHECK(hub->username == "hub");
+    CHECK(hub->server_address == "https://index.docker.io/v1/");
+    CHECK(run(berth::find_credentials("other:1", o))->identity_token == "idt");
+    CHECK_FALSE(run(berth::find_credentials("127.0.0.1:6000", o)));
+    auto all = run(berth::all_credentials(o));
+    CHECK(all.size() == 3);
+
+    // DOCKER_CONFIG moves the folder when none is given
+    ::setenv("DOCKER_CONFIG", dir.path.c_str(), 1);
+    CHECK(run(berth::find_credentials("127.0.0.1:5999"))->username == "alice");
+    ::unsetenv("DOCKER_CONFIG");
+
+    // a broken file is an error that quotes none of it
+    write_file(dir / "config.json", R"({"auths":{"x":{"auth":"s3cretpw"}})");
+    try {
+        run(berth::find_credentials("x", o));
+        FAIL("a truncated config.json was accepted");
+    } catch (const berth::credential_error& e) {
+        CHECK(std::string(e.what()).find("config.json") != std::string::npos);
+        CHECK(std::string(e.what()).find("s3cretpw") == std::string::npos);
+    }
+    write_file(dir / "config.json", R"({"auths":{"x":{"auth":"bm9jb2xvbg=="}}})");  // "nocolon"
+    CHECK_THROWS_AS(run(berth::find_credentials("x", o)), berth::credential_error);
+    fs::remove(dir / "config.json");
+    CHECK_FALSE(run(berth::find_credentials("x", o)));  // no file: no credentials, as for the CLI
+}
+
+TEST_CASE("credentials from a credsStore helper and a credHelpers entry, run as child processes") {
+    temp_dir dir;
+    const std::string key = "127.0.0.1:5999";
+    write_helper(dir.path, "store", answering_helper(dir.path, "store", key, "from-store", "store-secret"));
+    write_helper(dir.path, "per", answering_helper(dir.path, "per", key, "from-per", "per-secret"));
+    write_helper(dir.path, "tok", answering_helper(dir.path, "tok", key, "<token>", "identity-xyz"));
+    berth::credential_options o;
+    o.config_dir = dir.path;
+    o.helper_search_path = dir.path.string();  // the helpers are found here only, not on this process's PATH
+
+    SUBCASE("credsStore answers for every registry; its `get` receives the server key on stdin") {
+        write_file(dir / "config.json", R"({"credsStore":"store","auths":{"127.0.0.1:5999":{}}})");
+        auto c = run(berth::find_credentials(key, o));
+        REQUIRE(c);
+        CHECK(c->username == "from-store");
+        CHECK(c->password == "store-secret");
+        CHECK(read_file(dir / "store.log").starts_with("get " + key + " "));
+        CHECK_FALSE(run(berth::find_credentials("127.0.0.1:6000", o)));  // "credentials not found": none
+        auto all = run(berth::all_credentials(o));  // `list`, then `get` for each
+        REQUIRE(all.contains(key));
+        CHECK(all[key].password == "store-secret");
+    }
+    SUBCASE("a credHelpers entry wins over credsStore for its registry") {
+        write_file(dir / "config.json", R"({"credsStore":"store","credHelpers":{"127.0.0.1:5999":"per"}})");
+        auto c = run(berth::find_credentials(key, o));
+        REQUIRE(c);
+        CHECK(c->username == "from-per");
+        CHECK_FALSE(fs::exists(dir / "store.log"));
+    }
+    SUBCASE("Username <token> means the secret is an identity token") {
+        write_file(dir / "config.json", R"({"credHelpers":{"127.0.0.1:5999":"tok"}})");
+        auto c = run(berth::find_credentials(key, o));
+        REQUIRE(c);
+        CHECK(c->username.empty());
+        CHECK(c->identity_token == "identity-xyz");
+    }
+    SUBCASE("Docker Hub is asked for under https://index.docker.io/v1/") {
+        write_helper(dir.path, "hub", answering_helper(dir.path, "hub", "https://index.docker.io/v1/", "hu", "hp"));
+        write_file(dir / "config.json", R"({"credHelpers":{"https://index.docker.io/v1/":"hub"}})");
+        auto c = run(berth::find_credentials("docker.io", o));
+        REQUIRE(c);
+        CHECK(c->username == "hu");
+    }
+    SUBCASE("a failing helper's own error text is kept") {
+        write_helper(dir.path, "locked", "echo 'the keychain is locked' ; exit 3\n");
+        write_file(dir / "config.json", R"({"credsStore":"locked"})");
+        try {
+            run(berth::find_credentials(key, o));
+            FAIL("a failing helper was not reported");
+        } catch (const berth::credential_error& e) {
+            CHECK(std::string(e.what()).find("the keychain is locked") != std::string::npos);
+            CHECK(std::string(e.what()).find("exit code 3") != std::string::npos);
+        }
+    }
+    SUBCASE("a helper whose output is not JSON is an error that does not quote it") {
+        write_helper(dir.path, "garbled", "echo 'Secret=p4ssw0rd-leak'\n");
+        write_file(dir / "config.json", R"({"credsStore":"garbled"})");
+        try {
+            run(berth::find_credentials(key, o));
+            FAIL("garbled helper output was accepted");
+        } catch (const berth::credential_error& e) {
+            CHECK(std::string(e.what()).find("p4ssw0rd-leak") == std::string::npos);
+        }
+    }
+    SUBCASE("a missing helper is an error naming it") {
+        write_file(dir / "config.json", R"({"credsStore":"absent"})");
+        CHECK_THROWS_WITH_AS(run(berth::find_credentials(key, o)), doctest::Contains("docker-credential-absent"),
+                             berth::credential_error);
+    }
+    SUBCASE("a helper that does not answer in time is killed and reaped") {
+        auto pidfile = (dir / "hang.pid").string();
+        write_helper(dir.path, "hang", "echo $$ > '" + pidfile + "'\nexec sleep 60\n");
+        write_file(dir / "config.json", R"({"credsStore":"hang"})");
+        o.helper_timeout = std::chrono::milliseconds(300);
+        CHECK_THROWS_WITH_AS(run(berth::find_credentials(key, o)), doctest::Contains("did not finish"),
+                             berth::credential_error);
+        auto pid = std::stoi(read_file(pidfile));
+        CHECK(::kill(pid, 0) == -1);  // gone, not a zombie either: reaped
+        CHECK(no_child_left());
+    }
+    CHECK(no_child_left());
+}
+
+// ===================== real engines and registries =====================
+
+namespace {
+
+// A local image FROM the busybox base with one layer of `bytes` random bytes (unique, so a pull downloads it).
+template <berth::transport T>
+asio::awaitable<std::string> build_unique_image(berth::basic_client<T>& c, const std::string& tag, std::size_t bytes) {
+    co_await ensure_base_image(c);
+    temp_dir ctx;
+    write_file(ctx / "Dockerfile", std::string("FROM ") + base_image + "\nRUN head -c " + std::to_string(bytes) +
+                                       " /dev/urandom > /h7-data\n");
+    berth::tar::packer packer(ctx.path, "");
+    berth::build_options options;
+    options.tag = tag;
+    options.network_mode = "none";
+    // Docker's classic builder: removing the image then removes its layers (BuildKit's cache would keep them, and
+    // the pull would find them "Already exists")
+    options.builder = berth::builder::legacy;
+    auto built = co_await c.images().build(packer, options);
+    co_return built.id;
+}
+
+template <berth::transport T>
+asio::awaitable<void> remove_quietly(berth::basic_client<T>& c, std::string name) {
+    try {
+        co_await c.images().remove(name, true);
+    } catch (const berth::engine_error&) {
+    }
+}
+
+struct recorded_progress {
+    std::vector<berth::progress_event> events;
+    berth::progress_callback callback() {
+        return [this](const berth::progress_event& e) { events.push_back(e); };
+    }
+    std::set<std::string> steps(berth::progress_kind kind) const {
+        std::set<std::string> out;
+        for (auto& e : events)
+            if (e.kind == kind) out.insert(e.step);
+        return out;
+    }
+};
+
+asio::awaitable<void> push_and_pull_back(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const std::string repo = r->auth + "/berth/h7-" + e.name + "-" + std::to_string(::getpid());
+    const std::string local = unique_name("h7-push");
+    auto id = co_await build_unique_image(c, local, 1 << 20);
+    co_await c.images().tag(local, repo, "v1");
+
+    berth::push_options push;
+    push.credentials = good_credentials(*r);
+    recorded_progress pushing;
+    auto pushed = co_await c.images().push(repo + ":v1", push, pushing.callback());
+    CHECK(pushed.digest.starts_with("sha256:"));
+    CHECK(pushed.reference == repo + ":v1");
+    if (e.name == "docker") {  // Podman's compatible push reports no layers, only the digest
+        // the base layer and ours: each pushed, or mounted from another repository of the registry
+        CHECK(pushing.steps(berth::progress_kind::step_completed).size() +
+                  pushing.steps(berth::progress_kind::step_cached).size() >= 2);
+        CHECK(pushed.size > 0);
+    }
+
+    co_await remove_quietly(c, repo + ":v1");
+    co_await remove_quietly(c, local);
+    CHECK_FALSE(co_await c.images().exists(repo + ":v1"));
+
+    // by tag
+    berth::pull_options pull;
+    pull.credentials = good_credentials(*r);
+    recorded_progress pulling;
+    auto pulled = co_await c.images().pull(repo + ":v1", pull, pulling.callback());
+    CHECK(pulled.digest == pushed.digest);
+    CHECK(pulled.id == id);
+    CHECK(pulled.reference == repo + ":v1");
+    auto started = pulling.steps(berth::progress_kind::step_started);
+    auto finished = pulling.steps(berth::progress_kind::step_completed);
+    auto cached = pulling.steps(berth::progress_kind::step_cached);
+    CHECK_FALSE(started.empty());  // our layer was not there: it was fetched
+    for (auto& layer : started) CHECK_MESSAGE(finished.contains(layer), "layer " << layer << " never completed");
+    for (auto& layer : cached) CHECK_FALSE(started.contains(layer));
+    if (e.name == "docker") {
+        // Docker counts the bytes of each download: our layer of 1 MiB of random bytes (gzip cannot shrink it)
+        std::map<std::string, std::pair<std::int64_t, std::int64_t>> last;
+        for (auto& ev : pulling.events)
+            if (ev.kind == berth::progress_kind::step_progress && ev.name == "Downloading")
+                last[ev.step] = {ev.current, ev.total};
+        REQUIRE_FALSE(last.empty());
+        bool our_layer_counted = false;
+        for (auto& [layer, counts] : last) {
+            CHECK(counts.second > 0);
+            CHECK(counts.first <= counts.second);
+            if (counts.first > 0 && counts.second >= (1 << 20)) our_layer_counted = true;
+        }
+        CHECK(our_layer_counted);
+        bool digest_message = false;
+        for (auto& ev : pulling.events)
+            if (ev.kind == berth::progress_kind::message && ev.text == "Digest: " + pushed.digest) digest_message = true;
+        CHECK(digest_message);
+    }
+
+    // by digest
+    co_await remove_quietly(c, repo + ":v1");
+    auto by_digest = co_await c.images().pull(repo + "@" + pushed.digest, pull);
+    CHECK(by_digest.digest == pushed.digest);
+    CHECK(by_digest.id == id);
+    CHECK(by_digest.reference == repo + "@" + pushed.digest);
+    CHECK(co_await c.images().exists(repo + "@" + pushed.digest));
+
+    // the open registry needs no credentials at all (and berth finds none to send)
+    const std::string open_repo = r->open + "/berth/h7-open-" + e.name + "-" + std::to_string(::getpid());
+    co_await c.images().tag(by_digest.id, open_repo, "v1");
+    berth::push_options anonymous;
+    anonymous.lookup_credentials = false;
+    auto open_pushed = co_await c.images().push(open_repo + ":v1", anonymous);
+    CHECK(open_pushed.digest.starts_with("sha256:"));
+    co_await remove_quietly(c, open_repo + ":v1");
+    berth::pull_options open_pull;
+    open_pull.lookup_credentials = false;
+    CHECK((co_await c.images().pull(open_repo + ":v1", open_pull)).digest == open_pushed.digest);
+
+    co_await remove_quietly(c, open_repo + ":v1");
+    co_await remove_quietly(c, repo + "@" + pushed.digest);
+    co_await remove_quietly(c, repo + ":v1");
+    co_await remove_quietly(c, id);
+}
+
+TEST_CASE("push an image to a private registry, pull it back by tag and by digest, with progress") {
+    for_each_engine(push_and_pull_back);
+}
+
+// Runs op and returns the registry_error it must throw.
+asio::awaitable<berth::registry_error> expect_registry_error(asio::awaitable<berth::pulled_image> op) {
+    try {
+        co_await std::move(op);
+    } catch (const berth::registry_error& e) {
+        co_return e;
+    }
+    FAIL("no registry_error");
+    throw std::logic_error("unreachable");
+}
+
+asio::awaitable<void> pull_failures(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    // something to find in the registry: push the base image
+    const std::string repo = r->auth + "/berth/h7-fail-" + e.name + "-" + std::to_string(::getpid());
+    co_await ensure_base_image(c);
+    co_await c.images().tag(base_image, repo, "present");
+    berth::push_options push;
+    push.credentials = good_credentials(*r);
+    co_await c.images().push(repo + ":present", push);
+    co_await remove_quietly(c, repo + ":present");
+
+    berth::pull_options wrong;
+    wrong.credentials = good_credentials(*r);
+    wrong.credentials->password = "h7-wrong-password-xyz";
+    auto denied = co_await expect_registry_error(c.images().pull(repo + ":present", wrong));
+    CHECK(denied.reason() == berth::registry_errc::unauthorized);
+    CHECK(denied.message().find("unauthorized") != std::string::npos);  // the registry's own word
+    CHECK(std::string(denied.what()).find("h7-wrong-password-xyz") == std::string::npos);
+    CHECK(std::string(denied.what()).find(r->password) == std::string::npos);
+
+    berth::pull_options right;
+    right.credentials = good_credentials(*r);
+    auto no_repo = co_await expect_registry_error(c.images().pull(r->auth + "/berth/h7-no-such-repo:v1", right));
+    CHECK(no_repo.reason() == berth::registry_errc::not_found);
+    CHECK(no_repo.message().find("manifest unknown") != std::string::npos);
+    auto no_tag = co_await expect_registry_error(c.images().pull(repo + ":no-such-tag", right));
+    CHECK(no_tag.reason() == berth::registry_errc::not_found);
+    CHECK(no_tag.message().find("no-such-tag") != std::string::npos);
+    CHECK(std::string(no_tag.what()).find(r->password) == std::string::npos);
+
+    // a port nothing listens on: bind one, note it, close it
+    asio::ip::tcp::acceptor probe(co_await asio::this_coro::executor, {asio::ip::make_address("127.0.0.1"), 0});
+    auto port = probe.local_endpoint().port();
+    probe.close();
+    berth::pull_options none;
+    none.lookup_credentials = false;
+    auto unreachable = co_await expect_registry_error(
+        c.images().pull("127.0.0.1:" + std::to_string(port) + "/berth/nothing:v1", none));
+    CHECK(unreachable.reason() == berth::registry_errc::unreachable);
+    CHECK(unreachable.message().find("connection refused") != std::string::npos);
+
+    // POST /auth
+    auto ok = co_await c.images().check_auth(good_credentials(*r));
+    CHECK(ok.status == "Login Succeeded");
+    try {
+        co_await c.images().check_auth(*wrong.credentials);
+        FAIL("a wrong password logged in");
+    } catch (const berth::registry_error& err) {
+        CHECK(err.reason() == berth::registry_errc::unauthorized);
+        CHECK(std::string(err.what()).find("h7-wrong-password-xyz") == std::string::npos);
+    }
+}
+
+TEST_CASE("wrong password, unknown repository or tag, unreachable registry: typed errors with the registry's message") {
+    for_each_engine(pull_failures);
+}
+
+asio::awaitable<void> pull_with_docker_config(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const std::string repo = r->auth + "/berth/h7-cfg-" + e.name + "-" + std::to_string(::getpid());
+    co_await ensure_base_image(c);
+    co_await c.images().tag(base_image, repo, "v1");
+    temp_dir dir;
+    berth::push_options push;
+    push.lookup.config_dir = dir.path;
+    push.lookup.helper_search_path = dir.path.string();
+
+    // 1. config.json auths
+    write_file(dir / "config.json", R"({"auths":{")" + r->auth + R"(":{"auth":")" +
+                                        berth::detail::base64url_encode(r->user + ":" + r->password) + R"("}}})");
+    auto pushed = co_await c.images().push(repo + ":v1", push);
+    co_await remove_quietly(c, repo + ":v1");
+    berth::pull_options pull;
+    pull.lookup = push.lookup;
+    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+
+    // 2. a credsStore helper
+    write_helper(dir.path, "h7store", answering_helper(dir.path, "h7store", r->auth, r->user, r->password));
+    write_file(dir / "config.json", R"({"credsStore":"h7store"})");
+    co_await remove_quietly(c, repo + ":v1");
+    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+    CHECK(read_file(dir / "h7store.log").starts_with("get " + r->auth));
+
+    // 3. a credHelpers entry, over a credsStore that would give a wrong password
+    write_helper(dir.path, "h7wrong", answering_helper(dir.path, "h7wrong", r->auth, r->user, "not-it"));
+    write_helper(dir.path, "h7per", answering_helper(dir.path, "h7per", r->auth, r->user, r->password));
+    write_file(dir / "config.json", R"({"credsStore":"h7wrong","credHelpers":{")" + r->auth + R"(":"h7per"}})");
+    co_await remove_quietly(c, repo + ":v1");
+    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+    CHECK(fs::exists(dir / "h7per.log"));
+    CHECK_FALSE(fs::exists(dir / "h7wrong.log"));
+
+    // and without any: the registry refuses
+    write_file(dir / "config.json", "{}");
+    co_await remove_quietly(c, repo + ":v1");
+    auto refused = co_await expect_registry_error(c.images().pull(repo + ":v1", pull));
+    CAPTURE(refused.message());
+    CHECK_FALSE(refused.message().empty());
+    // Docker treats 127.0.0.0/8 as an insecure registry: refused over TLS, it retries in plain HTTP on the TLS port
+    // and reports that attempt's failure (a reset connection) instead of the refusal
+    if (e.name == "podman") CHECK(refused.reason() == berth::registry_errc::unauthorized);
+    CHECK(no_child_left());
+    co_await remove_quietly(c, repo + ":v1");
+}
+
+TEST_CASE("credentials for a pull from config.json auths, a credsStore helper and a credHelpers entry") {
+    for_each_engine(pull_with_docker_config);
+}
+
+asio::awaitable<void> cancelled_pull(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto ex = co_await asio::this_coro::executor;
+    auto c = berth::client::at(ex, e.address);
+    const std::string repo = r->auth + "/berth/h7-cancel-" + e.name + "-" + std::to_string(::getpid());
+    const std::string local = unique_name("h7-big");
+    co_await build_unique_image(c, local, 48 << 20);
+    co_await c.images().tag(local, repo, "v1");
+    berth::push_options push;
+    push.credentials = good_credentials(*r);
+    co_await c.images().push(repo + ":v1", push);
+    co_await remove_quietly(c, repo + ":v1");
+    co_await remove_quietly(c, local);
+
+    // the credentials come from a helper (a child process), the pull is cancelled at its first layer event
+    temp_dir dir;
+    write_helper(dir.path, "h7c", answering_helper(dir.path, "h7c", r->auth, r->user, r->password));
+    write_file(dir / "config.json", R"({"credsStore":"h7c"})");
+    berth::pull_options pull;
+    pull.lookup.config_dir = dir.path;
+    pull.lookup.helper_search_path = dir.path.string();
+    asio::cancellation_signal signal;
+    bool requested = false;
+    auto on_event = [&](const berth::progress_event& ev) {
+        if (requested || ev.step.empty()) return;
+        requested = true;  // emitted once the pull is back waiting on the engine's stream
+        asio::post(ex, [&] { signal.emit(asio::cancellation_type::terminal); });
+    };
+    auto outcome = co_await asio::co_spawn(ex, c.images().pull(repo + ":v1", pull, on_event),
+                                           asio::bind_cancellation_slot(signal.slot(), asio::as_tuple(asio::use_awaitable)));
+    auto error = std::get<0>(outcome);
+    REQUIRE(requested);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const boost::system::system_error& err) {
+        CHECK(err.code() == asio::error::operation_aborted);
+    }
+    c.close_idle_connections();
+    CHECK(c.open_connections() == 0);  // the cancelled stream's connection was closed, not left in use
+    CHECK(no_child_left());            // the helper ran and was reaped
+    // the helper's pid is in its log: it is gone
+    auto log = read_file(dir / "h7c.log");
+    auto pid = std::stoi(log.substr(log.rfind(' ') + 1));
+    CHECK(::kill(pid, 0) == -1);
+    co_await remove_quietly(c, repo + ":v1");
+}
+
+TEST_CASE("a pull cancelled midway leaves no connection and no child process behind") {
+    for_each_engine(cancelled_pull);
+}
+} // namespace
+
+namespace {
+
+// Pushes the base image to the auth registry as <repo>:v1 and removes the local copy of that name.
+template <berth::transport T>
+asio::awaitable<std::string> push_base_image(berth::basic_client<T>& c, const registries& r, const std::string& repo) {
+    co_await ensure_base_image(c);
+    co_await c.images().tag(base_image, repo, "v1");
+    berth::push_options push;
+    push.credentials = good_credentials(r);
+    auto pushed = co_await c.images().push(repo + ":v1", push);
+    co_await remove_quietly(c, repo + ":v1");
+    co_return pushed.digest;
+}
+
+asio::awaitable<void> build_from_private_image(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const std::string repo = r->auth + "/berth/h7-from-" + e.name + "-" + std::to_string(::getpid());
+    co_await push_base_image(c, *r, repo);
+    temp_dir ctx;
+    write_file(ctx / "Dockerfile", "FROM " + repo + ":v1\nRUN echo built-on-pulled > /h7-marker\n");
+    const std::string tag = unique_name("h7-from");
+    berth::build_options options;
+    options.tag = tag;
+    options.network_mode = "none";
+    // X-Registry-Config is for the classic builder (and Podman's); BuildKit asks the client over its session
+    options.builder = berth::builder::legacy;
+
+    // without credentials the registry refuses the FROM pull: the header is what makes the next build work
+    {
+        berth::tar::packer packer(ctx.path, "");
+        std::string refusal;
+        try {
+            co_await c.images().build(packer, options);
+        } catch (const berth::engine_error& err) {
+            refusal = err.message();
+        }
+        CHECK_MESSAGE(!refusal.empty(), "a FROM from the private registry built without credentials");
+    }
+    options.registry_config[r->auth] = good_credentials(*r);
+    berth::tar::packer packer(ctx.path, "");
+    auto built = co_await c.images().build(packer, options);
+    CHECK(built.id.starts_with("sha256:"));
+    CHECK(co_await c.images().exists(repo + ":v1"));  // FROM pulled it
+    co_await remove_quietly(c, tag);
+    co_await remove_quietly(c, repo + ":v1");
+}
+
+TEST_CASE("a build FROM an image in a private registry, with X-Registry-Config") {
+    for_each_engine(build_from_private_image);
+}
+
+asio::awaitable<void> build_container_pulls(const engine_under_test& e) {
+    auto* r = registry_under_test();
+    if (!r) co_return;
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const std::string repo = r->auth + "/berth/h7-eval-" + e.name + "-" + std::to_string(::getpid());
+    auto digest = co_await push_base_image(c, *r, repo);
+    temp_dir repo_dir, logs;
+    write_file(repo_dir / "README", "mounted\n");
+    auto log = std::make_shared<berth::logger>(logs / "run.log");
+    const auto name = unique_name("h7-eval");
+    container_guard guard{e.address, name};
+
+    berth::build_container_options options;
+    options.repo_path = repo_dir.path.string();
+    options.container_name = name;
+    options.network_mode = "none";
+    options.log = log;
+    options.pull_image = repo + ":v1";
+
+    // a wrong password: no container, a typed reason, no password in the log
+    options.pull.credentials = good_credentials(*r);
+    options.pull.credentials->password = "h7-not-the-password";
+    auto refused = co_await berth::build_container(c, options);
+    CHECK_FALSE(refused.has_value());
+    REQUIRE(refused.failure());
+    CHECK(refused.failure()->reason == berth::build_failure_reason::image_pull_failed);
+    CHECK(read_file(logs / "run.log").find("h7-not-the-password") == std::string::npos);
+
+    options.pull.credentials = good_credentials(*r);
+    auto box = co_await berth::build_container(c, options);
+    REQUIRE(box.has_value());
+    auto info = co_await c.containers().inspect(box->id);
+    auto image = co_await c.images().inspect(repo + ":v1");
+    CHECK(info.image == image.id);
+    auto text = read_file(logs / "run.log");
+    CHECK(text.find("Pulling image " + repo + ":v1") != std::string::npos);
+    CHECK(text.find(digest) != std::string::npos);  // "Image ... pulled: <id> (<digest>)"
+    CHECK(text.find(r->password) == std::string::npos);
+
+    // present now: not pulled again
+    auto again = co_await berth::build_container(c, options);
+    REQUIRE(again.has_value());
+    CHECK(read_file(logs / "run.log").find("found; not pulling") != std::string::npos);
+    co_await c.containers().remove(name, true);
+    co_await remove_quietly(c, repo + ":v1");
+}
+
+TEST_CASE("build_container runs an image from a registry, pulled when missing") {
+    for_each_engine(build_container_pulls);
+}
+
+} // namespace
