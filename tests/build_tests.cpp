@@ -581,6 +581,7 @@ asio::awaitable<void> buildkit_syntax(const engine_under_test& e) {
     options.network_mode = "none";
     options.labels = {{"berth.test", "h5"}};
     options.no_cache = true;  // every step runs, so its output is there to check
+    options.force_remove_intermediate = true;  // the failing build below leaves no container (Buildah's included)
     recorded_events events;
     berth::tar::packer packer(ctx.path, "");
     auto image = co_await c.images().build(packer, options, std::ref(events));

@@ -159,6 +159,8 @@ TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying 
         {"tcp://host:2375/v1.41", "path"},
         {"tcp://[::1", "unterminated"},
         {"tcp://[::1]2375", "expected ':'"},
+        {"tcp://[[]", "contains '['"},  // found by docker_host_fuzz: it printed as an address that did not parse
+        {"tcp://a]b:1", "contains ']'"},
         {"tcp://::1", "brackets"},
         {"tcp://fe80::1:2375", "brackets"},
         {"ssh://user:secret@host", "password"},

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <string>
 
@@ -224,6 +225,19 @@ TEST_CASE("a plain request goes to the versioned path and its JSON is decoded") 
     CHECK(sent[0].body.empty());
     CHECK(sent[0].header("Host") == "docker");
     CHECK_FALSE(sent[0].has_header("Content-Type"));
+}
+
+TEST_CASE("an untagged image has no names on every API version (1.43 stopped listing <none>:<none>)") {
+    fixture f;
+    f.engine.on(verb::get, "/images/json",
+                reply::json(200, R"([{"Id":"sha256:a","RepoTags":["<none>:<none>"],"Size":1},)"
+                                 R"({"Id":"sha256:b","RepoTags":["app:latest","<none>:<none>"],"Size":2}])"));
+    f.engine.on(verb::get, "/images/sha256:a/json", reply::json(200, R"({"Id":"sha256:a","RepoTags":["<none>:<none>"]})"));
+    auto images = run(f.ioc, f.client.images().list());
+    REQUIRE(images.size() == 2);
+    CHECK(images[0].repo_tags.empty());
+    CHECK(images[1].repo_tags == std::vector<std::string>{"app:latest"});
+    CHECK(run(f.ioc, f.client.images().inspect("sha256:a")).repo_tags.empty());
 }
 
 TEST_CASE("container create sends the configuration as the engine's JSON") {
@@ -1712,5 +1726,129 @@ TEST_SUITE("eval (mock engine)") {
         mock_container box{&f.client, "c1", "box"};
         auto error = thrown<berth::engine_error>([&] { run(f.ioc, berth::exec(box, berth::argv("true"))); });
         CHECK(std::string(error.what()).find("oci runtime error") != std::string::npos);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// The evaluation layer against the mock engine, also for what a real engine cannot be made to do on demand: an exec
+// stream cut by an engine that goes away, a name taken between the removal and the create, and the exact requests
+// behind a copy out of a symlink.
+// ------------------------------------------------------------------------------------------------------------
+
+namespace eval_on_mock {
+namespace fs = std::filesystem;
+using mock_container = berth::basic_container<mock_engine>;
+
+struct fixture {
+    asio::io_context ioc;
+    mock_engine engine{ioc.get_executor()};
+    mock_client client{engine};
+    fs::path dir;
+
+    fixture() {
+        std::string templ = (fs::temp_directory_path() / "berth-h3-mock-XXXXXX").string();
+        dir = ::mkdtemp(templ.data());
+    }
+    ~fixture() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    // Runs op to completion on the fixture's io_context, where the mock engine answers too (and keeps idle
+    // connections waiting, so the context never runs out of work: run until op is done, 5 s at most).
+    template <class T>
+    T run(asio::awaitable<T> op) {
+        auto f = asio::co_spawn(ioc, std::move(op), asio::use_future);
+        ioc.restart();
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready && ioc.run_one_until(deadline) > 0) {}
+        REQUIRE(f.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+        return f.get();
+    }
+};
+} // namespace eval_on_mock
+
+TEST_SUITE("eval on the mock engine: faults a real engine cannot be made to show") {
+    TEST_CASE("exec: an output stream cut inside a frame is exec_interrupted, with the output before it") {
+        eval_on_mock::fixture f;
+        std::string second = exec_frame(berth::output_stream::stdout_, "never complete\n");
+        f.engine.add_exec("c1", "e1", {exec_frame(berth::output_stream::stdout_, "first\n"),
+                                       exec_frame(berth::output_stream::stderr_, "warn\n"), second.substr(0, 11)}, 0);
+        eval_on_mock::mock_container box{&f.client, "c1", "box"};
+        berth::run_options quiet;
+        quiet.verbose = false;
+        try {
+            f.run(berth::exec(box, berth::argv("sh", "-c", "work"), quiet));
+            FAIL("a cut stream was taken as the end of the output");
+        } catch (const berth::exec_interrupted& e) {
+            CHECK(e.code() == boost::system::errc::protocol_error);
+            // everything that arrived, the start of the cut frame's payload included
+            CHECK(e.partial().stdout_text == "first\nnev");
+            CHECK(e.partial().stderr_text == "warn\n");
+            CHECK(e.partial().output == "first\nwarn\nnev");
+            CHECK_FALSE(e.partial().exit_code.has_value());
+            CHECK_THROWS_AS(std::rethrow_exception(e.cause()), berth::protocol_error);
+            CHECK(std::string(e.what()).find("inside a frame") != std::string::npos);
+        }
+    }
+
+    TEST_CASE("build_container: a name taken between the removal and the create is name_conflict") {
+        eval_on_mock::fixture f;
+        f.engine.on(verb::get, "/images/app/json", reply::json(200, R"({"Id":"sha256:feed","RepoTags":["app:latest"]})"));
+        f.engine.on(verb::delete_, "/containers/app-container", reply::error(404, "No such container: app-container"));
+        f.engine.on(verb::post, "/containers/create",
+                    reply::error(409, "Conflict. The container name \"/app-container\" is already in use"));
+        berth::build_container_options options;
+        options.repo_path = f.dir.string();
+        options.log = std::make_shared<berth::logger>(f.dir / "build.log");
+        auto result = f.run(berth::build_container(f.client, options));
+        CHECK_FALSE(result.has_value());
+        REQUIRE(result.failure() != nullptr);
+        CHECK(result.failure()->reason == berth::build_failure_reason::name_conflict);
+        CHECK(result.failure()->message.find("already in use") != std::string::npos);
+        // the create was answered: nothing is searched for or removed by label
+        CHECK(f.engine.requests_to(verb::get, "/containers/json").empty());
+        // the container it asked for carries this call's token
+        auto body = boost::json::parse(f.engine.requests_to(verb::post, "/containers/create").at(0).body).as_object();
+        auto token = body.at("Labels").as_object().at("berth.build-call").as_string();
+        CHECK(token.size() == 32);
+    }
+
+    TEST_CASE("copy_from_container of a symlink: the link's archive is not read, its resolved target is fetched") {
+        eval_on_mock::fixture f;
+        eval_on_mock::mock_container box{&f.client, "c1", "box"};
+        std::string link_tar;
+        berth::tar::entry link;
+        link.name = "latest";
+        link.type = berth::tar::entry_type::symlink;
+        link.linkname = "/runs/7";
+        berth::tar::encode_header(link, link_tar);
+        link_tar.append(berth::tar::end_of_archive_size, '\0');
+        std::string dir_tar;
+        berth::tar::entry d;
+        d.name = "7";
+        d.type = berth::tar::entry_type::directory;
+        d.mode = 0755;
+        berth::tar::encode_header(d, dir_tar);
+        berth::tar::entry file;
+        file.name = "7/report.json";
+        file.size = 3;
+        file.mode = 0644;
+        berth::tar::encode_header(file, dir_tar);
+        dir_tar += "{}\n";
+        dir_tar.append(berth::tar::padding_after(3) + berth::tar::end_of_archive_size, '\0');
+        f.engine.on_sequence(verb::get, "/containers/c1/archive",
+                             {reply::archive(boost::json::value{{"name", "latest"}, {"size", 7}, {"mode", 134218239},
+                                                                {"linkTarget", "/runs/7"}}, {link_tar}),
+                              reply::archive(boost::json::value{{"name", "7"}, {"size", 4096}, {"mode", 2147484141}},
+                                             {dir_tar})});
+        auto result = f.run(berth::copy_from_container(box, "/runs/latest", f.dir / "out", false));
+        CHECK(result.skipped_links.empty());
+        auto gets = f.engine.requests_to(verb::get, "/containers/c1/archive");
+        REQUIRE(gets.size() == 2);
+        CHECK(gets[0].query("path") == "/runs/latest");
+        CHECK(gets[1].query("path") == "/runs/7");
+        CHECK_FALSE(std::filesystem::is_symlink(f.dir / "out"));
+        std::ifstream in(f.dir / "out/report.json");
+        CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "{}\n");
     }
 }

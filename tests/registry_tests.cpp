@@ -11,10 +11,12 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 
 #include <csignal>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -69,6 +71,7 @@ const registries* registry_under_test() {
         std::map<std::string, std::string> vars;
         for (std::size_t at = 0, nl; (nl = text.find('\n', at)) != std::string::npos; at = nl + 1) {
             auto line = text.substr(at, nl - at);
+            if (line.starts_with("export ")) line.erase(0, 7);
             if (auto eq = line.find('='); eq != std::string::npos) vars[line.substr(0, eq)] = line.substr(eq + 1);
         }
         out.auth = vars["BERTH_REGISTRY"];
@@ -577,8 +580,34 @@ asio::awaitable<void> cancelled_pull(const engine_under_test& e) {
     co_await remove_quietly(c, repo + ":v1");
     co_await remove_quietly(c, local);
 
-    // the credentials come from a helper (a child process), the pull is cancelled at its first layer event
     temp_dir dir;
+    {  // cancelled while the credential helper runs: the helper is killed and reaped, the engine never asked
+        const auto pidfile = dir / "hang.pid";
+        write_helper(dir.path, "h7hang", "echo $$ > '" + pidfile.string() + "'\nexec sleep 60\n");
+        write_file(dir / "config.json", R"({"credsStore":"h7hang"})");
+        berth::pull_options hanging;
+        hanging.lookup.config_dir = dir.path;
+        hanging.lookup.helper_search_path = dir.path.string();
+        asio::cancellation_signal stop;
+        auto waiting = asio::co_spawn(ex, c.images().pull(repo + ":v1", hanging),
+                                      asio::bind_cancellation_slot(stop.slot(), asio::use_future));
+        asio::steady_timer poll(ex);
+        while (read_file(pidfile).empty()) {  // the helper has started (and written its pid)
+            poll.expires_after(std::chrono::milliseconds(10));
+            co_await poll.async_wait(asio::use_awaitable);
+        }
+        stop.emit(asio::cancellation_type::terminal);
+        while (waiting.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+            poll.expires_after(std::chrono::milliseconds(10));
+            co_await poll.async_wait(asio::use_awaitable);
+        }
+        CHECK_THROWS_AS(waiting.get(), boost::system::system_error);
+        CHECK(::kill(std::stoi(read_file(pidfile)), 0) == -1);  // killed and reaped: not even a zombie
+        CHECK(no_child_left());
+        CHECK_FALSE(co_await c.images().exists(repo + ":v1"));
+    }
+
+    // the credentials come from a helper (a child process), the pull is cancelled at its first layer event
     write_helper(dir.path, "h7c", answering_helper(dir.path, "h7c", r->auth, r->user, r->password));
     write_file(dir / "config.json", R"({"credsStore":"h7c"})");
     berth::pull_options pull;
@@ -642,8 +671,8 @@ asio::awaitable<void> build_from_private_image(const engine_under_test& e) {
     berth::build_options options;
     options.tag = tag;
     options.network_mode = "none";
-    // X-Registry-Config is for the classic builder (and Podman's); BuildKit asks the client over its session
-    options.builder = berth::builder::legacy;
+    // X-Registry-Config is for the classic builder (and Podman's); BuildKit asks the client over its session, so
+    // the automatic choice must take the classic builder once credentials are given
 
     // without credentials the registry refuses the FROM pull: the header is what makes the next build work
     {
@@ -660,6 +689,7 @@ asio::awaitable<void> build_from_private_image(const engine_under_test& e) {
     berth::tar::packer packer(ctx.path, "");
     auto built = co_await c.images().build(packer, options);
     CHECK(built.id.starts_with("sha256:"));
+    CHECK(built.backend != berth::build_backend::buildkit);
     CHECK(co_await c.images().exists(repo + ":v1"));  // FROM pulled it
     co_await remove_quietly(c, tag);
     co_await remove_quietly(c, repo + ":v1");

@@ -173,13 +173,44 @@ struct container_guard {
     }
 };
 
-// This process's peak resident set (VmHWM), in KiB.
-inline long peak_rss_kib() {
+// This process's resident set from /proc/self/status, in KiB: "VmHWM:" (the peak) or "VmRSS:" (now).
+inline long status_kib(std::string_view key) {
     std::ifstream status("/proc/self/status");
     std::string line;
     while (std::getline(status, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+        if (line.starts_with(key)) return std::stol(line.substr(key.size()));
     return -1;
+}
+inline long peak_rss_kib() { return status_kib("VmHWM:"); }
+inline long current_rss_kib() { return status_kib("VmRSS:"); }
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BERTH_TEST_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define BERTH_TEST_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define BERTH_TEST_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define BERTH_TEST_TSAN 1
+#endif
+
+// An RSS bound written for a plain build, scaled for the sanitizer the tests run under, so that a memory test
+// still tells "flat" from "grows with the data" there instead of being skipped. ASan shadows every byte with 1/8
+// more, pads blocks with redzones and keeps freed blocks in a quarantine (64 MiB in the test programs, set in
+// tests/main.cpp); TSan shadows application memory several times over.
+inline long rss_bound_kib(long plain_kib) {
+#if defined(BERTH_TEST_TSAN)
+    return plain_kib * 6 + 64 * 1024;
+#elif defined(BERTH_TEST_ASAN)
+    return plain_kib * 5 / 4 + 64 * 1024 + 128 * 1024;  // + quarantine + the allocator's own caches
+#else
+    return plain_kib;
+#endif
 }
 
 } // namespace berth_test

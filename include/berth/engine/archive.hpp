@@ -51,6 +51,15 @@ public:
     // Streams the tar archive of `path` into sink, slice by slice; returns the path's stat.
     template <byte_sink Sink>
     boost::asio::awaitable<path_stat> get(std::string_view container, std::string_view path, Sink&& sink) {
+        return get(container, path, [](const path_stat&) { return true; }, std::forward<Sink>(sink));
+    }
+
+    // The same, with the stat handed to `wanted` before any of the archive: when it returns false, the archive is
+    // not read at all (its connection is closed rather than drained), e.g. for a path that turns out to be a link.
+    template <class Wanted, byte_sink Sink>
+        requires std::predicate<Wanted&, const path_stat&>
+    boost::asio::awaitable<path_stat> get(std::string_view container, std::string_view path, Wanted&& wanted,
+                                          Sink&& sink) {
         std::optional<http::response<Transport>> reply{};
         try {
             http::request req{.method = verb::get, .target = target(container, path)};
@@ -59,6 +68,7 @@ public:
             throw_missing(e, container, path);
         }
         auto stat = decode_stat(reply->header("X-Docker-Container-Path-Stat"), reply->endpoint());
+        if (!wanted(stat)) co_return stat;
         std::unique_ptr<char[]> buffer(new char[buffer_size]);
         while (std::size_t n = co_await reply->read_some(std::span<char>(buffer.get(), buffer_size)))
             sink(std::span<const char>(buffer.get(), n));

@@ -123,7 +123,8 @@ inline std::string last_lines(std::string_view text, std::size_t lines) {
     while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
     std::size_t pos = text.size();
     for (std::size_t n = 0; n < lines && pos != std::string_view::npos && pos > 0; ++n) pos = text.rfind('\n', pos - 1);
-    return std::string(pos == std::string_view::npos ? text : text.substr(pos + 1));
+    if (pos == std::string_view::npos) return std::string(text);
+    return pos < text.size() ? std::string(text.substr(pos + 1)) : std::string();  // empty text: pos is 0
 }
 
 inline constexpr std::size_t step_log_tail_bytes = 8 * 1024;
@@ -439,11 +440,14 @@ inline std::string build_query(const build_options& options, build_backend backe
 
 // Which backend will build: Podman always builds with Buildah; Docker as asked, or for builder::automatic as its
 // /_ping says (Builder-Version "2" or absent on a Linux engine: BuildKit is built in since 18.09; "1": the
-// operator turned it off).
+// operator turned it off). BuildKit ignores X-Registry-Config (it asks the client over a session berth does not
+// open), so an automatic build that carries registry credentials goes to the legacy builder, which uses them.
 template <transport Transport>
-boost::asio::awaitable<build_backend> choose_backend(client_core<Transport>& client, builder wanted) {
+boost::asio::awaitable<build_backend> choose_backend(client_core<Transport>& client, builder wanted,
+                                                     bool carries_registry_credentials) {
     if (co_await client.kind() == engine_kind::podman) co_return build_backend::buildah;
     if (wanted == builder::legacy) co_return build_backend::legacy;
+    if (wanted == builder::automatic && carries_registry_credentials) co_return build_backend::legacy;
     if (wanted == builder::buildkit) co_return build_backend::buildkit;
     http::request ping{.method = verb::get, .target = "/_ping"};
     auto reply = co_await client.open(std::move(ping));
@@ -473,7 +477,7 @@ template <transport Transport, http::body_source Source>
 boost::asio::awaitable<built_image> run_build(client_core<Transport>& client, Source& context, build_options options,
                                               progress_callback events, build_progress text) {
     built_image result;
-    result.backend = co_await choose_backend(client, options.builder);
+    result.backend = co_await choose_backend(client, options.builder, !options.registry_config.empty());
     bool network_none = false;
     if (result.backend == build_backend::buildkit && options.network_mode.empty())
         network_none = co_await lacks_default_bridge(client);

@@ -50,16 +50,26 @@ public:
         return at(std::move(ex), address, client_options{});
     }
     // The engine at an endpoint: an address with TLS material or ssh options. Throws tls_error as from_env.
-    static basic_client at(boost::asio::any_io_executor ex, engine_endpoint endpoint, client_options options = {})
+    static basic_client at(boost::asio::any_io_executor ex, engine_endpoint endpoint, client_options options)
         requires std::same_as<Transport, socket_transport>
     {
         return basic_client(socket_transport(std::move(ex), std::move(endpoint)), std::move(options));
     }
+    static basic_client at(boost::asio::any_io_executor ex, engine_endpoint endpoint)
+        requires std::same_as<Transport, socket_transport>
+    {
+        return at(std::move(ex), std::move(endpoint), client_options{});
+    }
     // The engine of a named Docker context ("default": the environment's). Throws context_error as well.
-    static basic_client from_context(boost::asio::any_io_executor ex, std::string_view name, client_options options = {})
+    static basic_client from_context(boost::asio::any_io_executor ex, std::string_view name, client_options options)
         requires std::same_as<Transport, socket_transport>
     {
         return at(std::move(ex), load_docker_context(name).endpoint, std::move(options));
+    }
+    static basic_client from_context(boost::asio::any_io_executor ex, std::string_view name)
+        requires std::same_as<Transport, socket_transport>
+    {
+        return from_context(std::move(ex), name, client_options{});
     }
 
     containers_api<Transport>& containers() { return core_->containers(); }

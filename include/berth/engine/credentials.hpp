@@ -9,8 +9,8 @@
 // "https://index.docker.io/v1/". A helper runs as a child process with a time limit; when it fails, its own
 // error text is kept; nothing a helper or config.json holds is ever quoted when it may be a secret.
 #include <berth/detail/base64.hpp>
+#include <berth/detail/child_process.hpp>
 #include <berth/engine/registry_auth.hpp>
-#include <berth/transport/ssh.hpp>  // detail::child_process
 #include <berth/with_timeout.hpp>
 
 #include <boost/asio/as_tuple.hpp>

@@ -51,8 +51,7 @@ public:
         auto v = co_await client_.call_json(verb::get, target);
         const std::string endpoint = "GET " + target;
         auto& o = json_read::as_object(v, endpoint);
-        co_return image_info{json_read::string_field(o, "Id", endpoint),
-                             json_read::optional_strings(o, "RepoTags", endpoint),
+        co_return image_info{json_read::string_field(o, "Id", endpoint), repo_tags(o, endpoint),
                              json_read::optional_int(o, "Size", endpoint), o};
     }
 
@@ -72,7 +71,7 @@ public:
         std::vector<image_summary> out{};
         for (auto& item : json_read::as_array(v, endpoint)) {
             auto& o = json_read::as_object(item, endpoint);
-            out.push_back({json_read::string_field(o, "Id", endpoint), json_read::optional_strings(o, "RepoTags", endpoint),
+            out.push_back({json_read::string_field(o, "Id", endpoint), repo_tags(o, endpoint),
                            json_read::optional_int(o, "Size", endpoint), o});
         }
         co_return out;
@@ -109,6 +108,14 @@ public:
     }
 
 private:
+    // An untagged image's names: API 1.43 stopped listing the placeholder "<none>:<none>"; berth drops it on every
+    // version, so an untagged image reads the same whatever the engine speaks.
+    static std::vector<std::string> repo_tags(const json::object& o, const std::string& endpoint) {
+        auto tags = json_read::optional_strings(o, "RepoTags", endpoint);
+        std::erase(tags, "<none>:<none>");
+        return tags;
+    }
+
     template <http::body_source Source>
     boost::asio::awaitable<built_image> build_with(Source& context, build_options options, progress_callback events,
                                                    build_progress text) {

@@ -12,6 +12,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -48,13 +49,20 @@ using progress_callback = std::function<void(const progress_event&)>;
 
 // One line for a human, in the spirit of `docker build --progress=plain` ("#3 [2/4] RUN make", "#3 CACHED").
 inline std::string describe(const progress_event& e) {
-    const std::string tag = e.step.size() > 19 ? e.step.substr(7, 12) : e.step;  // sha256:abcdef... -> abcdef...
+    const std::string tag = e.step.starts_with("sha256:") ? e.step.substr(7, 12) : e.step;  // a vertex digest, shortened
     switch (e.kind) {
     case progress_kind::step_started: return "#" + tag + " " + e.name;
     case progress_kind::step_cached: return "#" + tag + " CACHED " + e.name;
     case progress_kind::step_completed: return "#" + tag + " DONE " + e.name;
     case progress_kind::step_failed: return "#" + tag + " ERROR " + e.name + ": " + e.text;
-    case progress_kind::step_log: return "#" + tag + " " + e.text;
+    case progress_kind::step_log: {  // each line of the output under the step's tag
+        std::string out;
+        for (std::size_t start = 0, nl; start < e.text.size(); start = nl + 1) {
+            nl = std::min(e.text.find('\n', start), e.text.size());
+            out += "#" + tag + " " + e.text.substr(start, nl - start) + (nl < e.text.size() ? "\n" : "");
+        }
+        return out;
+    }
     case progress_kind::step_progress:
         return "#" + tag + " " + e.name + " " + std::to_string(e.current) +
                (e.total > 0 ? "/" + std::to_string(e.total) : std::string());

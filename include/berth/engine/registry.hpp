@@ -165,9 +165,9 @@ private:
     std::int64_t size_ = 0;
 };
 
-template <transport Transport>
-boost::asio::awaitable<std::optional<registry_credentials>> credentials_for(const image_reference& ref,
-                                                                            const registry_request_options& o) {
+// The credentials given, else those the docker CLI would use, else none.
+inline boost::asio::awaitable<std::optional<registry_credentials>> credentials_for(const image_reference& ref,
+                                                                                   const registry_request_options& o) {
     if (o.credentials) co_return o.credentials;
     if (!o.lookup_credentials) co_return std::nullopt;
     co_return co_await find_credentials(ref.registry, o.lookup);
@@ -196,7 +196,7 @@ template <transport Transport>
 boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::string_view reference,
                                           pull_options options, progress_callback callback) {
     auto ref = parse_image_reference(reference);
-    auto credentials = co_await credentials_for<Transport>(ref, options);
+    auto credentials = co_await credentials_for(ref, options);
     detail::query q;
     q.add("fromImage", ref.name);
     // a tag or a digest always: an empty tag would pull every tag of the repository
@@ -227,7 +227,7 @@ boost::asio::awaitable<pushed_image> push(client_core<Transport>& client, std::s
                                           push_options options, progress_callback callback) {
     auto ref = parse_image_reference(reference);
     if (!ref.digest.empty()) throw invalid_reference(reference, "a push names a tag, not a digest");
-    auto credentials = co_await credentials_for<Transport>(ref, options);
+    auto credentials = co_await credentials_for(ref, options);
     auto q = detail::query().add("tag", ref.tag_or_latest());
     http::request req{.method = verb::post, .target = "/images/" + percent_encode(ref.name) + "/push" + q.str()};
     // Docker refuses a push without the header, even to an open registry: "{}" says "no credentials"

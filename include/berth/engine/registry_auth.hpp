@@ -5,6 +5,7 @@
 //                                    registry the build may pull FROM
 // The engine, not berth, talks to the registry. Credentials never go into a message berth makes: redact() takes them
 // out of any text that came back from the engine or a credential helper before it is shown or thrown.
+#include <berth/detail/base64.hpp>
 #include <berth/engine/image_reference.hpp>
 
 #include <boost/json/object.hpp>
@@ -38,32 +39,6 @@ inline std::string credential_key(std::string_view registry) {
 }
 
 namespace detail {
-
-// RFC 4648 base64url with padding, as Go's base64.URLEncoding (what the engine decodes the headers with).
-inline std::string base64url_encode(std::string_view in) {
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    std::size_t i = 0;
-    for (; i + 3 <= in.size(); i += 3) {
-        unsigned v = (unsigned{static_cast<unsigned char>(in[i])} << 16) |
-                     (unsigned{static_cast<unsigned char>(in[i + 1])} << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += alphabet[(v >> 6) & 63];
-        out += alphabet[v & 63];
-    }
-    if (std::size_t rest = in.size() - i; rest > 0) {
-        unsigned v = unsigned{static_cast<unsigned char>(in[i])} << 16;
-        if (rest == 2) v |= unsigned{static_cast<unsigned char>(in[i + 1])} << 8;
-        out += alphabet[(v >> 18) & 63];
-        out += alphabet[(v >> 12) & 63];
-        out += rest == 2 ? alphabet[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 // The engine's AuthConfig JSON (field names as moby's registry.AuthConfig spells them); empty fields left out.
 inline boost::json::object auth_config_json(const registry_credentials& c, bool with_server) {

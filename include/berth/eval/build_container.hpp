@@ -267,9 +267,14 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
         if (verbose)
             progress = [&log](const progress_event& e) {
                 if (e.kind == progress_kind::step_progress) return;
-                auto line = describe(e);
-                while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-                if (!line.empty()) log->info(line);
+                // one log record per line, as the seed logs build output (a step's output may hold several)
+                auto text = describe(e);
+                for (std::size_t start = 0, nl; start < text.size(); start = nl + 1) {
+                    nl = std::min(text.find('\n', start), text.size());
+                    auto line = std::string_view(text).substr(start, nl - start);
+                    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                    if (!line.empty()) log->info(line);
+                }
             };
         if (!exists && !options.pull_image.empty()) {
             step = detail::build_step::image;
@@ -337,8 +342,11 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
     } catch (const build_error& e) {
         // The failing step's own error and its last lines, not only the engine's summary.
         failed = std::current_exception();
+        std::string last_lines = e.step_log();  // on one line: the log keeps one record per line
+        for (auto& ch : last_lines)
+            if (ch == '\n') ch = '|';
         failure_message = (e.step().empty() ? std::string() : "at step " + e.step() + ": ") + e.message() +
-                          (e.step_log().empty() ? std::string() : "\n" + e.step_log());
+                          (last_lines.empty() ? std::string() : " (last output: " + last_lines + ")");
     } catch (const boost::system::system_error& e) {
         // Cancellation is the caller's decision, not a failure to report: it propagates (after the cleanup below).
         if (e.code() == boost::asio::error::operation_aborted) {
@@ -357,7 +365,7 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
                            (failure_message.starts_with("at step ") ? " " : ": ") + failure_message);
     if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
     if (!made.id.empty()) co_await detail::remove_quietly(engine_client, made.id);
-    else if (false && made.create_unanswered) co_await detail::remove_unanswered_create(engine_client, made);
+    else if (made.create_unanswered) co_await detail::remove_unanswered_create(engine_client, made);
     if (cancelled) std::rethrow_exception(cancelled);
     co_return detail::classify_build_failure(failed, step, std::move(failure_message));
 }

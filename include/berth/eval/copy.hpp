@@ -299,34 +299,45 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
     try {
         dest = fs::absolute(dest).lexically_normal();
         if (!dest.has_filename()) dest = dest.parent_path();
-        auto origin = co_await detail::resolve_container_path(c, from);
-        if (!origin.stat)
-            throw file_not_found(file_not_found::side::container, from,
-                                 origin.path == from ? "" : "a symlink to '" + origin.path + "', which does not exist");
-        if (origin.path == "/")
-            throw std::invalid_argument("copy_from_container: source '" + from + "' leads to '/', not to a file or directory");
         fs::create_directories(dest.parent_path());
         detail::temporary_directory staging{detail::unique_sibling(dest)};
-        {
+        // A source that is a symlink: its archive is not used (Docker's holds the link, Podman's the target under
+        // the link's name); the target the engine resolved is fetched instead.
+        std::string origin = from;
+        for (int hops = 0;; ++hops) {
             tar::extract_options extract;
             extract.outside_links = options.outside_links;
             extract.links_within_top_member = true;  // the staged item is renamed to dest
             tar::unpacker unpack(staging.path, extract);
+            bool is_link = false;
+            auto wanted = [&is_link](const path_stat& st) {
+                is_link = st.is_symlink();
+                return !is_link;
+            };
             auto sink = [&unpack](std::span<const char> bytes) { unpack.feed(bytes); };
+            path_stat stat;
             try {
-                co_await c.engine().archives().get(c.id, origin.path, sink);
+                stat = co_await c.engine().archives().get(c.id, origin, wanted, sink);
             } catch (const not_found_error& e) {
-                throw file_not_found(file_not_found::side::container, from, e.message());
+                throw file_not_found(file_not_found::side::container, from,
+                                     origin == from ? e.message() : "a symlink to '" + origin + "', which does not exist");
             }
-            unpack.finish();
-            // Member names start with the copied item's name, which sits in the source's directory.
-            for (auto& link : unpack.sink().skipped_links())
-                result.skipped_links.push_back({detail::child_of(detail::parent_of(origin.path), link.name), link.target});
+            if (!is_link) {
+                unpack.finish();
+                // Member names start with the copied item's name, which sits in the source's directory.
+                for (auto& link : unpack.sink().skipped_links())
+                    result.skipped_links.push_back({detail::child_of(detail::parent_of(origin), link.name), link.target});
+                break;
+            }
+            if (hops == detail::max_link_hops) detail::throw_link_loop(from);
+            origin = detail::link_destination(origin, stat);
+            if (origin == "/")
+                throw std::invalid_argument("copy_from_container: source '" + from + "' leads to '/', not to a file or directory");
         }
         // The engines name the archive's top member differently (Podman after a link's target, Docker after the
         // link), so the copied item is found as the one thing staged rather than by the name the engine reports.
-        auto staged = detail::staged_item(staging.path, origin.path);
-        if (!staged) throw protocol_error("GET archive " + origin.path, "the archive holds nothing");
+        auto staged = detail::staged_item(staging.path, origin);
+        if (!staged) throw protocol_error("GET archive " + origin, "the archive holds nothing");
         auto staged_status = fs::symlink_status(*staged);
         auto dest_status = fs::symlink_status(dest);
         const bool staged_dir = fs::is_directory(staged_status);
@@ -336,7 +347,7 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
             detail::throw_type_conflict("'" + dest.string() + "' on the host", fs::is_directory(dest_status),
                                         "'" + from + "' from the container", staged_dir);
         } else if (staged_dir) {
-            detail::check_merge(*staged, dest, origin.path);
+            detail::check_merge(*staged, dest, origin);
             detail::merge_into(*staged, dest);
         } else {
             fs::rename(*staged, dest);  // atomic replacement of the old file

@@ -27,8 +27,9 @@ struct exec_result {
 // An exec whose end was not seen: the engine went away, run_options::timeout passed, or the call was cancelled.
 // partial() is what the command had printed until then. A system_error, so that handlers of transport errors,
 // time-outs and cancellation keep working: code() is the cause's own when the cause was one (timed_out,
-// operation_aborted, connection_reset...), errc::protocol_error when the engine's reply could not be read, and
-// errc::io_error when the engine refused (e.g. the container vanished); cause() is the original exception.
+// operation_aborted, connection_reset...), and errc::protocol_error when the output stream was cut inside a frame
+// or otherwise unreadable; cause() is the original exception. (An error the engine itself reports, such as an
+// exec its runtime could not start, stays an engine_error.)
 class exec_interrupted : public boost::system::system_error {
 public:
     exec_interrupted(std::exception_ptr cause, exec_result partial)
@@ -47,10 +48,8 @@ private:
             std::rethrow_exception(cause);
         } catch (const boost::system::system_error& e) {
             return e.code();
-        } catch (const protocol_error&) {
-            return make_error_code(boost::system::errc::protocol_error);
         } catch (...) {
-            return make_error_code(boost::system::errc::io_error);
+            return make_error_code(boost::system::errc::protocol_error);
         }
     }
     static std::string message_of(const std::exception_ptr& cause) {
@@ -177,8 +176,8 @@ boost::asio::awaitable<int> start_exec(exec_api<Transport>& execs, std::string i
 }
 } // namespace detail
 
-// Runs the command; a failure before it started (the engine refused the exec) is thrown as it is, a failure after
-// as exec_interrupted with the output so far.
+// Runs the command. A transport failure, time-out, cancellation or unreadable stream once it has started is thrown
+// as exec_interrupted with the output so far; the engine's own refusals (engine_error) are thrown as they are.
 template <transport Transport>
 boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd,
                                          run_options options) {
@@ -202,7 +201,9 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
                                                          describe_duration(options.timeout) + ")");
         else
             result.exit_code = co_await detail::start_exec(execs, id, collect, e.tty);
-    } catch (...) {
+    } catch (const boost::system::system_error&) {
+        failure = std::current_exception();
+    } catch (const protocol_error&) {
         failure = std::current_exception();
     }
     collect.flush();

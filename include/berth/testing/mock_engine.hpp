@@ -19,6 +19,7 @@
 // pause between them, and what the engine does afterwards), so faults are replies too: a body cut short, a
 // truncated head, garbage, a stall, a hang-up.
 #include <berth/version.hpp> // first: the C++20 check
+#include <berth/detail/base64.hpp>
 #include <berth/http/multiplexed_stream.hpp>
 #include <berth/transport/transport.hpp>
 
@@ -81,28 +82,6 @@ inline std::string percent_decode(std::string_view s) {
     return out;
 }
 
-inline std::string base64_encode(std::string_view in) {
-    static constexpr char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    std::size_t i = 0;
-    for (; i + 3 <= in.size(); i += 3) {
-        auto v = (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8) |
-                 std::uint32_t(std::uint8_t(in[i + 2]));
-        out += table[(v >> 18) & 63];
-        out += table[(v >> 12) & 63];
-        out += table[(v >> 6) & 63];
-        out += table[v & 63];
-    }
-    if (std::size_t rest = in.size() - i; rest > 0) {
-        std::uint32_t v = std::uint32_t(std::uint8_t(in[i])) << 16;
-        if (rest == 2) v |= std::uint32_t(std::uint8_t(in[i + 1])) << 8;
-        out += table[(v >> 18) & 63];
-        out += table[(v >> 12) & 63];
-        out += rest == 2 ? table[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 // Cancelling a read closes the in-memory connection (what a client does with a socket whose exchange it gave up).
 struct close_on_cancel {
@@ -307,7 +286,7 @@ struct reply {
     static reply archive(const boost::json::value& stat, std::vector<std::string> body_pieces) {
         reply r;
         r.header("Content-Type", "application/x-tar");
-        r.header("X-Docker-Container-Path-Stat", mock_detail::base64_encode(boost::json::serialize(stat)));
+        r.header("X-Docker-Container-Path-Stat", berth::detail::base64_encode(boost::json::serialize(stat)));
         r.pieces = std::move(body_pieces);
         return r;
     }
@@ -752,6 +731,8 @@ private:
             const bool keeps_alive = r.after == reply::then::keep_alive && r.status != 101 &&
                                      parser.get().keep_alive() && !announces_close(r);
             auto pieces = wire_pieces(r);
+            // A reply to HEAD is its head alone (with the length the GET's body would have), as an engine sends it.
+            if (request.method == verb::head && r.how != reply::framing::raw && pieces.size() > 1) pieces.resize(1);
             for (std::size_t i = 0; i < pieces.size(); ++i) {
                 if (i > 0) co_await pause(ex);
                 auto& piece = pieces[i];

@@ -71,7 +71,8 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
         }
         if (host.empty()) fail("no host");
         for (char c : host)
-            if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@' || c == '/' || c == '?' || c == '#')
+            if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@' || c == '/' || c == '?' || c == '#' ||
+                c == '[' || c == ']')  // brackets only around an IPv6 address, never in it
                 fail("the host name contains '" + std::string(1, c) + "'");
         a.host = std::string(host);
         unsigned long v = 0;
