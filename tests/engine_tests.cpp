@@ -391,14 +391,16 @@ asio::awaitable<void> timeout_and_cancel(const engine_under_test& e) {
 asio::awaitable<void> late_replies(const engine_under_test& e) {
     auto ex = co_await asio::this_coro::executor;
     berth::client_options options;
-    options.request_timeout = std::chrono::seconds(2);
+    // short, yet long enough for an ordinary request on a loaded CI machine; the wait and the stop below take
+    // longer than it on purpose
+    options.request_timeout = std::chrono::seconds(5);
     auto c = berth::client::at(ex, e.address, options);
     co_await ensure_base_image(c);
     const auto name = unique_name("late");
     container_guard guard{e.address, name};
     berth::container_config cfg;
     cfg.image = base_image;
-    cfg.cmd = {"sh", "-c", "sleep 4; exit 5"};
+    cfg.cmd = {"sh", "-c", "sleep 8; exit 5"};
     cfg.host.network_mode = "none";
     auto created = co_await c.containers().create(cfg, name);
     co_await c.containers().start(created.id);
@@ -408,7 +410,7 @@ asio::awaitable<void> late_replies(const engine_under_test& e) {
     cfg.cmd = {"sleep", "1000"};
     created = co_await c.containers().create(cfg, name);
     co_await c.containers().start(created.id);
-    co_await c.containers().stop(created.id, 4);
+    co_await c.containers().stop(created.id, 8);
     auto info = co_await c.containers().inspect(created.id);
     CHECK_FALSE(info.state.running);
     CHECK(info.state.exit_code == 137);  // killed after the grace period: the whole grace period was waited for

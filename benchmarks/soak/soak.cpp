@@ -60,6 +60,9 @@ struct tally {
     int in_flight = 0;
     std::map<std::string, int> failed;  // typed failures by kind
     std::map<std::string, int> lost;    // untyped exceptions, wrong results reported as success
+    // Set when an evaluation found the engine unreachable: the feeder holds new evaluations back until then, as a
+    // harness would, so that a restart costs the evaluations it interrupts rather than every one queued behind it.
+    std::chrono::steady_clock::time_point engine_down_until{};
     void fail(const std::string& kind) { std::lock_guard l(mutex); ++failed[kind]; }
     void lose(const std::string& why) { std::lock_guard l(mutex); ++lost[why]; }
 };
@@ -90,11 +93,17 @@ asio::awaitable<void> evaluation(berth::client& client, const settings& s, int i
     options.network_mode = "none";
     options.labels = {{"berth.soak", s.run_label}};
     options.verbose = false;
-    std::optional<berth::container> box;
+    berth::build_container_result box;
     try {
         box = co_await step(berth::build_container(client, options), s);
-        if (!box) {  // the seed's contract: an empty result, the reason logged
-            t.fail("build_container: empty result");
+        if (!box) {  // the seed's contract: an empty result, the reason logged and given as a value
+            const auto* why = box.failure();
+            const bool unreachable = why && why->reason == berth::build_failure_reason::engine_unreachable;
+            t.fail(unreachable ? "build_container: engine unreachable" : "build_container: other reason");
+            if (unreachable) {
+                std::lock_guard l(t.mutex);
+                t.engine_down_until = std::chrono::steady_clock::now() + 1s;
+            }
             co_return;
         }
         co_await step(berth::copy_to_container(*box, dir / "in", "/work/in", false), s);
@@ -123,6 +132,11 @@ asio::awaitable<void> evaluation(berth::client& client, const settings& s, int i
         t.fail("script_failed");
     } catch (const boost::system::system_error& e) {
         t.fail("system_error: " + e.code().message());
+        if (e.code() == boost::system::errc::no_such_file_or_directory ||
+            e.code() == boost::system::errc::connection_refused) {
+            std::lock_guard l(t.mutex);
+            t.engine_down_until = std::chrono::steady_clock::now() + 1s;
+        }
     } catch (const std::exception& e) {
         t.lose(std::string("untyped exception: ") + e.what());
     }
@@ -148,7 +162,7 @@ asio::awaitable<void> feeder(berth::client& client, const settings& s, tally& t,
         bool room;
         {
             std::lock_guard l(t.mutex);
-            room = t.in_flight < s.parallel;
+            room = t.in_flight < s.parallel && std::chrono::steady_clock::now() >= t.engine_down_until;
             if (room) ++t.in_flight;
         }
         if (!room) {
@@ -210,11 +224,11 @@ int main() {
     auto begin = std::chrono::steady_clock::now();
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count(); };
 
-    // Samples of the client's fds and RSS, one a second; restarts injected by another thread (they block).
+    // Samples of the client's fds and RSS, one a second, in one thread; restarts injected from another (a restart
+    // blocks until the engine answers again, and the sampling must go on meanwhile).
+    std::mutex samples_mutex;
     std::vector<std::tuple<double, long, long, int>> samples;  // time, fds, RSS KiB, completed
     std::thread monitor([&] {
-        int restarts = 0;
-        auto next_restart = std::chrono::steady_clock::now() + std::chrono::seconds(s.restart_every);
         while (!done) {
             std::this_thread::sleep_for(1s);
             int completed;
@@ -222,12 +236,20 @@ int main() {
                 std::lock_guard l(t.mutex);
                 completed = t.completed;
             }
+            std::lock_guard l(samples_mutex);
             samples.emplace_back(seconds(), open_fds(), proc_status_kib("VmRSS:"), completed);
-            if (!s.restart_cmd.empty() && std::chrono::steady_clock::now() >= next_restart && started < s.evaluations) {
-                std::fprintf(stderr, "[%6.1f s] restarting the engine (%d)\n", seconds(), ++restarts);
-                if (std::system(s.restart_cmd.c_str()) != 0) std::fprintf(stderr, "restart command failed\n");
-                next_restart = std::chrono::steady_clock::now() + std::chrono::seconds(s.restart_every);
-            }
+        }
+    });
+    std::thread restarter([&] {
+        int restarts = 0;
+        auto next_restart = std::chrono::steady_clock::now() + std::chrono::seconds(s.restart_every);
+        while (!done && !s.restart_cmd.empty()) {
+            std::this_thread::sleep_for(200ms);
+            if (std::chrono::steady_clock::now() < next_restart || started >= s.evaluations) continue;
+            std::fprintf(stderr, "[%6.1f s] restarting the engine (%d)\n", seconds(), ++restarts);
+            if (std::system(s.restart_cmd.c_str()) != 0) std::fprintf(stderr, "restart command failed\n");
+            std::fprintf(stderr, "[%6.1f s] the engine answers again\n", seconds());
+            next_restart = std::chrono::steady_clock::now() + std::chrono::seconds(s.restart_every);
         }
     });
 
@@ -235,6 +257,7 @@ int main() {
     io.run();  // returns when every evaluation has ended: each step is time-limited, so this cannot hang
     done = true;
     monitor.join();
+    restarter.join();
 
     int leftovers = 0;
     try {
