@@ -389,6 +389,7 @@ asio::awaitable<void> timeout_and_cancel(const engine_under_test& e) {
 // later, and a stop whose grace period runs out (PID 1 without a TERM handler ignores SIGTERM, so the engine waits
 // the full grace period before SIGKILL). Without their allowances both would end in timed_out.
 asio::awaitable<void> late_replies(const engine_under_test& e) {
+    using namespace asio::experimental::awaitable_operators;
     auto ex = co_await asio::this_coro::executor;
     berth::client_options options;
     // short, yet long enough for an ordinary request on a loaded CI machine; the wait and the stop below take
@@ -396,22 +397,23 @@ asio::awaitable<void> late_replies(const engine_under_test& e) {
     options.request_timeout = std::chrono::seconds(5);
     auto c = berth::client::at(ex, e.address, options);
     co_await ensure_base_image(c);
-    const auto name = unique_name("late");
-    container_guard guard{e.address, name};
+    const auto waited = unique_name("late-wait");
+    const auto stopped = unique_name("late-stop");
+    container_guard guard_waited{e.address, waited};
+    container_guard guard_stopped{e.address, stopped};
     berth::container_config cfg;
     cfg.image = base_image;
-    cfg.cmd = {"sh", "-c", "sleep 8; exit 5"};
     cfg.host.network_mode = "none";
-    auto created = co_await c.containers().create(cfg, name);
-    co_await c.containers().start(created.id);
-    CHECK(co_await c.containers().wait(created.id) == 5);
-    co_await c.containers().remove(created.id);
-
+    cfg.cmd = {"sh", "-c", "sleep 8; exit 5"};
+    auto exits = co_await c.containers().create(cfg, waited);
     cfg.cmd = {"sleep", "1000"};
-    created = co_await c.containers().create(cfg, name);
-    co_await c.containers().start(created.id);
-    co_await c.containers().stop(created.id, 8);
-    auto info = co_await c.containers().inspect(created.id);
+    auto sleeps = co_await c.containers().create(cfg, stopped);
+    co_await c.containers().start(exits.id);
+    co_await c.containers().start(sleeps.id);
+    // both at once, each on its own connection: the test takes one long reply's time, not two
+    int code = co_await (c.containers().wait(exits.id) && c.containers().stop(sleeps.id, 8));
+    CHECK(code == 5);
+    auto info = co_await c.containers().inspect(sleeps.id);
     CHECK_FALSE(info.state.running);
     CHECK(info.state.exit_code == 137);  // killed after the grace period: the whole grace period was waited for
 }

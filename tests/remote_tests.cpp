@@ -10,12 +10,17 @@
 #include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <set>
+
+#include <sys/ioctl.h>
 
 using namespace berth_test;
 using namespace std::chrono_literals;
@@ -492,6 +497,116 @@ TEST_CASE("TLS failures are typed, name the engine and do not hang") {
         CHECK(caught->kind() == berth::tls_errc::not_tls);
         CHECK(contains(caught->what(), std::to_string(port)));
     }
+}
+
+TEST_CASE("later TLS connections of a transport resume its session, and another transport's do not") {
+    auto r = remote();
+    if (!r) return;
+    run([](remote_setup r) -> asio::awaitable<void> {
+        auto resumed = [](berth::connection_stream& s) {
+            auto* tls = dynamic_cast<berth::detail::tls_stream*>(s.layered());
+            REQUIRE(tls);
+            return SSL_session_reused(tls->native_handle()) == 1;
+        };
+        auto ex = co_await asio::this_coro::executor;
+        berth::socket_transport transport(ex, tls_endpoint(r, r.certs));
+        auto first = co_await transport.connect();  // checked with GET /_ping: its reply brings the server's ticket
+        CHECK_FALSE(resumed(first));
+        auto second = co_await transport.connect();
+        CHECK(resumed(second));
+        auto outcome = co_await berth::detail::ping_probe(second);
+        CHECK_FALSE(outcome.ec);
+        CHECK(outcome.status == 200);
+        berth::socket_transport other(ex, tls_endpoint(r, r.certs));
+        auto elsewhere = co_await other.connect();
+        CHECK_FALSE(resumed(elsewhere));
+    }(*r));
+}
+
+// A TLS server on loopback with the test's server certificate: sends `payload` as soon as the handshake is done
+// (records of 16 KiB, as Asio's SSL stream writes them), then keeps what the client sends until it closes.
+asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::ssl::context& ctx, const std::string& payload,
+                                      std::string& received) {
+    auto tcp = co_await acceptor.async_accept(asio::use_awaitable);
+    asio::ssl::stream<asio::ip::tcp::socket> tls(std::move(tcp), ctx);
+    co_await tls.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+    co_await asio::async_write(tls, asio::buffer(payload), asio::use_awaitable);
+    std::array<char, 65536> buf;
+    for (;;) {
+        auto [ec, n] = co_await tls.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        received.append(buf.data(), n);
+        if (ec) break;
+    }
+}
+
+TEST_CASE("a TLS read returns every record that has arrived, a large write is sent whole, and a read can be cancelled") {
+    auto r = remote();
+    if (!r) return;
+    asio::io_context io;
+    asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    asio::ssl::context server_ctx(asio::ssl::context::tls_server);
+    server_ctx.use_certificate_chain_file((r->certs / "server-cert.pem").string());
+    server_ctx.use_private_key_file((r->certs / "server-key.pem").string(), asio::ssl::context::pem);
+    auto pattern = [](std::size_t size, unsigned seed) {
+        std::string s(size, '\0');
+        for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((i * seed) % 251);
+        return s;
+    };
+    const std::string payload = pattern(256 * 1024, 7), upload = pattern(1 << 20, 13);
+    std::string received;
+    asio::co_spawn(io, tls_server_once(acceptor, server_ctx, payload, received), asio::detached);
+    auto ep = tls_endpoint(*r, r->certs);
+    ep.address.port = acceptor.local_endpoint().port();
+    std::optional<std::size_t> first_read;
+    std::string got;
+    std::optional<boost::system::error_code> cancelled_read;
+    // A named closure: the coroutine reads its captures through it, so it must outlive io.run().
+    auto client = [&]() -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        asio::generic::stream_protocol::socket socket(ex);
+        co_await socket.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), ep.address.port),
+                                      asio::use_awaitable);
+        auto stream = co_await berth::detail::make_openssl_connector(ep)->handshake(std::move(socket));
+        auto* tls = dynamic_cast<berth::detail::tls_stream*>(stream.layered());
+        REQUIRE(tls);
+        // Until the kernel holds at least three records' worth of the payload (a condition, not a time).
+        asio::steady_timer pause(ex);
+        for (int queued = 0; ::ioctl(tls->lowest_layer().native_handle(), FIONREAD, &queued) == 0 && queued < 48 * 1024;) {
+            pause.expires_after(1ms);
+            co_await pause.async_wait(asio::use_awaitable);
+        }
+        got.resize(payload.size());
+        first_read = co_await stream.async_read_some(asio::buffer(got), asio::use_awaitable);
+        for (std::size_t total = *first_read; total < got.size();)
+            total += co_await stream.async_read_some(asio::buffer(got.data() + total, got.size() - total), asio::use_awaitable);
+
+        const std::size_t wrote = co_await stream.async_write_some(asio::buffer(upload), asio::use_awaitable);
+        CHECK(wrote == upload.size());
+
+        // Nothing more will come: the read waits on the socket until its cancellation slot is signalled.
+        asio::cancellation_signal cancel;
+        std::array<char, 1024> buf;
+        stream.async_read_some(asio::buffer(buf), asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec, std::size_t) {
+                                   cancelled_read = ec;
+                               }));
+        co_await asio::post(ex, asio::use_awaitable);
+        CHECK_FALSE(cancelled_read);
+        cancel.emit(asio::cancellation_type::terminal);
+        while (!cancelled_read) co_await asio::post(ex, asio::use_awaitable);
+        boost::system::error_code ignored;
+        stream.close(ignored);  // close_notify: the server's read ends
+    };
+    asio::co_spawn(io, client(), [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+    });
+    io.run();
+    REQUIRE(first_read);
+    CHECK(*first_read > 16 * 1024);  // more than one record: Asio's SSL stream returned at most one per read
+    CHECK(got == payload);
+    CHECK(received.size() == upload.size());
+    CHECK(received == upload);
+    REQUIRE(cancelled_read);
+    CHECK(*cancelled_read == asio::error::operation_aborted);
 }
 
 // ------------------------------------------------------------------------------------------------------------

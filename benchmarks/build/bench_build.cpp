@@ -1,5 +1,6 @@
 // One image build through berth, timed: bench_build ADDRESS CONTEXT_DIR legacy|buildkit nocache|cached TAG
-// Prints the wall time of the build in seconds (context packing and upload included, as `docker build` does).
+// Prints the wall time of the build in seconds (context packing and upload included). benchmarks/build/run times
+// the whole process instead, start-up and version check included, exactly as it times `docker build`.
 #include <berth/berth.hpp>
 
 #include <boost/asio/co_spawn.hpp>

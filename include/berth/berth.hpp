@@ -4,5 +4,6 @@
 #include <berth/engine/client.hpp>
 #include <berth/transport/socket_transport.hpp>
 #include <berth/eval.hpp>
+#include <berth/cluster.hpp>
 #include <berth/tar/tar.hpp>
 #include <berth/with_timeout.hpp>

@@ -4,6 +4,8 @@
 // the credentials (X-Registry-Auth), reads its JSON-lines progress (json_progress.hpp) into typed progress_events,
 // and turns every failure, whether the reply's status or an error inside the stream, into a registry_error that
 // says what went wrong (unauthorized, not found, unreachable) with the engine's message, any secret taken out.
+// A pull's digest is the one the engine names (Docker's stream; on Podman, the image's default manifest, see below).
+#include <berth/detail/random_token.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/credentials.hpp>
@@ -11,6 +13,8 @@
 #include <berth/engine/json_progress.hpp>
 #include <berth/engine/registry_auth.hpp>
 
+#include <cstdio>
+#include <exception>
 #include <optional>
 #include <set>
 
@@ -71,7 +75,9 @@ using push_options = registry_request_options;
 struct pulled_image {
     std::string reference{};  // name:tag or name@digest
     std::string id{};         // the local image id (sha256:...)
-    std::string digest{};     // the manifest digest in the registry (sha256:...)
+    // The digest of the manifest this pull fetched (sha256:...): the one the tag named in the registry. Empty only
+    // on Podman before 4.3 for an image that has several digests (which one was fetched cannot be asked there).
+    std::string digest{};
 };
 
 struct pushed_image {
@@ -192,6 +198,96 @@ boost::asio::awaitable<void> run_transfer(client_core<Transport>& client, http::
     }
 }
 
+// ---- which manifest a Podman pull fetched ----
+// Podman's compat pull stream names no digest, and its RepoDigests pair each of the image's names with every digest
+// the image has (from every name it was pulled or pushed as), so with several they cannot say which this pull
+// fetched. What Podman keeps is the manifest of the latest pull into the image (containers/storage's default
+// manifest), and a manifest list made from the local image (containers-storage:<id>) names that manifest's digest:
+// berth makes one under a random name, reads it and removes it at once. Exact unless another pull into the same
+// image ran in between.
+
+// "sha256:" and 64 lowercase hex digits: an id or digest from a reply, checked before it goes into a request line.
+inline bool is_sha256_digest(std::string_view s) {
+    if (!s.starts_with("sha256:") || s.size() != 7 + 64) return false;
+    for (char ch : s.substr(7))
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) return false;
+    return true;
+}
+
+// "4.3.1" (Podman's own version) is at least major.minor.
+inline bool version_at_least(std::string_view version, int major, int minor) {
+    int got_major = 0, got_minor = 0;
+    if (std::sscanf(std::string(version).c_str(), "%d.%d", &got_major, &got_minor) != 2) return false;
+    return got_major > major || (got_major == major && got_minor >= minor);
+}
+
+// The digest of the image's default manifest, through a temporary manifest list.
+template <transport Transport>
+boost::asio::awaitable<std::string> podman_default_manifest_digest(client_core<Transport>& client,
+                                                                   const std::string& image_id) {
+    const std::string list = "localhost/berth-pull-digest-" + random_token();
+    const std::string source = "containers-storage:" + image_id.substr(7);
+    const std::string create =
+        "/libpod/manifests/create" + detail::query().add("name", list).add("images", source).str();
+    const std::string inspect = "/libpod/manifests/" + percent_encode(list) + "/json";
+    std::string digest;
+    std::exception_ptr failed;
+    bool cancelled = false;
+    try {
+        co_await client.call(verb::post, create);
+        auto v = co_await client.call_json(verb::get, inspect);
+        const std::string endpoint = "GET " + inspect;
+        auto* listed = json_read::as_object(v, endpoint).if_contains("manifests");
+        if (listed == nullptr) throw protocol_error(endpoint, "reply lacks the field 'manifests'");
+        auto& manifests = json_read::as_array(*listed, endpoint);
+        if (manifests.size() != 1) throw protocol_error(endpoint, "the list made from one image holds " +
+                                                                      std::to_string(manifests.size()) + " manifests");
+        digest = json_read::string_field(json_read::as_object(manifests[0], endpoint), "digest", endpoint);
+        if (!is_sha256_digest(digest))
+            throw protocol_error(endpoint, "not a sha256 digest: " + quote_engine_text(digest));
+    } catch (const boost::system::system_error& e) {
+        cancelled = e.code() == boost::asio::error::operation_aborted;
+        failed = std::current_exception();
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    // The list goes whatever happened (a cancelled create may have made it). lookupManifest makes Podman remove the
+    // list itself: without it, Podman resolves a list's name to the image inside it.
+    if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
+    try {
+        co_await client.call(verb::delete_, "/libpod/images/" + percent_encode(list) +
+                                                detail::query().add_flag("lookupManifest", true).str());
+    } catch (const not_found_error&) {
+        // never made
+    } catch (...) {
+        if (!failed) throw;
+    }
+    if (failed) std::rethrow_exception(failed);
+    co_return digest;
+}
+
+// The digest a Podman pull fetched: the image's only digest, else the one its default manifest has (Podman 4.3 and
+// later: the removal above needs lookupManifest), else none.
+template <transport Transport>
+boost::asio::awaitable<std::string> podman_pulled_digest(client_core<Transport>& client, const json::object& image,
+                                                         const std::string& endpoint) {
+    std::set<std::string> digests;
+    for (auto& rd : json_read::optional_strings(image, "RepoDigests", endpoint))
+        if (auto at = rd.rfind('@'); at != std::string::npos) digests.insert(rd.substr(at + 1));
+    if (digests.empty()) throw protocol_error(endpoint, "the pulled image has no digest");
+    if (digests.size() == 1) co_return *digests.begin();
+    auto engine = co_await client.version();
+    if (!version_at_least(engine.version, 4, 3)) co_return std::string();
+    auto id = json_read::string_field(image, "Id", endpoint);
+    if (!is_sha256_digest(id))
+        throw protocol_error(endpoint, "the image id is not a sha256 digest: " + quote_engine_text(id));
+    auto digest = co_await podman_default_manifest_digest(client, id);
+    if (!digests.contains(digest))
+        throw protocol_error(endpoint, "Podman names " + digest +
+                                           " as the pulled manifest, which is not among the image's digests");
+    co_return digest;
+}
+
 template <transport Transport>
 boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::string_view reference,
                                           pull_options options, progress_callback callback) {
@@ -215,10 +311,11 @@ boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::s
     auto& o = json_read::as_object(v, endpoint);
     result.id = json_read::string_field(o, "Id", endpoint);
     result.digest = !ref.digest.empty() ? ref.digest : progress.digest();
-    if (result.digest.empty())  // Podman's stream names no digest: the image's RepoDigests for this name do
-        for (auto& rd : json_read::optional_strings(o, "RepoDigests", endpoint))
-            if (rd.starts_with(ref.name + "@")) result.digest = rd.substr(ref.name.size() + 1);
-    if (result.digest.empty()) throw protocol_error(endpoint, "the pulled image has no digest for " + ref.name);
+    if (result.digest.empty() && (co_await client.kind()) == engine_kind::podman) {
+        result.digest = co_await podman_pulled_digest(client, o, endpoint);
+        co_return result;
+    }
+    if (result.digest.empty()) throw protocol_error(endpoint, "the pull stream named no digest for " + ref.name);
     co_return result;
 }
 

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 namespace berth {
 
@@ -91,15 +92,22 @@ private:
         namespace asio = boost::asio;
         const auto& a = endpoint_.address;
         connection_stream::socket_type socket(executor_);
-        asio::ip::tcp::resolver resolver(executor_);
         boost::system::error_code ec;
-        auto results = co_await resolver.async_resolve(a.host, std::to_string(a.port),
-                                                       asio::redirect_error(asio::use_awaitable, ec));
-        if (ec) throw boost::system::system_error(ec, "connect to " + describe() + ": resolving " + a.host);
+        std::vector<asio::ip::tcp::endpoint> candidates;
+        // An IP address needs no resolver (whose lookups run on a thread of their own: a hand-off per connection).
+        if (auto ip = asio::ip::make_address(a.host, ec); !ec) {
+            candidates.emplace_back(ip, a.port);
+        } else {
+            asio::ip::tcp::resolver resolver(executor_);
+            auto results = co_await resolver.async_resolve(a.host, std::to_string(a.port),
+                                                           asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) throw boost::system::system_error(ec, "connect to " + describe() + ": resolving " + a.host);
+            for (const auto& r : results) candidates.push_back(r.endpoint());
+        }
         boost::system::error_code last = asio::error::host_not_found;
-        for (const auto& r : results) {
+        for (const auto& candidate : candidates) {
             if (socket.is_open()) socket.close(ec);
-            co_await socket.async_connect(asio::generic::stream_protocol::endpoint(r.endpoint()),
+            co_await socket.async_connect(asio::generic::stream_protocol::endpoint(candidate),
                                           asio::redirect_error(asio::use_awaitable, ec));
             if (!ec) {
                 socket.set_option(asio::ip::tcp::no_delay(true), ec);  // request/response: no Nagle delay

@@ -1,0 +1,726 @@
+// berth on a Docker Swarm cluster: evaluations placed by Swarm across the three private dockerds scripts/swarm starts
+// on 127.0.0.1-3 (it prints the BERTH_SWARM_* variables read here), each node reached over mutual TLS at the
+// address of its `berth.engine` label. The mock engine only shows what a real cluster cannot: the exact service
+// body, a malformed task reply, a node label that is no address.
+#include "support/engines.hpp"
+
+#include <berth/cluster.hpp>
+#include <berth/testing/mock_engine.hpp>
+#include <berth/transport/tls.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <set>
+
+using namespace berth_test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+namespace json = boost::json;
+using berth::testing::mock_engine;
+using reply = berth::testing::reply;
+using verb = boost::beast::http::verb;
+
+namespace {
+
+bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string_view::npos; }
+
+// --- the mock cluster: a manager and one node engine, each a mock_engine ---
+
+const std::string container_id(64, 'c');
+const std::string pushed_digest = "sha256:" + std::string(64, 'd');
+
+struct mock_cluster {
+    asio::io_context ioc;
+    mock_engine manager{ioc.get_executor(), "mock://manager"};
+    mock_engine node{ioc.get_executor(), "mock://node2"};
+    std::vector<std::string> connected;  // the endpoints the cluster asked to reach
+    std::optional<berth::basic_cluster<mock_engine>> cluster;
+    temp_dir repo;
+
+    explicit mock_cluster(std::string engine_label = "tcp://127.0.0.2:2376") {
+        write_file(repo / "Dockerfile", "FROM scratch\n");
+        manager.on(verb::get, "/images/app/json", reply::json(200, R"({"Id":"sha256:base"})"));
+        manager.on(verb::post, "/build", reply::chunked(200, {R"({"aux":{"ID":"sha256:layer"}})" "\n"}, "application/json"));
+        manager.on(verb::post, "/images/127.0.0.1:5000/app/push",
+                   reply::chunked(200, {R"({"status":"latest: digest: )" + pushed_digest + R"( size: 527"})" "\n"},
+                                  "application/json"));
+        manager.on(verb::delete_, "/services/app-eval", reply::error(404, "service app-eval not found"));
+        manager.on(verb::post, "/services/create", reply::json(201, R"({"ID":"svc1"})"));
+        manager.on(verb::delete_, "/services/svc1", reply::no_content(200));
+        manager.on(verb::get, "/tasks", running_task(container_id));
+        json::object node2{{"ID", "node2"},
+                           {"Version", {{"Index", 7}}},
+                           {"Spec", {{"Role", "worker"}, {"Availability", "active"}, {"Labels", {{"berth.engine", engine_label}}}}},
+                           {"Description", {{"Hostname", "n2"}}},
+                           {"Status", {{"State", "ready"}}}};
+        manager.on(verb::get, "/nodes/node2", reply::json(200, json::value(node2)));
+        node.add_container(container_id);
+        node.on(verb::get, "/containers/" + container_id + "/top", reply::json(200, R"({"Processes":[["1"],["2"]]})"));
+        berth::cluster_options options;
+        options.registry = "127.0.0.1:5000";
+        cluster.emplace(berth::basic_client<mock_engine>(manager), options,
+                        [this](const berth::engine_endpoint& ep, const berth::swarm_node&) {
+                            connected.push_back(ep.to_string());
+                            return node;
+                        });
+    }
+
+    static reply running_task(const std::string& container) {
+        json::array tasks{json::object{
+            {"ID", "task1"}, {"ServiceID", "svc1"}, {"NodeID", "node2"}, {"DesiredState", "running"},
+            {"Status", {{"State", "running"}, {"Message", "started"}, {"ContainerStatus", {{"ContainerID", container}}}}}}};
+        return reply::json(200, json::value(tasks));
+    }
+
+    berth::cluster_build_options options() const {
+        berth::cluster_build_options o;
+        o.repo_path = repo.path.string();
+        o.container_name = "app-eval";
+        o.verbose = false;
+        return o;
+    }
+
+    // Runs the io_context until `op` completes (the mock engine's idle connections keep it busy after that).
+    template <class T>
+    T run(asio::awaitable<T> op) {
+        std::exception_ptr error;
+        std::optional<T> value;
+        bool done = false;
+        asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
+            error = e;
+            if (!e) value.emplace(std::move(v));
+            done = true;
+        });
+        ioc.restart();
+        auto deadline = std::chrono::steady_clock::now() + 30s;  // a hang is reported, not waited out
+        while (!done && ioc.run_one_until(deadline) > 0) {}
+        if (!done) throw std::runtime_error("the operation did not complete within 30 s");
+        if (error) std::rethrow_exception(error);
+        return std::move(*value);
+    }
+    void run(asio::awaitable<void> op) {
+        run([](asio::awaitable<void> inner) -> asio::awaitable<bool> {
+            co_await std::move(inner);
+            co_return true;
+        }(std::move(op)));
+    }
+
+    json::object create_body() {
+        auto sent = manager.requests_to(verb::post, "/services/create");
+        REQUIRE(sent.size() == 1);
+        return json::parse(sent[0].body).as_object();
+    }
+    bool service_removed() { return !manager.requests_to(verb::delete_, "/services/svc1").empty(); }
+};
+
+template <class E>
+const E* error_of(const berth::build_failure* f) {
+    if (f == nullptr || !f->error) return nullptr;
+    try {
+        std::rethrow_exception(f->error);
+    } catch (const E& e) {
+        static thread_local std::optional<E> kept;
+        kept.emplace(e);
+        return &*kept;
+    } catch (...) {
+    }
+    return nullptr;
+}
+
+} // namespace
+
+TEST_SUITE("cluster (mock engine)") {
+    TEST_CASE("the service build_container creates: digest-pinned image, GPU as a generic resource, placement, limits") {
+        mock_cluster m;
+        auto o = m.options();
+        o.domains = {"genesis_humanoid"};
+        o.memory_bytes = 512 << 20;
+        o.nano_cpus = 500'000'000;
+        o.pids_limit = 64;
+        o.reserve_memory_bytes = 256 << 20;
+        o.reserve_nano_cpus = 250'000'000;
+        o.constraints = {"node.labels.zone==a"};
+        o.spread = {"node.labels.rack"};
+        o.labels = {{"berth.run", "r1"}};
+        o.env = {"A=1"};
+        auto box = m.run(berth::build_container(*m.cluster, o));
+        REQUIRE(box.has_value());
+        CHECK(box->id == container_id);
+        CHECK(box->engine().transport().node().id == "node2");
+        CHECK(box->engine().transport().node().hostname == "n2");
+        CHECK(m.connected == std::vector<std::string>{"tcp://127.0.0.2:2376"});
+
+        auto expected = json::parse(R"({
+          "Name": "app-eval",
+          "Labels": {"berth.run": "r1", "berth.build-call": "TOKEN"},
+          "TaskTemplate": {
+            "ContainerSpec": {"Image": "127.0.0.1:5000/app@)" + pushed_digest + R"(",
+                              "Command": ["tail", "-f", "/dev/null"], "Env": ["A=1"], "Labels": {"berth.run": "r1"},
+                              "Init": true, "TTY": true, "OpenStdin": true},
+            "Resources": {"Limits": {"NanoCPUs": 500000000, "MemoryBytes": 536870912, "Pids": 64},
+                          "Reservations": {"NanoCPUs": 250000000, "MemoryBytes": 268435456,
+                                           "GenericResources": [{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]}},
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": {"Constraints": ["node.labels.zone==a"],
+                          "Preferences": [{"Spread": {"SpreadDescriptor": "node.labels.rack"}}]}},
+          "Mode": {"Replicated": {"Replicas": 1}}})").as_object();
+        auto body = m.create_body();
+        REQUIRE(body.contains("Labels"));
+        CHECK(body["Labels"].as_object()["berth.build-call"].as_string().size() == 32);
+        expected["Labels"].as_object()["berth.build-call"] = body["Labels"].as_object()["berth.build-call"];
+        CHECK_MESSAGE(body == expected, json::serialize(body));  // (object equality: key order aside)
+
+        // The repository layer: FROM the evaluation image, the tree copied to /<mount_name>, pushed to the registry.
+        auto builds = m.manager.requests_to(verb::post, "/build");
+        REQUIRE(builds.size() == 1);
+        CHECK(builds[0].query("t") == "127.0.0.1:5000/app:latest");
+        CHECK(builds[0].query("dockerfile") == ".berth-cluster.Dockerfile");
+        CHECK(contains(builds[0].body, "FROM app\nCOPY repo /hyperagents\n"));
+        CHECK(m.manager.requests_to(verb::post, "/images/127.0.0.1:5000/app/push").size() == 1);
+    }
+
+    TEST_CASE("a task's state is asked often while one waits, less often when many wait or the wait is long") {
+        using berth::detail::task_poll_interval;
+        CHECK(task_poll_interval(1, 0s) == 10ms);
+        CHECK(task_poll_interval(1, 1500ms) == 10ms);
+        CHECK(task_poll_interval(1, 3s) == 100ms);
+        CHECK(task_poll_interval(40, 0s) == 200ms);  // 40 waiting: about 200 lists a second in all
+        CHECK(task_poll_interval(1000, 0s) == 500ms);
+    }
+
+    TEST_CASE("a GPU no node offers: the evaluation starts without one, unless GPUs are required") {
+        for (bool required : {false, true}) {
+            CAPTURE(required);
+            mock_cluster m;
+            json::array pending{json::object{{"ID", "task0"}, {"ServiceID", "svc1"}, {"DesiredState", "running"},
+                                             {"Status", {{"State", "pending"}, {"Message", "pending task scheduling"},
+                                                         {"Err", "no suitable node (insufficient resources on 3 nodes)"}}}}};
+            m.manager.once(verb::get, "/tasks", reply::json(200, json::value(pending)));
+            auto o = m.options();
+            o.domains = {"genesis"};
+            o.gpu_required = required;
+            auto box = m.run(berth::build_container(*m.cluster, o));
+            auto creates = m.manager.requests_to(verb::post, "/services/create");
+            if (required) {
+                REQUIRE_FALSE(box.has_value());
+                CHECK(contains(box.failure()->message, "insufficient resources on 3 nodes"));
+                CHECK(creates.size() == 1);
+            } else {
+                REQUIRE(box.has_value());
+                REQUIRE(creates.size() == 2);
+                CHECK(contains(creates[0].body, "NVIDIA-GPU"));
+                CHECK_FALSE(contains(creates[1].body, "NVIDIA-GPU"));
+            }
+            CHECK(m.service_removed());  // the refused service (and, when required, the only one) is gone
+        }
+    }
+
+    TEST_CASE("a malformed task reply is a protocol error, and the service is removed") {
+        SUBCASE("a container id that is not an id") {
+            mock_cluster m;
+            m.manager.on(verb::get, "/tasks", mock_cluster::running_task("../../images/x"));
+            auto box = m.run(berth::build_container(*m.cluster, m.options()));
+            REQUIRE_FALSE(box.has_value());
+            CHECK(box.failure()->reason == berth::build_failure_reason::protocol_error);
+            CHECK(contains(box.failure()->message, "ContainerID"));
+            CHECK(m.service_removed());
+            CHECK(m.connected.empty());  // nothing from the reply was used to reach anything
+        }
+        SUBCASE("a task without a status") {
+            mock_cluster m;
+            m.manager.on(verb::get, "/tasks", reply::json(200, R"([{"ID":"task1","ServiceID":"svc1"}])"));
+            auto box = m.run(berth::build_container(*m.cluster, m.options()));
+            REQUIRE_FALSE(box.has_value());
+            CHECK(box.failure()->reason == berth::build_failure_reason::protocol_error);
+            CHECK(m.service_removed());
+        }
+    }
+
+    TEST_CASE("a node label that is not a tcp:// address is refused, naming the node; nothing is reached") {
+        for (std::string label : {"unix:///var/run/docker.sock", "ssh://-oProxyCommand=x", "tcp://evil host:1",
+                                  "127.0.0.2:2376"}) {
+            CAPTURE(label);
+            mock_cluster m(label);
+            auto box = m.run(berth::build_container(*m.cluster, m.options()));
+            REQUIRE_FALSE(box.has_value());
+            auto* e = error_of<berth::node_address_error>(box.failure());
+            REQUIRE(e != nullptr);
+            CHECK(e->node().id == "node2");
+            CHECK(contains(e->what(), "n2"));
+            CHECK(m.connected.empty());
+            CHECK(m.service_removed());
+        }
+    }
+
+    TEST_CASE("a node that refuses connections: operations on its handle fail with an error naming the node") {
+        mock_cluster m;
+        auto box = m.run(berth::build_container(*m.cluster, m.options()));
+        REQUIRE(box.has_value());
+        m.node.refuse_connections();
+        box->engine().close_idle_connections();
+        try {
+            m.run(berth::exec(*box, berth::argv("true")));
+            FAIL("the exec succeeded");
+        } catch (const berth::node_unreachable_error& e) {
+            CHECK(e.node().id == "node2");
+            CHECK(e.node().hostname == "n2");
+            CHECK(e.node().address == "tcp://127.0.0.2:2376");
+            CHECK(e.code() == asio::error::connection_refused);
+        }
+    }
+
+    TEST_CASE("cleanup_container removes the handle's service, then its container on its node, and waits until it is gone") {
+        mock_cluster m;
+        auto box = m.run(berth::build_container(*m.cluster, m.options()));
+        REQUIRE(box.has_value());
+        std::string json_path = "/containers/" + container_id + "/json";
+        auto inspected = m.node.requests_to(verb::get, json_path).size();
+        m.node.once(verb::get, json_path, reply::error(404, "No such container"));
+        m.run(berth::cleanup_container(*box, false));
+        CHECK(m.service_removed());
+        CHECK(m.node.requests_to(verb::get, json_path).size() == inspected + 1);
+        CHECK(m.node.requests_to(verb::delete_, "/containers/" + container_id).size() == 1);
+    }
+}
+
+// --- the real cluster ---
+
+namespace {
+
+struct swarm_setup {
+    std::string manager;
+    fs::path certs;
+    std::string registry;
+    std::string base_image;
+    std::map<std::string, std::string> socket_of;  // node engine address (tcp://...) -> its unix socket
+    fs::path script;
+};
+
+std::optional<swarm_setup> swarm() {
+    auto get = [](const std::string& name) {
+        const char* v = std::getenv(name.c_str());
+        return std::string(v ? v : "");
+    };
+    swarm_setup s{get("BERTH_SWARM_MANAGER"), get("BERTH_SWARM_CERTS"), get("BERTH_SWARM_REGISTRY"),
+                  get("BERTH_SWARM_BASE_IMAGE"), {}, fs::path(BERTH_TEST_DATA_DIR) / ".." / ".." / "scripts" / "swarm"};
+    if (s.manager.empty() || s.registry.empty()) {
+        const std::string why = "no swarm: run `eval \"$(scripts/swarm start)\"`";
+        if (in_ci()) FAIL(why);
+        MESSAGE("SKIPPED: " << why);
+        return std::nullopt;
+    }
+    for (int n = 1; n <= 3; ++n)
+        s.socket_of[get("BERTH_SWARM_NODE" + std::to_string(n))] = get("BERTH_SWARM_NODE" + std::to_string(n) + "_SOCKET");
+    return s;
+}
+
+berth::engine_endpoint manager_endpoint(const swarm_setup& s) {
+    berth::engine_endpoint ep;
+    ep.address = berth::parse_docker_host(s.manager);
+    ep.tls.enabled = true;
+    ep.tls.ca_file = (s.certs / "ca.pem").string();
+    ep.tls.cert_file = (s.certs / "cert.pem").string();
+    ep.tls.key_file = (s.certs / "key.pem").string();
+    return ep;
+}
+
+berth::cluster_options cluster_options(const swarm_setup& s) {
+    berth::cluster_options o;
+    o.registry = s.registry;
+    return o;
+}
+
+// A repository: its Dockerfile builds on the cluster's base image; marker.txt tells it apart inside a container.
+struct eval_repo {
+    temp_dir dir;
+    std::string marker;
+    eval_repo(const swarm_setup& s, std::string m) : marker(std::move(m)) {
+        write_file(dir / "Dockerfile", "FROM " + s.base_image + "\n");
+        write_file(dir / "marker.txt", marker);
+    }
+};
+
+// One evaluation's outcome, as the test sees it.
+struct outcome {
+    bool ok = false;
+    std::string node_id, node_hostname, node_address, container_id, error;
+    std::chrono::milliseconds build_time{}, cleanup_time{};
+    std::optional<berth::node_identity> unreachable;  // set when an operation failed with node_unreachable_error
+};
+
+struct evaluation_plan {
+    const swarm_setup* setup;
+    const eval_repo* repo;
+    std::string run_label;  // berth.run=<value>
+    std::string name;
+    std::vector<std::string> constraints;
+    fs::path work;
+};
+
+// Checks through the node's unix socket (not the TLS client berth used) that the container is there, on that node.
+asio::awaitable<std::string> check_on_node_socket(std::string socket, std::string id) {
+    auto direct = berth::client::at(co_await asio::this_coro::executor, socket);
+    auto info = co_await direct.containers().inspect(id);
+    co_return info.id;
+}
+
+// Build, copy in, exec, copy out. Cleanup is left to the caller (so it can look at the container first).
+asio::awaitable<outcome> evaluate(berth::cluster& cluster, const evaluation_plan& plan,
+                                  std::optional<berth::cluster::container_type>& handle) {
+    outcome out;
+    berth::cluster_build_options o;
+    o.repo_path = plan.repo->dir.path.string();
+    o.image_name = "berth-test-cluster-" + std::to_string(::getpid());
+    o.container_name = plan.name;
+    o.labels = {{"berth.run", plan.run_label}};
+    o.constraints = plan.constraints;
+    o.network_mode = "none";
+    o.verbose = false;
+    auto started = std::chrono::steady_clock::now();
+    auto built = co_await berth::build_container(cluster, o);
+    out.build_time = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    if (!built) {
+        out.error = built.failure()->message;
+        co_return out;
+    }
+    handle = *built;
+    auto& node = built->engine().transport().node();
+    out.node_id = node.id;
+    out.node_hostname = node.hostname;
+    out.node_address = node.address;
+    out.container_id = built->id;
+    try {
+        const auto task = plan.work / plan.name;
+        write_file(task / "run.sh", "cat /hyperagents/marker.txt > /task/result.txt; echo " + plan.name +
+                                        " >> /task/result.txt; cat /proc/net/dev | tail -n +3 | cut -d: -f1\n");
+        berth::copy_options copy;
+        copy.verbose = false;
+        co_await berth::copy_to_container(*built, task, "/task", copy);
+        berth::run_options run;
+        run.timeout = 60s;
+        auto r = co_await berth::exec(*built, berth::argv("sh", "/task/run.sh"), run);
+        if (r.exit_code != 0) throw std::runtime_error("exit " + std::to_string(r.exit_code.value_or(-1)) + ": " + r.output);
+        if (r.stdout_text.find_first_not_of(" \r\n") == std::string::npos || contains(r.stdout_text, "eth"))
+            throw std::runtime_error("network interfaces other than lo: " + r.stdout_text);
+        co_await berth::copy_from_container(*built, "/task/result.txt", plan.work / (plan.name + ".txt"), copy);
+        auto result = read_file(plan.work / (plan.name + ".txt"));
+        if (result != plan.repo->marker + plan.name + "\n") throw std::runtime_error("result: " + result);
+        out.ok = true;
+    } catch (const berth::node_unreachable_error& e) {
+        out.unreachable = e.node();
+        out.error = e.what();
+    } catch (const std::exception& e) {
+        out.error = e.what();
+    }
+    co_return out;
+}
+
+// Runs the plans `concurrency` at a time on one io_context; each evaluation is checked on its node's own socket
+// before cleanup_container when `check_socket`.
+std::vector<outcome> run_evaluations(const swarm_setup& s, std::vector<evaluation_plan> plans, int concurrency,
+                                     bool check_socket = true) {
+    asio::io_context io;
+    berth::cluster cluster = berth::cluster::at(io.get_executor(), manager_endpoint(s), cluster_options(s));
+    std::vector<outcome> outcomes(plans.size());
+    std::size_t next = 0;
+    auto worker = [&]() -> asio::awaitable<void> {
+        while (next < plans.size()) {
+            auto i = next++;
+            std::optional<berth::cluster::container_type> handle;
+            outcomes[i] = co_await evaluate(cluster, plans[i], handle);
+            if (outcomes[i].ok && check_socket) {
+                try {
+                    auto found = co_await check_on_node_socket(s.socket_of.at(outcomes[i].node_address), handle->id);
+                    if (found != handle->id) throw std::runtime_error("another container");
+                } catch (const std::exception& e) {
+                    outcomes[i].ok = false;
+                    outcomes[i].error = std::string("not on its node's own engine: ") + e.what();
+                }
+            }
+            auto started = std::chrono::steady_clock::now();
+            if (handle) co_await berth::cleanup_container(*handle, false);
+            outcomes[i].cleanup_time =
+                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        }
+    };
+    for (int w = 0; w < concurrency; ++w)
+        asio::co_spawn(io, worker(), [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    io.run();
+    return outcomes;
+}
+
+std::vector<evaluation_plan> plans(const swarm_setup& s, const eval_repo& repo, const std::string& run, int n,
+                                   const fs::path& work, std::vector<std::string> constraints = {}) {
+    std::vector<evaluation_plan> out;
+    for (int i = 0; i < n; ++i)
+        out.push_back({&s, &repo, run, unique_name("cluster-" + std::to_string(i)), constraints, work});
+    return out;
+}
+
+// Nothing of the run left: no service with its label on the manager, no task of it, no container with its label
+// on any node's engine (asked through each node's unix socket). Polled, within a bound, because Swarm removes
+// containers after their services.
+asio::awaitable<std::string> leftovers(const swarm_setup& s, std::string run_label) {
+    auto ex = co_await asio::this_coro::executor;
+    auto manager = berth::client::at(ex, manager_endpoint(s));
+    berth::swarm_api<berth::socket_transport> swarm_calls(manager.core());
+    std::string found;
+    for (int attempt = 0; attempt < 300; ++attempt) {
+        found.clear();
+        berth::swarm_filters by_label{{"label", {"berth.run=" + run_label}}};
+        auto services = co_await swarm_calls.list_services(by_label);
+        for (auto& svc : services) found += "service " + svc.name + "; ";
+        auto tasks = co_await swarm_calls.list_tasks();  // a task carries its container's labels in its spec
+        for (auto& t : tasks) {
+            auto* labels = t.raw.if_contains("Spec") ? t.raw.at("Spec").as_object().if_contains("ContainerSpec") : nullptr;
+            labels = labels ? labels->as_object().if_contains("Labels") : nullptr;
+            auto* run = labels ? labels->as_object().if_contains("berth.run") : nullptr;
+            if (run && run->is_string() && run->as_string() == run_label) found += "task " + t.id + " " + t.state + "; ";
+        }
+        for (auto& [address, socket] : s.socket_of) {
+            auto node = berth::client::at(ex, socket);
+            berth::list_containers_options mine;
+            mine.all = true;
+            mine.filters["label"] = {"berth.run=" + run_label};
+            auto left = co_await node.containers().list(mine);
+            for (auto& c : left) found += "container " + c.id.substr(0, 12) + " on " + address + "; ";
+        }
+        if (found.empty()) co_return found;
+        asio::steady_timer t(ex, 200ms);
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    co_return found;
+}
+
+// The images a test made (the evaluation image on the manager, its registry name on every node that ran a task),
+// removed through each node's socket when the test ends.
+struct image_guard {
+    const swarm_setup& s;
+    ~image_guard() {
+        const std::string name = "berth-test-cluster-" + std::to_string(::getpid());
+        for (auto& node_socket : s.socket_of)
+            for (const std::string& image : {name, s.registry + "/" + name}) {
+                const std::string& socket = node_socket.second;
+                try {
+                    run([&]() -> asio::awaitable<void> {
+                        auto node = berth::client::at(co_await asio::this_coro::executor, socket);
+                        co_await node.images().remove(image, true);
+                    }());
+                } catch (const std::exception&) {
+                    // not on this node
+                }
+            }
+    }
+};
+
+std::string node_id_of_host(const swarm_setup& s, const std::string& hostname) {
+    return run([&]() -> asio::awaitable<std::string> {
+        auto manager = berth::client::at(co_await asio::this_coro::executor, manager_endpoint(s));
+        berth::swarm_api<berth::socket_transport> swarm_calls(manager.core());
+        auto nodes = co_await swarm_calls.list_nodes();
+        for (auto& n : nodes)
+            if (n.hostname == hostname) co_return n.id;
+        co_return std::string();
+    }());
+}
+
+void set_availability(const swarm_setup& s, const std::string& node_id, const std::string& availability) {
+    run([&]() -> asio::awaitable<void> {
+        auto manager = berth::client::at(co_await asio::this_coro::executor, manager_endpoint(s));
+        berth::swarm_api<berth::socket_transport> swarm_calls(manager.core());
+        co_await swarm_calls.set_node_availability(node_id, availability);
+    }());
+}
+
+} // namespace
+
+TEST_SUITE("cluster (real swarm)") {
+    TEST_CASE("30 evaluations through the cluster: all succeed, spread over nodes, each on its task's node") {
+        auto s = swarm();
+        if (!s) return;
+        image_guard images{*s};
+        eval_repo repo(*s, "marker-" + unique_name("repo") + "\n");
+        temp_dir work;
+        const std::string run_label = unique_name("run30");
+        auto start = std::chrono::steady_clock::now();
+        auto outcomes = run_evaluations(*s, plans(*s, repo, run_label, 30, work.path), 6);
+        auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+        std::set<std::string> nodes;
+        int ok = 0;
+        for (auto& o : outcomes) {
+            CAPTURE(o.error);
+            CHECK(o.ok);
+            ok += o.ok;
+            nodes.insert(o.node_id);
+        }
+        // Medians: the first evaluations also wait for the image's build and push.
+        auto median = [&](auto field) {
+            std::vector<long long> v;
+            for (auto& o : outcomes) v.push_back((o.*field).count());
+            std::sort(v.begin(), v.end());
+            return v[v.size() / 2];
+        };
+        MESSAGE(ok << " of 30 evaluations in " << took.count() << " ms on " << nodes.size() << " nodes; median "
+                   << "build_container " << median(&outcome::build_time) << " ms, cleanup_container "
+                   << median(&outcome::cleanup_time) << " ms");
+        CHECK(nodes.size() >= 2);
+        CHECK(run(leftovers(*s, run_label)) == "");
+    }
+
+    TEST_CASE("placement: a constraint pins evaluations to one node; a reservation no node has fails at once") {
+        auto s = swarm();
+        if (!s) return;
+        image_guard images{*s};
+        eval_repo repo(*s, "pinned\n");
+        temp_dir work;
+        const std::string run_label = unique_name("pin");
+        auto outcomes = run_evaluations(*s, plans(*s, repo, run_label, 3, work.path, {"node.hostname==berth-swarm-2"}), 3);
+        for (auto& o : outcomes) {
+            CAPTURE(o.error);
+            CHECK(o.ok);
+            CHECK(o.node_hostname == "berth-swarm-2");
+        }
+
+        // More memory than any node has: Swarm's reason, at once (not after start_timeout), nothing left.
+        std::string name = unique_name("too-big");
+        auto result = run([&]() -> asio::awaitable<berth::cluster_build_container_result> {
+            berth::cluster cluster = berth::cluster::at(co_await asio::this_coro::executor, manager_endpoint(*s),
+                                                        cluster_options(*s));
+            berth::cluster_build_options o;
+            o.repo_path = repo.dir.path.string();
+            o.image_name = "berth-test-cluster-" + std::to_string(::getpid());
+            o.container_name = name;
+            o.labels = {{"berth.run", run_label}};
+            o.reserve_memory_bytes = std::int64_t{1} << 50;  // 1 PiB
+            o.start_timeout = 10min;
+            o.verbose = false;
+            co_return co_await berth::build_container(cluster, o);
+        }());
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.failure()->reason == berth::build_failure_reason::engine_refused);
+        CHECK(contains(result.failure()->message, "insufficient resources"));
+        auto* e = error_of<berth::task_failed_error>(result.failure());
+        REQUIRE(e != nullptr);
+        CHECK(e->reason() == berth::task_failed_error::kind::unplaceable);
+        CHECK(run(leftovers(*s, run_label)) == "");
+    }
+
+    TEST_CASE("a drained node gets no evaluation") {
+        auto s = swarm();
+        if (!s) return;
+        image_guard images{*s};
+        auto drained = node_id_of_host(*s, "berth-swarm-3");
+        REQUIRE_FALSE(drained.empty());
+        set_availability(*s, drained, "drain");
+        struct undrain {
+            const swarm_setup& s;
+            std::string id;
+            ~undrain() {
+                try {
+                    set_availability(s, id, "active");
+                } catch (const std::exception& e) {
+                    MESSAGE("could not make node 3 active again: " << e.what());
+                }
+            }
+        } guard{*s, drained};
+        eval_repo repo(*s, "drained\n");
+        temp_dir work;
+        const std::string run_label = unique_name("drain");
+        auto outcomes = run_evaluations(*s, plans(*s, repo, run_label, 6, work.path), 6);
+        for (auto& o : outcomes) {
+            CAPTURE(o.error);
+            CHECK(o.ok);
+            CHECK(o.node_id != drained);
+        }
+        CHECK(run(leftovers(*s, run_label)) == "");
+    }
+
+    TEST_CASE("a worker whose dockerd dies mid-run: its evaluations fail naming it, the others finish, nothing is left") {
+        auto s = swarm();
+        if (!s) return;
+        image_guard images{*s};
+        eval_repo repo(*s, "killed\n");
+        temp_dir work;
+        const std::string run_label = unique_name("kill");
+        auto doomed = plans(*s, repo, run_label, 2, work.path, {"node.hostname==berth-swarm-3"});
+        auto spared = plans(*s, repo, run_label, 2, work.path, {"node.hostname!=berth-swarm-3"});
+
+        asio::io_context io;
+        berth::cluster cluster = berth::cluster::at(io.get_executor(), manager_endpoint(*s), cluster_options(*s));
+        std::vector<std::optional<berth::cluster::container_type>> handles(4);
+        std::vector<outcome> outcomes(4);
+        auto all = doomed;
+        all.insert(all.end(), spared.begin(), spared.end());
+        // Phase 1: every evaluation has its container; then node 3's dockerd is killed; phase 2 runs the rest.
+        auto phase = [&](bool build) -> asio::awaitable<void> {
+            for (std::size_t i = 0; i < all.size(); ++i) {
+                if (build) {
+                    berth::cluster_build_options o;
+                    o.repo_path = repo.dir.path.string();
+                    o.image_name = "berth-test-cluster-" + std::to_string(::getpid());
+                    o.container_name = all[i].name;
+                    o.labels = {{"berth.run", run_label}};
+                    o.constraints = all[i].constraints;
+                    o.verbose = false;
+                    auto built = co_await berth::build_container(cluster, o);
+                    if (built) handles[i] = *built;
+                    else outcomes[i].error = built.failure()->message;
+                    continue;
+                }
+                if (!handles[i]) continue;
+                outcomes[i].node_hostname = handles[i]->engine().transport().node().hostname;
+                try {
+                    auto r = co_await berth::exec(*handles[i], berth::argv("cat", "/hyperagents/marker.txt"));
+                    outcomes[i].ok = r.stdout_text == repo.marker;
+                } catch (const berth::node_unreachable_error& e) {
+                    outcomes[i].unreachable = e.node();
+                    outcomes[i].error = e.what();
+                }
+                co_await berth::cleanup_container(*handles[i], false);
+            }
+        };
+        asio::co_spawn(io, phase(true), asio::use_future);
+        io.run();
+        for (auto& h : handles) REQUIRE(h.has_value());
+        REQUIRE(std::system((s->script.string() + " kill-node 3 >/dev/null").c_str()) == 0);
+        io.restart();
+        auto done = asio::co_spawn(io, phase(false), asio::use_future);
+        io.run();
+        done.get();
+        const bool revived = std::system((s->script.string() + " revive-node 3 >/dev/null").c_str()) == 0;
+        for (std::size_t i = 0; i < 4; ++i) {
+            CAPTURE(i);
+            CAPTURE(outcomes[i].error);
+            if (i < 2) {
+                CHECK_FALSE(outcomes[i].ok);
+                REQUIRE(outcomes[i].unreachable.has_value());
+                CHECK(outcomes[i].unreachable->hostname == "berth-swarm-3");
+                CHECK(outcomes[i].unreachable->id == node_id_of_host(*s, "berth-swarm-3"));
+                CHECK(contains(outcomes[i].error, "berth-swarm-3"));
+            } else {
+                CHECK(outcomes[i].ok);
+                CHECK(outcomes[i].node_hostname != "berth-swarm-3");
+            }
+        }
+        REQUIRE(revived);
+        // What the crashed node kept is removed by the run's label, once it is back.
+        auto report = run([&]() -> asio::awaitable<berth::evaluations_cleanup_report> {
+            berth::cluster again = berth::cluster::at(co_await asio::this_coro::executor, manager_endpoint(*s),
+                                                      cluster_options(*s));
+            co_return co_await berth::cleanup_evaluations(again, "berth.run=" + run_label);
+        }());
+        MESSAGE("after revival: " << report.services_removed << " services and " << report.containers_removed
+                                  << " containers removed; " << report.unreachable.size() << " nodes unreachable");
+        CHECK(run(leftovers(*s, run_label)) == "");
+    }
+}
