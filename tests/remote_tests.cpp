@@ -523,6 +523,29 @@ TEST_CASE("later TLS connections of a transport resume its session, and another 
     }(*r));
 }
 
+TEST_CASE("a TLS connection taken for an exec stream is replaced in the background; a unix one is not") {
+    auto r = remote();
+    if (!r) return;
+    run([](remote_setup r) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        auto spare_after_release = [&](berth::socket_transport transport) -> asio::awaitable<std::size_t> {
+            auto pool = std::make_shared<berth::http::connection_pool<berth::socket_transport>>(std::move(transport), 4);
+            auto taken = co_await pool->acquire(pool);
+            REQUIRE(pool->idle_connections() == 0);
+            auto stream = taken.release();  // as an exec's upgraded stream is taken
+            asio::steady_timer pause(ex);
+            for (int i = 0; i < 500 && pool->idle_connections() == 0; ++i) {  // at most 5 s: a handshake on loopback
+                pause.expires_after(10ms);
+                co_await pause.async_wait(asio::use_awaitable);
+            }
+            CHECK(pool->open_connections() == 1 + pool->idle_connections());  // the taken one, and any spare
+            co_return pool->idle_connections();
+        };
+        CHECK(co_await spare_after_release(berth::socket_transport(ex, tls_endpoint(r, r.certs))) == 1);
+        CHECK(co_await spare_after_release(berth::socket_transport(ex, berth::parse_docker_host(r.engine_socket))) == 0);
+    }(*r));
+}
+
 // A TLS server on loopback with the test's server certificate: sends `payload` as soon as the handshake is done
 // (records of 16 KiB, as Asio's SSL stream writes them), then keeps what the client sends until it closes.
 asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::ssl::context& ctx, const std::string& payload,

@@ -23,6 +23,11 @@ public:
 
     boost::asio::any_io_executor get_executor() { return inner_.get_executor(); }
     std::string describe() const { return node_.describe(); }
+    bool costly_connect() const
+        requires requires(const Transport& t) { t.costly_connect(); }
+    {
+        return inner_.costly_connect();
+    }
 
     // A failure to connect is a node_unreachable_error naming the node; cancellation stays what it is.
     boost::asio::awaitable<stream_type> connect() {

@@ -6,6 +6,8 @@
 #include <berth/with_timeout.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <sys/socket.h>
@@ -76,7 +78,10 @@ public:
             connection_.reset();
         }
         // Detaches the connection for good (an upgraded exec stream); it is closed when the caller drops it.
-        std::unique_ptr<connection> release() { return std::move(connection_); }
+        std::unique_ptr<connection> release() {
+            if (auto pool = pool_.lock()) replenish(std::move(pool));
+            return std::move(connection_);
+        }
 
     private:
         std::weak_ptr<connection_pool> pool_;
@@ -126,6 +131,33 @@ public:
     }
 
 private:
+    // After a connection is taken for good (an exec stream), opens one in the background for the idle list when
+    // the transport's connections are costly to open (it says so: a TLS handshake) and none is idle or being
+    // opened. The exec's next request, reading its exit code when the stream ends, then finds a connection ready
+    // instead of waiting for a handshake. A failure is left to the next request, which connects and reports it.
+    static void replenish(std::shared_ptr<connection_pool> self) {
+        if constexpr (requires(const Transport& t) { { t.costly_connect() } -> std::convertible_to<bool>; }) {
+            if (!self->transport_.costly_connect()) return;
+            {
+                std::lock_guard lock(self->mutex_);
+                if (!self->idle_.empty() || self->replenishing_) return;
+                self->replenishing_ = true;
+            }
+            auto ex = self->transport_.get_executor();
+            boost::asio::co_spawn(ex, open_spare(std::move(self)), boost::asio::detached);
+        }
+    }
+
+    static boost::asio::awaitable<void> open_spare(std::shared_ptr<connection_pool> self) {
+        try {
+            auto spare = co_await acquire(self, true);  // within the connect timeout
+            spare.recycle();
+        } catch (const std::exception&) {
+        }
+        std::lock_guard lock(self->mutex_);
+        self->replenishing_ = false;
+    }
+
     // with_timeout hands out a default-constructed value on failure; streams have none.
     static boost::asio::awaitable<std::optional<stream_type>> connect_optional(std::shared_ptr<connection_pool> self) {
         co_return co_await self->transport_.connect();
@@ -142,6 +174,7 @@ private:
     std::chrono::steady_clock::duration connect_timeout_;
     mutable std::mutex mutex_;
     std::deque<std::unique_ptr<connection>> idle_;
+    bool replenishing_ = false;  // a spare connection is being opened (replenish)
     std::shared_ptr<std::atomic<std::size_t>> open_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 

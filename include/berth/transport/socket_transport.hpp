@@ -49,6 +49,9 @@ public:
     const host_address& address() const { return endpoint_.address; }
     const engine_endpoint& endpoint() const { return endpoint_; }
     std::string describe() const { return endpoint_.to_string(); }
+    // A new connection costs a TLS handshake: the connection pool keeps one ready after an exec stream takes one.
+    // (Not for ssh: a spare there is an idle ssh login, a process the caller did not ask for.)
+    bool costly_connect() const { return tls_ != nullptr && endpoint_.address.scheme == host_address::kind::tcp; }
 
     boost::asio::awaitable<stream_type> connect() {
         namespace asio = boost::asio;
