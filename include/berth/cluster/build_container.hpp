@@ -236,8 +236,7 @@ build_container(basic_cluster<Transport>& swarm_cluster, cluster_build_options o
     };
     detail::made_service made{detail::new_call_token(), {}, false};
     auto step = detail::build_step::engine;
-    std::exception_ptr cancelled, failed;
-    std::string failure_message;
+    detail::caught_failure caught;
     try {
         auto engine = co_await swarm_cluster.manager().version();
         if (engine.kind == engine_kind::podman)
@@ -291,23 +290,14 @@ build_container(basic_cluster<Transport>& swarm_cluster, cluster_build_options o
             placed.container_id.substr(0, 12) + ")");
         typename basic_cluster<Transport>::container_type result{node, placed.container_id, options.container_name};
         co_return result;
-    } catch (const boost::system::system_error& e) {
-        // Cancellation is the caller's decision, not a failure to report: it propagates (after the cleanup below).
-        if (e.code() == boost::asio::error::operation_aborted) {
-            cancelled = std::current_exception();
-        } else {
-            failed = std::current_exception();
-            failure_message = e.what();
-        }
-    } catch (const std::exception& e) {
-        failed = std::current_exception();
-        failure_message = e.what();
+    } catch (const std::exception&) {
+        caught.take_current();
     }
-    if (failed) log->error("build_container(" + options.container_name + ") on the cluster failed: " + failure_message);
-    if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
+    if (caught.failed) log->error("build_container(" + options.container_name + ") on the cluster failed: " + caught.message);
+    if (caught.cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
     co_await detail::remove_made_service(swarm_cluster, made);
-    if (cancelled) std::rethrow_exception(cancelled);
-    co_return result_type(detail::classify_cluster_failure(failed, step, std::move(failure_message)));
+    if (caught.cancelled) std::rethrow_exception(caught.cancelled);
+    co_return result_type(detail::classify_cluster_failure(caught.failed, step, std::move(caught.message)));
 }
 
 } // namespace berth

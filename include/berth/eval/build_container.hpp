@@ -169,6 +169,28 @@ boost::asio::awaitable<bool> wait_for_init(basic_client<Transport>& client, cons
     co_return false;
 }
 
+// What a build_container call caught: a cancellation (the caller's decision, propagated after the cleanup) or a
+// failure (reported in the result). Called from a catch handler, since co_await is not allowed there.
+struct caught_failure {
+    std::exception_ptr cancelled{}, failed{};
+    std::string message{};
+    void take_current() {
+        try {
+            throw;
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == boost::asio::error::operation_aborted) {
+                cancelled = std::current_exception();
+                return;
+            }
+            failed = std::current_exception();
+            message = e.what();
+        } catch (const std::exception& e) {
+            failed = std::current_exception();
+            message = e.what();
+        }
+    }
+};
+
 // Creates and starts the container; made.id is set as soon as it exists, so a failed start can clean it up.
 template <transport Transport>
 boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& client,
@@ -256,8 +278,7 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
     };
     detail::made_container made{detail::new_call_token(), {}, false};
     auto step = detail::build_step::engine;
-    std::exception_ptr cancelled, failed;
-    std::string failure_message;
+    detail::caught_failure caught;
     try {
         auto engine = co_await engine_client.version();
 
@@ -341,33 +362,24 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
         co_return result;
     } catch (const build_error& e) {
         // The failing step's own error and its last lines, not only the engine's summary.
-        failed = std::current_exception();
+        caught.failed = std::current_exception();
         std::string last_lines = e.step_log();  // on one line: the log keeps one record per line
         for (auto& ch : last_lines)
             if (ch == '\n') ch = '|';
-        failure_message = (e.step().empty() ? std::string() : "at step " + e.step() + ": ") + e.message() +
+        caught.message = (e.step().empty() ? std::string() : "at step " + e.step() + ": ") + e.message() +
                           (last_lines.empty() ? std::string() : " (last output: " + last_lines + ")");
-    } catch (const boost::system::system_error& e) {
-        // Cancellation is the caller's decision, not a failure to report: it propagates (after the cleanup below).
-        if (e.code() == boost::asio::error::operation_aborted) {
-            cancelled = std::current_exception();
-        } else {
-            failed = std::current_exception();
-            failure_message = e.what();
-        }
-    } catch (const std::exception& e) {
-        failed = std::current_exception();
-        failure_message = e.what();
+    } catch (const std::exception&) {
+        caught.take_current();
     }
     // Reached only on failure or cancellation (co_await is not allowed in the handlers above). After a
     // cancellation the state is reset first, so the removal itself is not cancelled too.
-    if (failed) log->error("build_container(" + options.container_name + ") failed" +
-                           (failure_message.starts_with("at step ") ? " " : ": ") + failure_message);
-    if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
+    if (caught.failed) log->error("build_container(" + options.container_name + ") failed" +
+                           (caught.message.starts_with("at step ") ? " " : ": ") + caught.message);
+    if (caught.cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
     if (!made.id.empty()) co_await detail::remove_quietly(engine_client, made.id);
     else if (made.create_unanswered) co_await detail::remove_unanswered_create(engine_client, made);
-    if (cancelled) std::rethrow_exception(cancelled);
-    co_return detail::classify_build_failure(failed, step, std::move(failure_message));
+    if (caught.cancelled) std::rethrow_exception(caught.cancelled);
+    co_return detail::classify_build_failure(caught.failed, step, std::move(caught.message));
 }
 
 } // namespace berth
