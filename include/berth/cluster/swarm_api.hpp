@@ -114,12 +114,7 @@ public:
     }
 
     boost::asio::awaitable<std::vector<swarm_service>> list_services(swarm_filters filters = {}) {
-        std::string target = "/services" + detail::filters_query(filters);
-        auto v = co_await client_.call_json(verb::get, target);
-        const std::string endpoint = "GET " + target;
-        std::vector<swarm_service> out{};
-        for (auto& item : json_read::as_array(v, endpoint)) out.push_back(read_service(item, endpoint));
-        co_return out;
+        return read_list<swarm_service>("/services" + detail::filters_query(filters), &read_service);
     }
 
     // Removing a service makes Swarm stop and remove its tasks' containers, on their nodes, afterwards.
@@ -128,40 +123,11 @@ public:
     }
 
     boost::asio::awaitable<std::vector<swarm_task>> list_tasks(swarm_filters filters = {}) {
-        std::string target = "/tasks" + detail::filters_query(filters);
-        auto v = co_await client_.call_json(verb::get, target);
-        const std::string endpoint = "GET " + target;
-        std::vector<swarm_task> out{};
-        for (auto& item : json_read::as_array(v, endpoint)) {
-            auto& o = json_read::as_object(item, endpoint);
-            swarm_task t;
-            t.id = detail::checked_id(json_read::string_field(o, "ID", endpoint), "task ID", endpoint);
-            t.service_id = json_read::optional_string(o, "ServiceID", endpoint);
-            t.node_id = json_read::optional_string(o, "NodeID", endpoint);
-            if (!t.node_id.empty()) detail::checked_id(t.node_id, "NodeID", endpoint);
-            t.desired_state = json_read::optional_string(o, "DesiredState", endpoint);
-            auto* status = json_read::optional_object(o, "Status", endpoint);
-            if (status == nullptr) throw protocol_error(endpoint, "task " + t.id + " has no Status");
-            t.state = json_read::string_field(*status, "State", endpoint);
-            t.message = json_read::optional_string(*status, "Message", endpoint);
-            t.err = json_read::optional_string(*status, "Err", endpoint);
-            if (auto* cs = json_read::optional_object(*status, "ContainerStatus", endpoint)) {
-                t.container_id = json_read::optional_string(*cs, "ContainerID", endpoint);
-                if (!t.container_id.empty()) detail::checked_id(t.container_id, "ContainerID", endpoint);
-            }
-            t.raw = o;
-            out.push_back(std::move(t));
-        }
-        co_return out;
+        return read_list<swarm_task>("/tasks" + detail::filters_query(filters), &read_task);
     }
 
     boost::asio::awaitable<std::vector<swarm_node>> list_nodes(swarm_filters filters = {}) {
-        std::string target = "/nodes" + detail::filters_query(filters);
-        auto v = co_await client_.call_json(verb::get, target);
-        const std::string endpoint = "GET " + target;
-        std::vector<swarm_node> out{};
-        for (auto& item : json_read::as_array(v, endpoint)) out.push_back(read_node(item, endpoint));
-        co_return out;
+        return read_list<swarm_node>("/nodes" + detail::filters_query(filters), &read_node);
     }
 
     boost::asio::awaitable<swarm_node> inspect_node(std::string_view id) {
@@ -198,6 +164,38 @@ private:
         if (limit.count() <= 0) co_return co_await std::move(op);
         co_return co_await with_timeout(std::move(op), limit, client_.transport().describe() + ": " + endpoint +
                                                                   ": no complete reply within " + describe_duration(limit));
+    }
+
+    // GET target: a JSON array, each item read by `read`.
+    template <class Item>
+    boost::asio::awaitable<std::vector<Item>> read_list(std::string target,
+                                                        Item (*read)(const json::value&, const std::string&)) {
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        std::vector<Item> out{};
+        for (auto& item : json_read::as_array(v, endpoint)) out.push_back(read(item, endpoint));
+        co_return out;
+    }
+
+    static swarm_task read_task(const json::value& v, const std::string& endpoint) {
+        auto& o = json_read::as_object(v, endpoint);
+        swarm_task t;
+        t.id = detail::checked_id(json_read::string_field(o, "ID", endpoint), "task ID", endpoint);
+        t.service_id = json_read::optional_string(o, "ServiceID", endpoint);
+        t.node_id = json_read::optional_string(o, "NodeID", endpoint);
+        if (!t.node_id.empty()) detail::checked_id(t.node_id, "NodeID", endpoint);
+        t.desired_state = json_read::optional_string(o, "DesiredState", endpoint);
+        auto* status = json_read::optional_object(o, "Status", endpoint);
+        if (status == nullptr) throw protocol_error(endpoint, "task " + t.id + " has no Status");
+        t.state = json_read::string_field(*status, "State", endpoint);
+        t.message = json_read::optional_string(*status, "Message", endpoint);
+        t.err = json_read::optional_string(*status, "Err", endpoint);
+        if (auto* cs = json_read::optional_object(*status, "ContainerStatus", endpoint)) {
+            t.container_id = json_read::optional_string(*cs, "ContainerID", endpoint);
+            if (!t.container_id.empty()) detail::checked_id(t.container_id, "ContainerID", endpoint);
+        }
+        t.raw = o;
+        return t;
     }
 
     static swarm_service read_service(const json::value& v, const std::string& endpoint) {
