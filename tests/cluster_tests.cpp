@@ -196,6 +196,25 @@ TEST_SUITE("cluster (mock engine)") {
         CHECK(task_poll_interval(1000, 0s) == 500ms);
     }
 
+    TEST_CASE("cleanup_evaluations: a container Swarm is already removing (409) is left to Swarm, not an error") {
+        mock_cluster m;
+        m.manager.on(verb::get, "/services", reply::json(200, "[]"));
+        json::object node2{{"ID", "node2"},
+                           {"Spec", {{"Role", "worker"}, {"Availability", "active"}}},
+                           {"Description", {{"Hostname", "n2"}}},
+                           {"Status", {{"State", "ready"}}}};
+        m.manager.on(verb::get, "/nodes", reply::json(200, json::value(json::array{node2})));
+        json::array left{json::object{{"Id", container_id}, {"Names", {"/app-eval.1.task1"}}, {"Labels", {{"berth.run", "r1"}}}}};
+        m.node.on(verb::get, "/containers/json", reply::json(200, json::value(left)));
+        m.node.on(verb::delete_, "/containers/" + container_id,
+                  reply::error(409, "removal of container " + container_id + " is already in progress"));
+        auto report = m.run(berth::cleanup_evaluations(*m.cluster, "berth.run=r1"));
+        CHECK(m.node.requests_to(verb::delete_, "/containers/" + container_id).size() == 1);
+        CHECK(report.containers_removed == 0);
+        CHECK(report.services_removed == 0);
+        CHECK(report.unreachable.empty());
+    }
+
     TEST_CASE("a GPU no node offers: the evaluation starts without one, unless GPUs are required") {
         for (bool required : {false, true}) {
             CAPTURE(required);

@@ -71,6 +71,8 @@ boost::asio::awaitable<evaluations_cleanup_report> cleanup_evaluations(basic_clu
                     ++report.containers_removed;
                 } catch (const not_found_error&) {
                     // Swarm removed it meanwhile
+                } catch (const conflict_error&) {
+                    // 409 "removal of container ... is already in progress": Swarm is removing it right now
                 }
             }
         } catch (const node_unreachable_error& e) {
