@@ -234,7 +234,7 @@ build_container(basic_cluster<Transport>& swarm_cluster, cluster_build_options o
     auto say = [&](std::string_view m) {
         if (verbose) log->info(m);
     };
-    detail::made_service made{detail::new_call_token(), {}, false};
+    detail::made_service made{detail::random_token(), {}, false};
     auto step = detail::build_step::engine;
     detail::caught_failure caught;
     try {

@@ -51,13 +51,6 @@ private:
     Rest& rest_;
 };
 
-inline void check_digest(const std::string& digest, const std::string& endpoint) {
-    bool ok = digest.size() == 71 && digest.starts_with("sha256:");
-    for (std::size_t i = 7; ok && i < digest.size(); ++i)
-        ok = (digest[i] >= '0' && digest[i] <= '9') || (digest[i] >= 'a' && digest[i] <= 'f');
-    if (!ok) throw protocol_error(endpoint, "the pushed digest " + quote_engine_text(digest) + " is not sha256:<hex>");
-}
-
 // The registry name of an evaluation image: <registry>/<image_name>.
 inline std::string cluster_image_name(const std::string& registry, const std::string& image_name) {
     return registry + "/" + image_name;
@@ -108,7 +101,9 @@ boost::asio::awaitable<std::string> distribute_image(basic_client<Transport>& bu
     auto built = co_await builder.images().build(context, layer);
     if (verbose) log.info("Image " + target.str() + " with the repository at /" + options.mount_name + " built: " + built.id);
     auto pushed = co_await builder.images().push(target.str(), push);
-    detail::check_digest(pushed.digest, "POST /images/" + target.name + "/push");
+    if (!detail::is_sha256_digest(pushed.digest))
+        throw protocol_error("POST /images/" + target.name + "/push",
+                             "the pushed digest " + detail::quote_engine_text(pushed.digest) + " is not sha256:<hex>");
     auto pinned = target.name + "@" + pushed.digest;
     if (verbose) log.info("Image pushed: " + pinned);
     co_return pinned;

@@ -6,13 +6,13 @@
 // logged), and no half-made container left, even when the create request's reply never arrived (the container is
 // then found by a label carrying a token of this call). Cancellation (a cancellation slot, with_timeout) is not a
 // failure: it propagates as the operation's exception, after the same cleanup.
+#include <berth/detail/random_token.hpp>
 #include <berth/eval/container.hpp>
 #include <berth/eval/logger.hpp>
 #include <berth/tar/packer.hpp>
 
 #include <filesystem>
 #include <optional>
-#include <random>
 
 namespace berth {
 
@@ -129,15 +129,6 @@ namespace detail {
 
 // The label marking the container one build_container call creates, with a token only that call knows.
 inline constexpr const char* build_call_label = "berth.build-call";
-
-inline std::string new_call_token() {
-    std::random_device rd;
-    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
-    char token[33];
-    std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(gen()),
-                  static_cast<unsigned long long>(gen()));
-    return token;
-}
 
 // What this call has made so far, for the cleanup after a failure or cancellation.
 struct made_container {
@@ -276,7 +267,7 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
     auto say = [&](std::string_view m) {
         if (verbose) log->info(m);
     };
-    detail::made_container made{detail::new_call_token(), {}, false};
+    detail::made_container made{detail::random_token(), {}, false};
     auto step = detail::build_step::engine;
     detail::caught_failure caught;
     try {

@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <memory>
 #include <optional>
-#include <utility>
 
 namespace berth {
 
@@ -51,25 +50,6 @@ public:
     virtual void close(boost::system::error_code& ec) = 0;
     // A descriptor whose readability means the peer closed an idle connection, or -1 when there is none.
     virtual int liveness_handle() const { return -1; }
-};
-
-// The layered_stream over one Asio stream (TLS's SSL stream, the socket to an ssh child): reads and writes go
-// straight to it. What differs between layers (how to close, what to watch while idle) is left to each.
-template <class Next>
-class layered_stream_over : public layered_stream {
-public:
-    template <class... Args>
-    explicit layered_stream_over(Args&&... args) : next_(std::forward<Args>(args)...) {}
-    boost::asio::any_io_executor get_executor() override { return next_.get_executor(); }
-    void async_read_some(boost::asio::mutable_buffer buffer, handler_type handler) override {
-        next_.async_read_some(buffer, std::move(handler));
-    }
-    void async_write_some(gathered_buffers buffers, handler_type handler) override {
-        next_.async_write_some(buffers, std::move(handler));
-    }
-
-protected:
-    Next next_;
 };
 
 class connection_stream {

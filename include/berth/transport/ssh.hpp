@@ -27,24 +27,32 @@ namespace berth {
 namespace detail {
 
 // The connection: our end of the socket pair, and the child on the other end.
-class ssh_stream final : public layered_stream_over<boost::asio::local::stream_protocol::socket> {
+class ssh_stream final : public layered_stream {
 public:
     ssh_stream(boost::asio::local::stream_protocol::socket socket, child_process child)
-        : layered_stream_over(std::move(socket)), child_(std::move(child)) {}
+        : socket_(std::move(socket)), child_(std::move(child)) {}
     ~ssh_stream() override {
         boost::system::error_code ec;
         close(ec);
     }
+    boost::asio::any_io_executor get_executor() override { return socket_.get_executor(); }
+    void async_read_some(boost::asio::mutable_buffer buffer, handler_type handler) override {
+        socket_.async_read_some(buffer, std::move(handler));
+    }
+    void async_write_some(gathered_buffers buffers, handler_type handler) override {
+        socket_.async_write_some(buffers, std::move(handler));
+    }
     void close(boost::system::error_code& ec) override {
-        if (next_.is_open()) next_.close(ec);
+        if (socket_.is_open()) socket_.close(ec);
         child_.end();
     }
     int liveness_handle() const override {
-        return const_cast<boost::asio::local::stream_protocol::socket&>(next_).native_handle();
+        return const_cast<boost::asio::local::stream_protocol::socket&>(socket_).native_handle();
     }
     child_process& child() { return child_; }
 
 private:
+    boost::asio::local::stream_protocol::socket socket_;
     child_process child_;
 };
 
