@@ -155,9 +155,14 @@ struct helper_result {
     std::string out{}, err{};
 };
 
-// Runs `docker-credential-<name> <action>` with `input` on stdin; stdout (up to 1 MiB) and stderr collected. The
-// child (ssh.hpp's child_process: stdin and stdout on one socket, stderr kept aside) is killed and reaped however
-// this ends, so an error, a time-out or a cancellation never leaves a process behind.
+// The most a helper may print on stdout: its reply is a small JSON object.
+inline constexpr std::size_t helper_output_limit = std::size_t{1} << 20;
+
+// Runs `docker-credential-<name> <action>` with `input` on stdin; stdout (up to helper_output_limit, more is a
+// credential_error) and the end of stderr collected. The child (child_process: stdin and stdout on one socket,
+// its own process group) is killed with its whole group and reaped however this ends, and its group as soon as
+// it exits, so an error, a time-out, a cancellation or a child of the helper holding stdout open never leaves a
+// process behind or this waiting.
 inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& name, const std::string& action,
                                                              const std::string& input, const credential_options& o) {
     namespace asio = boost::asio;
@@ -173,7 +178,7 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     asio::local::connect_pair(ours, theirs);
     child_process child;
     std::vector<std::string> argv{path, action};
-    if (int rc = child.spawn(argv, theirs.native_handle()); rc != 0)
+    if (int rc = child.spawn(ex, argv, theirs.native_handle()); rc != 0)
         throw credential_error("cannot run " + program + ": " + std::strerror(rc));
     theirs.close();
 
@@ -186,7 +191,10 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     std::array<char, 4096> buffer;
     for (;;) {
         auto [ec, n] = co_await ours.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-        if (result.out.size() < (std::size_t{1} << 20)) result.out.append(buffer.data(), n);
+        if (result.out.size() + n > helper_output_limit)  // never quoted: it is where the secret would be
+            throw credential_error("credential helper " + program + " " + action + " printed more than " +
+                                   std::to_string(helper_output_limit >> 20) + " MiB");
+        result.out.append(buffer.data(), n);
         // a helper that exits without reading its stdin resets the socket: also the end of what it wrote
         if (ec == asio::error::eof || ec == asio::error::connection_reset) break;
         if (ec) throw boost::system::system_error(ec);
@@ -202,7 +210,7 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
         delay = std::min(delay * 2, std::chrono::milliseconds(50));
     }
     result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
-    result.err = child.stderr_text();
+    result.err = child.stderr_text(1024);  // the end: where a helper's reason is, after whatever it printed
     co_return result;
 }
 

@@ -3,9 +3,10 @@
 //   ssh -o ConnectTimeout=30 -o BatchMode=yes -T [-i key] [extra args] [-l user] [-p port] -- host docker system dial-stdio
 // whose stdin and stdout carry the HTTP bytes. Both are one end of a socket pair rather than two pipes: a write
 // to a pipe whose reader (a dead ssh) is gone raises SIGPIPE, which would kill a program that does not ignore it,
-// while a socket write reports EPIPE. ssh's stderr goes to an anonymous file and becomes the text of the error
-// when the connection fails. The child is ended and reaped when its connection closes (or is dropped on
-// cancellation), so none outlives its connection and none is left a zombie.
+// while a socket write reports EPIPE. The end of ssh's stderr is kept (child_process drains it) and becomes the
+// text of the error when the connection fails. The child's whole process group is ended and the child reaped when
+// its connection closes (or is dropped on cancellation), and the group as soon as ssh exits, so nothing outlives
+// its connection (a wrapper script's children included) and none is left a zombie.
 #include <berth/detail/child_process.hpp>
 #include <berth/transport/connection_stream.hpp>
 #include <berth/transport/endpoint.hpp>
@@ -133,7 +134,7 @@ inline boost::asio::awaitable<connection_stream> ssh_connect(boost::asio::any_io
         asio::local::stream_protocol::socket ours(ex, asio::local::stream_protocol(), pair[0]);
         child_process child;
         auto argv = ssh_command(ep);
-        int err = child.spawn(argv, pair[1]);
+        int err = child.spawn(ex, argv, pair[1]);
         ::close(pair[1]);
         if (err != 0)
             throw ssh_error(ssh_errc::ssh_not_found, ep.to_string(),
