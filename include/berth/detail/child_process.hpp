@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -159,7 +160,6 @@ private:
         pid_t pid = -1;
         std::optional<int> status{};
         std::string tail{};  // the end of stderr: between stderr_tail_bytes and twice that once that much came
-        std::vector<char> buffer = std::vector<char>(64 * 1024);
         std::optional<boost::asio::posix::stream_descriptor> stderr_pipe{};
         std::optional<boost::asio::posix::stream_descriptor> exit_watch{};  // a pidfd, readable once it exits
         std::optional<boost::asio::steady_timer> exit_poll{};                // where there are no pidfds
@@ -169,6 +169,7 @@ private:
         // true while the pipe is open.
         bool drain() {
             if (!stderr_pipe || !stderr_pipe->is_open()) return false;
+            std::array<char, 16 * 1024> buffer;
             for (std::size_t total = 0; total < (std::size_t{1} << 20);) {
                 ssize_t n = ::read(stderr_pipe->native_handle(), buffer.data(), buffer.size());
                 if (n < 0 && errno == EINTR) continue;
