@@ -177,8 +177,8 @@ TEST_CASE("hostile: POST /auth answered 200 with a body that echoes the password
 TEST_CASE("hostile: an error reply to POST /auth cut where the password starts leaks no prefix of it") {
     asio::io_context ioc;
     mock_engine engine(ioc.get_executor());
-    // the password straddles the 4096 bytes of the message kept
-    engine.on(verb::post, "/auth", reply::error(401, std::string(4090, 'x') + password));
+    // the password straddles the 4096 bytes of the (not JSON) message kept
+    engine.on(verb::post, "/auth", reply::text(401, std::string(4090, 'x') + password));
     mock_client client(engine);
     auto e = thrown<berth::registry_error>([&] { run(ioc, client.images().check_auth(credentials())); });
     CHECK(e.reason() == berth::registry_errc::unauthorized);
@@ -305,6 +305,10 @@ TEST_CASE("hostile: a 100 KB host in a context's meta.json makes a short error m
     const std::string what = e.what();
     CHECK(what.size() < 400);
     CHECK(what.find("(100004 bytes)") != std::string::npos);
+    // a valid-looking 100 KB host would be quoted in every transport error: refused here
+    auto long_host = thrown<berth::invalid_host>([&] { berth::parse_docker_host("tcp://" + host + ":2375"); });
+    CHECK(std::string(long_host.what()).find("longer than 255 bytes") != std::string::npos);
+    CHECK(std::string(long_host.what()).size() < 400);
 }
 
 TEST_CASE("hostile: outside text in messages is quoted once and bounded") {

@@ -62,6 +62,7 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
                 fail("an IPv6 address must be in brackets (tcp://[::1]:2375)");
         }
         if (host.empty()) fail("no host");
+        if (host.size() > 255) fail("the host name is longer than 255 bytes");  // DNS names have at most 253
         for (char c : host)
             if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@' || c == '/' || c == '?' || c == '#' ||
                 c == '[' || c == ']')  // brackets only around an IPv6 address, never in it
@@ -108,6 +109,7 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
             std::string_view user = rest.substr(0, at);
             rest = rest.substr(at + 1);
             if (user.empty()) fail("an empty user name before '@'");
+            if (user.size() > 255) fail("the user name is longer than 255 bytes");
             if (user.find(':') != std::string_view::npos)  // the address is not shown: it holds the password
                 throw invalid_host("invalid engine address: a password in the address is not supported");
             for (char c : user)
@@ -121,7 +123,8 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
     }
     auto sep = spec.find("://");
     if (sep == std::string_view::npos) fail("expected unix:///path or tcp://host:port (or ssh://[user@]host[:port])");
-    fail("its scheme is not supported (use unix://, tcp:// or ssh://)");
+    fail("the scheme " + detail::quote_outside_text(spec.substr(0, sep), 16) +
+         " is not supported (use unix://, tcp:// or ssh://)");
     return a;  // unreachable
 }
 
