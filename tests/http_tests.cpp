@@ -172,7 +172,9 @@ TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying 
         CAPTURE(c.spec);
         auto message = rejection(c.spec);
         CHECK(contains(message, c.reason));
-        if (c.spec.find('\0') == std::string::npos)
+        if (c.reason == "password")
+            CHECK_FALSE(contains(message, "secret"));  // never shows the password
+        else if (c.spec.find('\0') == std::string::npos)
             CHECK(contains(message, "'" + c.spec + "'"));  // names the input
         else
             CHECK(contains(message, "'unix:///run/do\\x00cker.sock'"));  // escaped, so what() is not cut short
@@ -424,7 +426,7 @@ TEST_CASE("the engine's error message is taken from its JSON, else its text, els
     CHECK(core::error_message("page not found\r\n", 404) == "page not found");
     CHECK(core::error_message(R"({"msg":"other shape"})", 500) == R"({"msg":"other shape"})");
     CHECK(core::error_message("", 502) == "HTTP status 502");
-    CHECK(core::error_message(std::string(10000, 'e'), 500).size() == 4096);
+    CHECK(core::error_message(std::string(10000, 'e'), 500) == std::string(4096, 'e') + "... (10000 bytes)");
 }
 
 TEST_CASE("protocol_error names its endpoint") {
@@ -511,7 +513,7 @@ TEST_CASE("negotiation: a version field that is not digits.digits is a protocol_
         FAIL_CHECK("accepted");
     } catch (const berth::protocol_error& e) {
         CHECK(e.endpoint() == "GET /version");
-        CHECK(contains(e.what(), "ApiVersion '1.40/../../evil??X: y'"));
+        CHECK(contains(e.what(), "ApiVersion '1.40/../../evil\\x0d\\x0aX: y'"));
     }
     CHECK_THROWS_AS(negotiate_api_version("1.41", "one", ""), berth::protocol_error);
     CHECK_THROWS_AS(negotiate_api_version("", "1.12", ""), berth::protocol_error);

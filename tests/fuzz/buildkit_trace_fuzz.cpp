@@ -1,6 +1,7 @@
 // libFuzzer target: the BuildKit trace decoder (moby.buildkit.trace StatusResponse payloads) and the JSON-lines
 // progress reader. Invariants: the decoder lets only buildkit::trace_error escape, with an offset inside the input,
-// and what it decodes is never larger than the input; the reader lets only protocol_error escape.
+// and what it decodes is never larger than the input nor over its per-message limits (also run with small limits,
+// which fuzzing-size inputs reach); the reader lets only protocol_error escape.
 #include <berth/engine/buildkit_trace.hpp>
 #include <berth/engine/json_progress.hpp>
 
@@ -25,10 +26,19 @@ std::size_t decoded_bytes(const berth::buildkit::status_response& s) {
     return n;
 }
 
-void decode(std::string_view input) {
+std::size_t entries(const berth::buildkit::status_response& s) {
+    std::size_t n = s.vertexes.size() + s.statuses.size() + s.logs.size() + s.warnings.size();
+    for (auto& v : s.vertexes) n += v.inputs.size();
+    for (auto& w : s.warnings) n += w.detail.size();
+    return n;
+}
+
+// With the default limits and with small ones, so that inputs of fuzzing size reach the per-message bounds.
+void decode(std::string_view input, const berth::buildkit::trace_limits& limits) {
     try {
-        auto s = berth::buildkit::decode_status_response(input);
+        auto s = berth::buildkit::decode_status_response(input, limits);
         if (decoded_bytes(s) > input.size()) std::abort();
+        if (entries(s) > limits.max_entries || decoded_bytes(s) > limits.max_bytes) std::abort();
     } catch (const berth::buildkit::trace_error& e) {
         if (e.offset() > input.size()) std::abort();
     }
@@ -55,7 +65,8 @@ void read_lines(std::string_view input) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);
-    decode(input);
+    decode(input, {});
+    decode(input, berth::buildkit::trace_limits{.max_entries = 16, .max_bytes = 2048});
     read_lines(input);
     return 0;
 }

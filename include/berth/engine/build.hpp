@@ -483,12 +483,14 @@ boost::asio::awaitable<built_image> run_build(client_core<Transport>& client, So
         network_none = co_await lacks_default_bridge(client);
     http::request req{.method = verb::post, .target = "/build" + build_query(options, result.backend, network_none),
                       .content_type = "application/x-tar"};
-    if (!options.registry_config.empty())
+    json_progress_options stream_options;
+    if (!options.registry_config.empty()) {
         req.headers.emplace_back("X-Registry-Config", registry_config_header(options.registry_config));
+        req.secrets = stream_options.secrets = registry_secrets(options.registry_config);
+    }
     auto reply = co_await client.open(std::move(req), &context);
 
     build_output_reader reader(result.backend, reply.endpoint(), std::move(events), std::move(text), options.max_log_bytes);
-    json_progress_options stream_options;
     stream_options.max_line_bytes = options.max_line_bytes;
     stream_options.error_code = engine_errc::build_failed;
     co_await read_progress_stream(reply, [&reader](const progress_message& m) { reader.on_message(m); }, stream_options);

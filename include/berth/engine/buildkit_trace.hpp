@@ -3,7 +3,8 @@
 // a protobuf moby.buildkit.v1.StatusResponse (moby/buildkit api/services/control/control.proto). Decoded by hand
 // from the wire format (no protobuf dependency), only the fields berth shows; unknown fields are skipped, so newer
 // engines that add fields still decode. A malformed payload is a buildkit::trace_error with the byte offset; every
-// length is checked against what is left before it is used, so no input can read out of bounds.
+// length is checked against what is left before it is used, so no input can read out of bounds, and what one
+// message decodes to is bounded (trace_limits), so no input can take more memory than that.
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -72,12 +73,43 @@ private:
     std::size_t offset_;
 };
 
+// Bounds on one decoded StatusResponse: a few wire bytes can make an entry of a few hundred bytes in memory (an
+// empty vertex is 2 bytes on the wire), so the line bound alone would let one 16 MiB line become gigabytes.
+// Exceeding either is a trace_error.
+struct trace_limits {
+    std::size_t max_entries = 10000;                 // vertexes, statuses, logs, warnings, inputs, details, together
+    std::size_t max_bytes = std::size_t{32} << 20;   // what the decoded message takes: its entries and their text
+};
+
 namespace detail {
+
+// What one message has cost so far, against the limits.
+class trace_budget {
+public:
+    explicit trace_budget(const trace_limits& limits) : limits_(limits) {}
+    // One more entry of `size` bytes, found at `offset`.
+    void entry(std::size_t offset, std::size_t size) {
+        if (++entries_ > limits_.max_entries)
+            throw trace_error(offset, "more than " + std::to_string(limits_.max_entries) + " entries in one message");
+        bytes(offset, size);
+    }
+    void bytes(std::size_t offset, std::size_t size) {
+        bytes_ += size;
+        if (bytes_ > limits_.max_bytes)
+            throw trace_error(offset, "one message decodes to more than " + std::to_string(limits_.max_bytes) + " bytes");
+    }
+
+private:
+    trace_limits limits_;
+    std::size_t entries_ = 0, bytes_ = 0;
+};
 
 // A cursor over one message's bytes; `base` is the message's offset in the whole payload, for error messages.
 class wire_reader {
 public:
-    wire_reader(std::string_view bytes, std::size_t base) : bytes_(bytes), base_(base) {}
+    wire_reader(std::string_view bytes, std::size_t base, trace_budget& budget) : bytes_(bytes), base_(base), budget_(budget) {}
+
+    trace_budget& budget() const { return budget_; }
 
     bool done() const { return pos_ == bytes_.size(); }
     std::size_t offset() const { return base_ + pos_; }
@@ -137,14 +169,15 @@ private:
     }
     std::string_view bytes_;
     std::size_t base_;
+    trace_budget& budget_;
     std::size_t pos_ = 0;
 };
 
 // Calls on_field(reader, number, type) for each field of the message; on_field consumes the field or returns
 // false to have it skipped.
 template <class OnField>
-void for_each_field(std::string_view bytes, std::size_t base, OnField&& on_field) {
-    wire_reader r(bytes, base);
+void for_each_field(std::string_view bytes, std::size_t base, trace_budget& budget, OnField&& on_field) {
+    wire_reader r(bytes, base, budget);
     while (!r.done()) {
         auto [number, type] = r.tag();
         if (!on_field(r, number, type)) r.skip(type);
@@ -153,7 +186,15 @@ void for_each_field(std::string_view bytes, std::size_t base, OnField&& on_field
 
 inline std::string string_field(wire_reader& r, unsigned type) {
     r.expect(type, 2);
-    return std::string(r.delimited().first);
+    auto [bytes, base] = r.delimited();
+    r.budget().bytes(base, bytes.size());
+    return std::string(bytes);
+}
+
+// A repeated string field's next element: an entry of its own.
+inline void append_string_field(std::vector<std::string>& to, wire_reader& r, unsigned type) {
+    r.budget().entry(r.offset(), sizeof(std::string));
+    to.push_back(string_field(r, type));
 }
 
 inline std::int64_t int_field(wire_reader& r, unsigned type) {
@@ -165,7 +206,7 @@ inline timestamp timestamp_field(wire_reader& r, unsigned type) {
     r.expect(type, 2);
     auto [bytes, base] = r.delimited();
     timestamp t;
-    for_each_field(bytes, base, [&](wire_reader& f, std::uint32_t number, unsigned t_type) {
+    for_each_field(bytes, base, r.budget(), [&](wire_reader& f, std::uint32_t number, unsigned t_type) {
         if (number == 1) t.seconds = int_field(f, t_type);
         else if (number == 2) t.nanos = static_cast<std::int32_t>(int_field(f, t_type));
         else return false;
@@ -174,20 +215,22 @@ inline timestamp timestamp_field(wire_reader& r, unsigned type) {
     return t;
 }
 
-// Decodes the message in the next length-delimited field with decode_fields(message, reader, number, type).
+// Decodes the message in the next length-delimited field with decode_fields(message, reader, number, type) and
+// appends it to `to` (an entry of the budget).
 template <class Message, class DecodeField>
-Message message_field(wire_reader& r, unsigned type, DecodeField decode_field) {
+void append_message_field(std::vector<Message>& to, wire_reader& r, unsigned type, DecodeField decode_field) {
     r.expect(type, 2);
+    r.budget().entry(r.offset(), sizeof(Message));
     auto [bytes, base] = r.delimited();
     Message m{};
-    for_each_field(bytes, base, [&](wire_reader& f, std::uint32_t number, unsigned t) { return decode_field(m, f, number, t); });
-    return m;
+    for_each_field(bytes, base, r.budget(), [&](wire_reader& f, std::uint32_t number, unsigned t) { return decode_field(m, f, number, t); });
+    to.push_back(std::move(m));
 }
 
 inline bool vertex_field(vertex& v, wire_reader& r, std::uint32_t number, unsigned type) {
     switch (number) {
     case 1: v.digest = string_field(r, type); return true;
-    case 2: v.inputs.push_back(string_field(r, type)); return true;
+    case 2: append_string_field(v.inputs, r, type); return true;
     case 3: v.name = string_field(r, type); return true;
     case 4: v.cached = int_field(r, type) != 0; return true;
     case 5: v.started = timestamp_field(r, type); return true;
@@ -226,7 +269,7 @@ inline bool warning_field(vertex_warning& w, wire_reader& r, std::uint32_t numbe
     case 1: w.vertex = string_field(r, type); return true;
     case 2: w.level = int_field(r, type); return true;
     case 3: w.short_text = string_field(r, type); return true;
-    case 4: w.detail.push_back(string_field(r, type)); return true;
+    case 4: append_string_field(w.detail, r, type); return true;
     case 5: w.url = string_field(r, type); return true;
     default: return false;
     }
@@ -234,15 +277,18 @@ inline bool warning_field(vertex_warning& w, wire_reader& r, std::uint32_t numbe
 
 } // namespace detail
 
-// Decodes one StatusResponse payload (the base64-decoded aux). Throws trace_error when it is malformed.
-inline status_response decode_status_response(std::string_view payload) {
+// Decodes one StatusResponse payload (the base64-decoded aux). Throws trace_error when it is malformed or exceeds
+// the limits.
+inline status_response decode_status_response(std::string_view payload, const trace_limits& limits = {}) {
     status_response out;
-    detail::for_each_field(payload, 0, [&](detail::wire_reader& r, std::uint32_t number, unsigned type) {
+    detail::trace_budget budget(limits);
+    budget.bytes(0, payload.size() > limits.max_bytes ? payload.size() : 0);  // refused before any decoding
+    detail::for_each_field(payload, 0, budget, [&](detail::wire_reader& r, std::uint32_t number, unsigned type) {
         switch (number) {
-        case 1: out.vertexes.push_back(detail::message_field<vertex>(r, type, detail::vertex_field)); return true;
-        case 2: out.statuses.push_back(detail::message_field<vertex_status>(r, type, detail::status_field)); return true;
-        case 3: out.logs.push_back(detail::message_field<vertex_log>(r, type, detail::log_field)); return true;
-        case 4: out.warnings.push_back(detail::message_field<vertex_warning>(r, type, detail::warning_field)); return true;
+        case 1: detail::append_message_field(out.vertexes, r, type, detail::vertex_field); return true;
+        case 2: detail::append_message_field(out.statuses, r, type, detail::status_field); return true;
+        case 3: detail::append_message_field(out.logs, r, type, detail::log_field); return true;
+        case 4: detail::append_message_field(out.warnings, r, type, detail::warning_field); return true;
         default: return false;
         }
     });

@@ -5,6 +5,7 @@
 // (Docker or Podman, from /version, never guessed), and turns every non-2xx reply into a typed engine_error.
 // It lives at a fixed address (basic_client holds it on the heap), so the resource API objects it owns can be
 // referred to by coroutine frames for as long as the client lives, however the client itself is moved.
+#include <berth/detail/outside_text.hpp>
 #include <berth/engine/error.hpp>
 #include <berth/engine/json.hpp>
 #include <berth/http/exchange.hpp>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -97,12 +99,9 @@ inline bool api_version_less(std::string_view a, std::string_view b) {
     return parse_api_version(a).value_or(std::pair{0, 0}) < parse_api_version(b).value_or(std::pair{0, 0});
 }
 
-// An engine's text quoted in an error message: bounded, control characters shown as '?'.
-inline std::string quote_engine_text(std::string_view text) {
-    std::string out = "'";
-    for (char c : text.substr(0, 40)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-    return out + (text.size() > 40 ? "...'" : "'");
-}
+// An engine's text quoted in an error message: bounded, control characters shown as '?' (the shared
+// quote_outside_text with a short bound: what is quoted here is a version, an id or a digest).
+inline std::string quote_engine_text(std::string_view text) { return quote_outside_text(text, 40); }
 
 // The API version to speak with an engine whose /version gave engine_api (ApiVersion) and engine_min
 // (MinAPIVersion, empty when it gave none), given the caller's pinned version (empty: none).
@@ -247,8 +246,9 @@ public:
                                                std::optional<std::chrono::steady_clock::duration> head_timeout = {}) {
         req.target = "/v" + (co_await api_version()) + req.target;
         req.head_timeout = head_timeout.value_or(options_.request_timeout);
+        auto secrets = req.secrets;
         auto r = co_await http::exchange(pool_, std::move(req), options_.http, source);
-        if (r.status() >= 300) co_await throw_reply_error(r);
+        if (r.status() >= 300) co_await throw_reply_error(r, secrets);
         co_return r;
     }
 
@@ -261,6 +261,12 @@ public:
             req.body = std::move(json_body);
             req.content_type = "application/json";
         }
+        co_return co_await call(std::move(req), limit);
+    }
+
+    // call() with a request made by the caller (with headers, or secrets to keep out of error messages).
+    boost::asio::awaitable<std::string> call(http::request req, time_limit limit = {}) {
+        const verb method = req.method;
         if (limit.unlimited || options_.request_timeout.count() <= 0) co_return co_await open_and_read(std::move(req));
         std::string endpoint = std::string(boost::beast::http::to_string(method)) + " /v" + (co_await api_version()) +
                                req.target;
@@ -280,26 +286,36 @@ public:
     std::size_t idle_connections() const { return pool_->idle_connections(); }
     void close_idle_connections() { pool_->close_idle(); }
 
-    // Reads the error reply's body and throws the matching engine_error with the engine's own message.
-    static boost::asio::awaitable<void> throw_reply_error(response_type& r) {
+    // Reads the error reply's body (its first error_body_limit bytes: a larger one is cut, and its connection
+    // closed) and throws the matching engine_error with the engine's own message, `secrets` taken out of it.
+    static boost::asio::awaitable<void> throw_reply_error(response_type& r, std::span<const std::string> secrets = {}) {
         std::string body{};
         try {
-            body = co_await r.read_all(std::size_t{1} << 20);
+            body = co_await r.read_prefix(error_body_limit);
         } catch (const boost::system::system_error&) {
             // the status alone still says what happened
+        } catch (const protocol_error&) {
+            // a malformed body: likewise
         }
-        throw_engine_error(r.status(), error_message(body, r.status()), r.endpoint());
+        throw_engine_error(r.status(), error_message(body, r.status(), secrets), r.endpoint());
     }
 
-    // The engine's {"message": "..."} when there is one, else the body text (trimmed), else the status.
-    static std::string error_message(std::string_view body, unsigned status) {
+    static constexpr std::size_t error_body_limit = std::size_t{1} << 20;
+
+    // The engine's {"message": "..."} when there is one, else the body text (trimmed), else the status; bounded
+    // (detail::engine_message_limit), with `secrets` redacted before it is cut.
+    static std::string error_message(std::string_view body, unsigned status, std::span<const std::string> secrets = {}) {
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
+        std::string message;
         if (!ec && v.is_object())
-            if (auto* m = v.get_object().if_contains("message"); m && m->is_string()) return std::string(m->get_string());
-        while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.remove_suffix(1);
-        if (!body.empty()) return std::string(body.substr(0, 4096));
-        return "HTTP status " + std::to_string(status);
+            if (auto* m = v.get_object().if_contains("message"); m && m->is_string()) message = std::string(m->get_string());
+        if (message.empty()) {
+            while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.remove_suffix(1);
+            if (body.empty()) return "HTTP status " + std::to_string(status);
+            message = std::string(body);
+        }
+        return detail::bounded_outside_text(detail::redact_secrets(std::move(message), secrets));
     }
 
 private:

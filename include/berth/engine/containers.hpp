@@ -178,7 +178,7 @@ public:
         auto& o = json_read::as_object(v, endpoint);
         if (auto* e = json_read::optional_object(o, "Error", endpoint))
             if (auto msg = json_read::optional_string(*e, "Message", endpoint); !msg.empty())
-                throw engine_error(engine_errc::server_error, 200, msg, endpoint);
+                throw engine_error(engine_errc::server_error, 200, berth::detail::bounded_outside_text(msg), endpoint);
         co_return json_read::optional_int_as<int>(o, "StatusCode", endpoint, -1);
     }
 

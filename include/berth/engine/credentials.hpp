@@ -10,6 +10,7 @@
 // error text is kept; nothing a helper or config.json holds is ever quoted when it may be a secret.
 #include <berth/detail/base64.hpp>
 #include <berth/detail/child_process.hpp>
+#include <berth/detail/outside_text.hpp>
 #include <berth/engine/registry_auth.hpp>
 #include <berth/with_timeout.hpp>
 
@@ -79,7 +80,11 @@ inline std::string trim(std::string s) {
     return s;
 }
 
-// A missing file is an empty configuration (as for the CLI); an unreadable or malformed one is a credential_error.
+// The largest config.json read (the docker CLI's own is a few KiB; contexts' files have the same bound).
+inline constexpr std::size_t max_docker_config_bytes = std::size_t{1} << 20;
+
+// A missing file is an empty configuration (as for the CLI); an unreadable, malformed or oversized one is a
+// credential_error.
 inline docker_config read_docker_config(const credential_options& o) {
     docker_config cfg;
     auto dir = docker_config_dir(o);
@@ -87,10 +92,17 @@ inline docker_config read_docker_config(const credential_options& o) {
     cfg.file = dir / "config.json";
     std::error_code ec;
     if (!std::filesystem::exists(cfg.file, ec)) return cfg;
-    std::ifstream in(cfg.file, std::ios::binary);
-    std::string text(std::istreambuf_iterator<char>(in), {});
-    if (!in && !in.eof()) throw credential_error(cfg.file.string() + ": cannot be read");
     const std::string where = cfg.file.string();
+    std::ifstream in(cfg.file, std::ios::binary);
+    if (!in) throw credential_error(where + ": cannot be read");
+    std::string text;
+    char buf[4096];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        text.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > max_docker_config_bytes)
+            throw credential_error(where + ": larger than " + std::to_string(max_docker_config_bytes) + " bytes");
+    }
+    if (in.bad()) throw credential_error(where + ": cannot be read");
     boost::system::error_code jec;
     auto value = boost::json::parse(text, jec);
     // the parser's message only, never an excerpt: the file holds passwords
@@ -115,7 +127,7 @@ inline docker_config read_docker_config(const credential_options& o) {
             cfg.cred_helpers[std::string(registry)] = string_of(*helpers, registry, "a \"credHelpers\" entry");
     if (auto* auths = object_of("auths"))
         for (auto& [key, entry] : *auths) {
-            const std::string what = "the \"auths\" entry for " + std::string(key);
+            const std::string what = "the \"auths\" entry for " + quote_outside_text(key);
             if (!entry.is_object()) throw credential_error(where + ": " + what + " is not an object");
             auto& e = entry.get_object();
             registry_credentials c;
@@ -150,15 +162,20 @@ inline std::string find_in_path(const std::string& program, std::string_view pat
     }
 }
 
+// "credential helper 'docker-credential-<name>'": the name comes from config.json, so it is quoted, bounded.
+inline std::string helper_label(const std::string& name) {
+    return "credential helper " + quote_outside_text("docker-credential-" + name);
+}
+
 struct helper_result {
     int exit_code = 0;
     std::string out{}, err{};
 };
 
-// The most a helper may print on stdout: its reply is a small JSON object.
-inline constexpr std::size_t helper_output_limit = std::size_t{1} << 20;
+// The largest reply of a credential helper read (a real one is a few hundred bytes).
+inline constexpr std::size_t max_helper_reply_bytes = std::size_t{1} << 20;
 
-// Runs `docker-credential-<name> <action>` with `input` on stdin; stdout (up to helper_output_limit, more is a
+// Runs `docker-credential-<name> <action>` with `input` on stdin; stdout (up to max_helper_reply_bytes, more is a
 // credential_error) and the end of stderr collected. The child (child_process: stdin and stdout on one socket,
 // its own process group) is killed with its whole group and reaped however this ends, and its group as soon as
 // it exits, so an error, a time-out, a cancellation or a child of the helper holding stdout open never leaves a
@@ -171,7 +188,7 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     const char* env_path = std::getenv("PATH");
     std::string search = o.helper_search_path.empty() ? std::string(env_path ? env_path : "/usr/bin:/bin") : o.helper_search_path;
     std::string path = find_in_path(program, search);
-    if (path.empty()) throw credential_error("credential helper " + program + " not found in the search path");
+    if (path.empty()) throw credential_error(helper_label(name) + " not found in the search path");
 
     auto ex = co_await asio::this_coro::executor;
     socket ours(ex), theirs(ex);
@@ -179,7 +196,7 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     child_process child;
     std::vector<std::string> argv{path, action};
     if (int rc = child.spawn(ex, argv, theirs.native_handle()); rc != 0)
-        throw credential_error("cannot run " + program + ": " + std::strerror(rc));
+        throw credential_error("cannot run " + helper_label(name) + ": " + std::strerror(rc));
     theirs.close();
 
     helper_result result;
@@ -191,9 +208,9 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     std::array<char, 4096> buffer;
     for (;;) {
         auto [ec, n] = co_await ours.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-        if (result.out.size() + n > helper_output_limit)  // never quoted: it is where the secret would be
-            throw credential_error("credential helper " + program + " " + action + " printed more than " +
-                                   std::to_string(helper_output_limit >> 20) + " MiB");
+        if (result.out.size() + n > max_helper_reply_bytes)  // never quoted: it is where the secret would be
+            throw credential_error(helper_label(name) + " " + action + " printed more than " +
+                                   std::to_string(max_helper_reply_bytes >> 20) + " MiB");
         result.out.append(buffer.data(), n);
         // a helper that exits without reading its stdin resets the socket: also the end of what it wrote
         if (ec == asio::error::eof || ec == asio::error::connection_reset) break;
@@ -224,33 +241,28 @@ inline boost::asio::awaitable<helper_result> run_helper(const std::string& name,
     }
     auto seconds =
         static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(o.helper_timeout).count()) / 1000.0;
-    throw credential_error("credential helper docker-credential-" + name + " did not finish within " +
+    throw credential_error(helper_label(name) + " did not finish within " +
                            std::to_string(seconds) + " s; it was stopped");
 }
 
 // The helper's own explanation: its stdout (the protocol's error channel), else its stderr.
 inline std::string helper_failure(const std::string& name, const std::string& action, const helper_result& r) {
     auto text = trim(r.out.empty() ? r.err : r.out);
-    if (text.size() > 1024) text = text.substr(0, 1024) + "...";
-    return "credential helper docker-credential-" + name + " " + action + " failed (exit code " +
-           std::to_string(r.exit_code) + ")" + (text.empty() ? std::string() : ": " + text);
+    return helper_label(name) + " " + action + " failed (exit code " +
+           std::to_string(r.exit_code) + ")" + (text.empty() ? std::string() : ": " + bounded_outside_text(text, 1024));
 }
 
-// `get` for one server key; nullopt when the helper has nothing for it.
-inline boost::asio::awaitable<std::optional<registry_credentials>> helper_get(const std::string& name,
-                                                                              const std::string& key,
-                                                                              const credential_options& o) {
-    auto r = co_await run_helper(name, "get", key, o);
-    if (r.exit_code != 0) {
-        // the helpers' shared "not found" text (docker-credential-helpers' credentials.errCredentialsNotFound)
-        if (r.out.find("credentials not found") != std::string::npos) co_return std::nullopt;
-        throw credential_error(helper_failure(name, "get", r));
-    }
+// A helper's reply to `get` ({"ServerURL","Username","Secret"}) as credentials for `key`; nullopt when it names
+// none. Anything else is a credential_error naming the helper, never quoting the reply (it is where the secret
+// would be). A pure function of its input, so it is fuzzed (tests/fuzz/credential_helper_fuzz.cpp).
+inline std::optional<registry_credentials> parse_helper_get_reply(std::string_view out, const std::string& name,
+                                                                  const std::string& key) {
+    const std::string helper = helper_label(name);
+    if (out.size() > max_helper_reply_bytes)
+        throw credential_error(helper + " get printed more than " + std::to_string(max_helper_reply_bytes) + " bytes");
     boost::system::error_code ec;
-    auto v = boost::json::parse(r.out, ec);
-    // never quote the output: it is where the secret would be
-    if (ec || !v.is_object())
-        throw credential_error("credential helper docker-credential-" + name + " get printed something that is not a JSON object");
+    auto v = boost::json::parse(out, ec);
+    if (ec || !v.is_object()) throw credential_error(helper + " get printed something that is not a JSON object");
     auto& obj = v.get_object();
     auto field = [&](std::string_view k) -> std::string {
         auto* p = obj.if_contains(k);
@@ -265,8 +277,34 @@ inline boost::asio::awaitable<std::optional<registry_credentials>> helper_get(co
     } else {
         c.password = field("Secret");
     }
-    if (c.empty()) co_return std::nullopt;
-    co_return c;
+    if (c.empty()) return std::nullopt;
+    return c;
+}
+
+// A helper's reply to `list` ({"<server key>": "<username>", ...}): the server keys. Errors as for get.
+inline std::vector<std::string> parse_helper_list_reply(std::string_view out, const std::string& name) {
+    const std::string helper = helper_label(name);
+    if (out.size() > max_helper_reply_bytes)
+        throw credential_error(helper + " list printed more than " + std::to_string(max_helper_reply_bytes) + " bytes");
+    boost::system::error_code ec;
+    auto v = boost::json::parse(out, ec);
+    if (ec || !v.is_object()) throw credential_error(helper + " list printed something that is not a JSON object");
+    std::vector<std::string> keys;
+    for (auto& [k, user] : v.get_object()) keys.emplace_back(k);
+    return keys;
+}
+
+// `get` for one server key; nullopt when the helper has nothing for it.
+inline boost::asio::awaitable<std::optional<registry_credentials>> helper_get(const std::string& name,
+                                                                              const std::string& key,
+                                                                              const credential_options& o) {
+    auto r = co_await run_helper(name, "get", key, o);
+    if (r.exit_code != 0) {
+        // the helpers' shared "not found" text (docker-credential-helpers' credentials.errCredentialsNotFound)
+        if (r.out.find("credentials not found") != std::string::npos) co_return std::nullopt;
+        throw credential_error(helper_failure(name, "get", r));
+    }
+    co_return parse_helper_get_reply(r.out, name, key);
 }
 
 // The helper that applies to a key: its credHelpers entry, else credsStore, else none.
@@ -308,12 +346,7 @@ inline boost::asio::awaitable<std::map<std::string, registry_credentials>> all_c
     if (!cfg.creds_store.empty()) {
         auto r = co_await detail::run_helper(cfg.creds_store, "list", "", options);
         if (r.exit_code != 0) throw credential_error(detail::helper_failure(cfg.creds_store, "list", r));
-        boost::system::error_code ec;
-        auto v = boost::json::parse(r.out, ec);
-        if (ec || !v.is_object())
-            throw credential_error("credential helper docker-credential-" + cfg.creds_store +
-                                   " list printed something that is not a JSON object");
-        for (auto& [k, user] : v.get_object()) keys.emplace_back(k);
+        for (auto& k : detail::parse_helper_list_reply(r.out, cfg.creds_store)) keys.push_back(std::move(k));
     }
     for (auto& key : keys) {
         if (out.contains(key)) continue;

@@ -1,5 +1,6 @@
 #pragma once
 // Reading the engine's JSON: a reply that is not the JSON expected is a protocol_error naming the endpoint.
+#include <berth/detail/outside_text.hpp>
 #include <berth/http/error.hpp>
 
 #include <boost/json/object.hpp>
@@ -20,12 +21,43 @@ namespace berth::json_read {
 
 namespace json = boost::json;
 
-inline json::value parse(std::string_view text, const std::string& endpoint) {
+// Whether a protocol_error about a reply may quote it: not when the request carried credentials (the engine may
+// echo them in any form).
+enum class quoting { excerpt, none };
+
+// The most JSON values one reply may hold: parsing costs up to ~50 bytes per value whatever the text's size, so a
+// reply of a million "0," would take far more memory than its bytes. Generous for any real list.
+inline constexpr std::size_t max_reply_values = std::size_t{1} << 21;
+
+// An upper bound of the values in a JSON text (each one but the first follows a ',', ':', '[' or '{'), counted
+// outside strings; cheap, so a reply is refused before it is parsed.
+inline std::size_t count_values(std::string_view text) {
+    std::size_t n = 1;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\') ++i;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == ':' || c == '[' || c == '{') {
+            ++n;
+        }
+    }
+    return n;
+}
+
+inline json::value parse(std::string_view text, const std::string& endpoint, quoting quote = quoting::excerpt,
+                         std::size_t max_values = max_reply_values) {
+    if (count_values(text) > max_values)
+        throw protocol_error(endpoint, "reply holds more than " + std::to_string(max_values) + " JSON values");
     boost::system::error_code ec;
     auto v = json::parse(text, ec);
     if (ec) {
-        auto excerpt = std::string(text.substr(0, 80));
-        throw protocol_error(endpoint, "reply is not valid JSON (" + ec.message() + "): '" + excerpt + "'");
+        std::string what = "reply is not valid JSON (" + ec.message() + ")";
+        if (quote == quoting::excerpt) what += ": " + detail::quote_outside_text(text, 80);
+        throw protocol_error(endpoint, what);
     }
     return v;
 }

@@ -18,7 +18,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
 namespace berth {
 
@@ -101,9 +103,17 @@ struct progress_message {
     progress_message& operator=(const progress_message&) = delete;
 };
 
-// Parses one line. Not JSON, or a typed field of the wrong type, is a protocol_error naming the endpoint.
-inline void parse_progress_message(std::string_view line, const std::string& endpoint, progress_message& m) {
-    m.value = json_read::parse(line, endpoint);
+// The most JSON values one progress message may hold (a real one holds a dozen): parsing costs memory per value,
+// so the line bound alone would let one line of "0,0,0,..." take hundreds of MiB.
+inline constexpr std::size_t max_progress_message_values = 10000;
+
+// Parses one line. Not JSON, or a typed field of the wrong type, is a protocol_error naming the endpoint. With
+// secrets (the request carried credentials), the line is never quoted and the error text has them redacted.
+// The error text is bounded (detail::engine_message_limit).
+inline void parse_progress_message(std::string_view line, const std::string& endpoint, progress_message& m,
+                                   std::span<const std::string> secrets = {}) {
+    m.value = json_read::parse(line, endpoint, secrets.empty() ? json_read::quoting::excerpt : json_read::quoting::none,
+                               max_progress_message_values);
     auto& o = json_read::as_object(m.value, endpoint);
     m.stream = json_read::optional_string(o, "stream", endpoint);
     m.status = json_read::optional_string(o, "status", endpoint);
@@ -127,7 +137,7 @@ inline void parse_progress_message(std::string_view line, const std::string& end
         m.error_code = json_read::optional_int(d, "code", endpoint);
     }
     if (m.failed && error.empty()) error = "the engine reported an error without a message";
-    m.error = std::move(error);
+    m.error = m.failed ? detail::bounded_outside_text(detail::redact_secrets(std::move(error), secrets)) : std::string();
 }
 
 // Splits a byte stream into lines, holding at most one unfinished line of at most max_line bytes.
@@ -177,6 +187,7 @@ private:
 struct json_progress_options {
     std::size_t max_line_bytes = std::size_t{16} << 20;
     engine_errc error_code = engine_errc::other;  // the code of the stream_error an error message becomes
+    std::vector<std::string> secrets{};  // what the request carried (credentials): never in an error's text
 };
 
 // Reads a progress reply (anything with read_some(span<char>), status() and endpoint(), such as http::response)
@@ -188,7 +199,7 @@ boost::asio::awaitable<void> read_progress_stream(Reply& reply, OnMessage on_mes
     json_lines_splitter splitter(options.max_line_bytes);
     progress_message message;
     auto handle = [&](std::string_view line) {
-        parse_progress_message(line, endpoint, message);
+        parse_progress_message(line, endpoint, message, options.secrets);
         on_message(static_cast<const progress_message&>(message));
         if (message.failed)
             throw stream_error(options.error_code, reply.status(), message.error, endpoint, message.error_code);

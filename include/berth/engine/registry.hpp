@@ -190,9 +190,12 @@ boost::asio::awaitable<void> run_transfer(client_core<Transport>& client, http::
         auto message = redact(e.message(), secrets);
         return registry_error(classify_registry_failure(message, e.status()), e.status(), message, e.endpoint());
     };
+    json_progress_options stream_options;
+    stream_options.secrets = registry_secrets(secrets);
+    req.secrets = stream_options.secrets;
     try {
         auto reply = co_await client.open(std::move(req));
-        co_await read_progress_stream(reply, [&](const progress_message& m) { progress.on_message(m); });
+        co_await read_progress_stream(reply, [&](const progress_message& m) { progress.on_message(m); }, stream_options);
     } catch (const engine_error& e) {
         throw fail(e);
     }
@@ -338,15 +341,18 @@ boost::asio::awaitable<pushed_image> push(client_core<Transport>& client, std::s
 
 template <transport Transport>
 boost::asio::awaitable<auth_result> check_auth(client_core<Transport>& client, registry_credentials credentials) {
-    auto body = auth_config_json(credentials, true);
+    http::request req{.method = verb::post, .target = "/auth", .body = json::serialize(auth_config_json(credentials, true)),
+                      .content_type = "application/json"};
+    req.secrets = registry_secrets(credentials);
     std::string text;
     try {
-        text = co_await client.call(verb::post, "/auth", json::serialize(body));
+        text = co_await client.call(std::move(req));
     } catch (const engine_error& e) {
         auto message = redact(e.message(), credentials);
         throw registry_error(classify_registry_failure(message, e.status()), e.status(), message, e.endpoint());
     }
-    auto v = json_read::parse(text, "POST /auth");
+    // never quoted: the engine may have echoed the password
+    auto v = json_read::parse(text, "POST /auth", json_read::quoting::none);
     auto& o = json_read::as_object(v, "POST /auth");
     co_return auth_result{json_read::optional_string(o, "Status", "POST /auth"),
                           json_read::optional_string(o, "IdentityToken", "POST /auth")};

@@ -6,14 +6,17 @@
 // The engine, not berth, talks to the registry. Credentials never go into a message berth makes: redact() takes them
 // out of any text that came back from the engine or a credential helper before it is shown or thrown.
 #include <berth/detail/base64.hpp>
+#include <berth/detail/outside_text.hpp>
 #include <berth/engine/image_reference.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/string.hpp>
 
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace berth {
 
@@ -72,15 +75,35 @@ inline std::string registry_config_header(const std::map<std::string, registry_c
     return detail::base64url_encode(boost::json::serialize(o));
 }
 
+// Every form in which `c`'s secrets may come back in an engine's reply: the password and tokens (also as JSON
+// writes them), the "auth" field's base64("user:password"), and the X-Registry-Auth header made from them.
+inline std::vector<std::string> registry_secrets(const registry_credentials& c) {
+    std::vector<std::string> out;
+    for (const std::string* secret : {&c.password, &c.identity_token, &c.registry_token}) {
+        if (secret->empty()) continue;
+        out.push_back(*secret);
+        auto quoted = boost::json::serialize(boost::json::string(*secret));  // "a\"b" for a"b
+        if (quoted.size() >= 2 && quoted.substr(1, quoted.size() - 2) != *secret) out.push_back(quoted.substr(1, quoted.size() - 2));
+    }
+    if (!c.password.empty()) out.push_back(detail::base64_encode(c.username + ":" + c.password));
+    if (!c.empty()) out.push_back(registry_auth_header(c));
+    return out;
+}
+
+// The secrets of every registry's credentials, and the X-Registry-Config header made from them.
+inline std::vector<std::string> registry_secrets(const std::map<std::string, registry_credentials>& by_registry) {
+    std::vector<std::string> out;
+    for (auto& [registry, c] : by_registry) {
+        auto some = registry_secrets(c);
+        out.insert(out.end(), some.begin(), some.end());
+    }
+    if (!by_registry.empty()) out.push_back(registry_config_header(by_registry));
+    return out;
+}
+
 // The text with every secret of `c` (and the header made from it) replaced by "<redacted>".
 inline std::string redact(std::string text, const registry_credentials& c) {
-    const std::string header = registry_auth_header(c);
-    for (const std::string* secret : {&c.password, &c.identity_token, &c.registry_token, &header}) {
-        if (secret->size() < 3) continue;  // one or two characters would redact ordinary words
-        for (auto at = text.find(*secret); at != std::string::npos; at = text.find(*secret, at + 10))
-            text.replace(at, secret->size(), "<redacted>");
-    }
-    return text;
+    return detail::redact_secrets(std::move(text), registry_secrets(c));
 }
 
 } // namespace berth

@@ -48,6 +48,9 @@ struct request {
     // How long to wait for the reply head once the request is sent; zero: no limit (a stream whose head comes
     // with its first output, such as followed logs on Podman).
     std::chrono::steady_clock::duration head_timeout{};
+    // Values the request carries that no message may show (credentials in a header or the body): the engine may
+    // echo them, so they are taken out of any text of the reply an error quotes (engine/client_core.hpp).
+    std::vector<std::string> secrets{};
 };
 
 // A pull source of request-body bytes: fills the buffer, returns how many bytes it wrote, 0 at the end.
@@ -145,6 +148,7 @@ public:
         // (at least 512 bytes, at most 64 KiB): without room there, a 512 MiB archive takes a million reads.
         if (lease_) lease_->buffer.reserve(std::min(buffer.size(), body_read_size));
         while (!parser_->is_done()) {
+            if (!lease_) throw protocol_error(endpoint_, "the rest of the reply body was dropped");  // read_prefix
             auto& body = parser_->get().body();
             body.data = buffer.data();
             body.size = buffer.size();
@@ -173,6 +177,20 @@ public:
                 throw protocol_error(endpoint_, "reply body larger than " + std::to_string(limit) + " bytes");
             out.append(chunk.data(), n);
         }
+        co_return out;
+    }
+
+    // At most `limit` bytes of the body (an error reply's, kept for its message); the rest is left unread and the
+    // connection closed, never reused, so a huge error reply costs neither memory nor time and keeps its status.
+    boost::asio::awaitable<std::string> read_prefix(std::size_t limit) {
+        std::string out{};
+        std::array<char, 16 * 1024> chunk;
+        while (out.size() < limit) {
+            std::size_t n = co_await read_some(std::span<char>(chunk.data(), std::min(chunk.size(), limit - out.size())));
+            if (n == 0) co_return out;
+            out.append(chunk.data(), n);
+        }
+        if (!parser_->is_done()) lease_ = {};
         co_return out;
     }
 

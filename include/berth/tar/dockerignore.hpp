@@ -2,6 +2,7 @@
 // .dockerignore rules with moby/patternmatcher's semantics: patterns are cleaned like Go's filepath.Clean, `*` and `?`
 // stop at '/', `**` spans directories, `[...]` classes, `!` exceptions, the last matching pattern wins, and a pattern
 // that matches a parent directory matches everything below it. Patterns are compiled once; matching needs no regex.
+#include <berth/detail/outside_text.hpp>
 #include <berth/tar/error.hpp>
 
 #include <cstdint>
@@ -108,7 +109,7 @@ private:
         std::vector<range> ranges; // op::cls
     };
 
-    [[noreturn]] void bad() const { throw error(errc::bad_pattern, "bad .dockerignore pattern '" + text_ + "'"); }
+    [[noreturn]] void bad() const { throw error(errc::bad_pattern, "bad .dockerignore pattern " + berth::detail::quote_outside_text(text_)); }
 
     // Go's filepath.Match syntax check, run once at construction like patternmatcher.New does.
     void validate() const {

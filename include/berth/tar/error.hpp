@@ -1,5 +1,7 @@
 #pragma once
 // The one error type of the tar layer: what went wrong, where in the stream, and which member it concerned.
+#include <berth/detail/outside_text.hpp>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -42,7 +44,7 @@ public:
 private:
     static std::string format(const std::string& detail, const std::string& name, std::uint64_t offset) {
         std::string s = "tar: " + detail;
-        if (!name.empty()) s += " (entry '" + name + "')";
+        if (!name.empty()) s += " (entry " + berth::detail::quote_outside_text(name, 1024) + ")";  // from the archive
         if (offset != no_offset) s += " at byte " + std::to_string(offset);
         return s;
     }

@@ -143,6 +143,8 @@ private:
         std::size_t next = 0;
     };
 
+    static constexpr std::size_t max_dockerignore_bytes = std::size_t{1} << 20;  // the docker CLI's are a few KiB
+
     void load_dockerignore(int dirfd) {
         detail::unique_fd fd(::openat(dirfd, ".dockerignore", O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
         if (!fd) {
@@ -157,6 +159,9 @@ private:
             if (n < 0) detail::pack_fail("cannot read .dockerignore", ".dockerignore");
             if (n == 0) break;
             text.append(buf, static_cast<std::size_t>(n));
+            if (text.size() > max_dockerignore_bytes)
+                throw error(errc::limit_exceeded, ".dockerignore is larger than " + std::to_string(max_dockerignore_bytes) +
+                                                      " bytes", ".dockerignore");
         }
         auto patterns = dockerignore::read_patterns(text);
         // The builder needs these two whatever the file says (the docker CLI adds the same exceptions).

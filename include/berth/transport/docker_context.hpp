@@ -145,7 +145,7 @@ inline docker_context load_docker_context(std::string_view name,
     if (!meta->is_object()) throw bad("not a JSON object");
     auto& o = meta->get_object();
     if (auto* n = o.if_contains("Name"); !n || !n->is_string() || n->get_string() != name)
-        throw bad("its Name is not '" + c.name + "'");
+        throw bad("its Name is not the context's name");
     if (auto* m = o.if_contains("Metadata"); m && m->is_object())
         if (auto* d = m->get_object().if_contains("Description"); d && d->is_string())
             c.description = std::string(d->get_string());

@@ -1,5 +1,7 @@
 #pragma once
 // Parsing of engine addresses in the DOCKER_HOST syntax: unix:///path, tcp://host:port and ssh://[user@]host[:port].
+#include <berth/detail/outside_text.hpp>
+
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -37,19 +39,9 @@ inline constexpr std::uint16_t docker_tls_port = 2376;
 
 // default_tcp_port: the port of a tcp:// address without one (docker_tls_port when TLS will be used).
 inline host_address parse_docker_host(std::string_view spec, std::uint16_t default_tcp_port = docker_plain_port) {
+    // The address quoted once, bounded, control characters escaped (a NUL would cut what() short).
     auto fail = [&](std::string_view why) {
-        std::string shown;  // control characters escaped: a NUL would cut what() short before the reason
-        for (char c : spec) {
-            if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-                static constexpr char hex[] = "0123456789abcdef";
-                shown += "\\x";
-                shown += hex[(static_cast<unsigned char>(c) >> 4) & 15];
-                shown += hex[c & 15];
-            } else {
-                shown += c;
-            }
-        }
-        throw invalid_host("invalid engine address '" + shown + "': " + std::string(why));
+        throw invalid_host("invalid engine address " + detail::quote_outside_text(spec) + ": " + std::string(why));
     };
     // host[:port] or [ipv6][:port]; the port is left 0 when absent.
     auto host_and_port = [&](std::string_view rest, host_address& a) {
@@ -70,10 +62,11 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
                 fail("an IPv6 address must be in brackets (tcp://[::1]:2375)");
         }
         if (host.empty()) fail("no host");
+        if (host.size() > 255) fail("the host name is longer than 255 bytes");  // DNS names have at most 253
         for (char c : host)
             if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@' || c == '/' || c == '?' || c == '#' ||
                 c == '[' || c == ']')  // brackets only around an IPv6 address, never in it
-                fail("the host name contains '" + std::string(1, c) + "'");
+                fail("the host name contains " + detail::quote_outside_text(std::string(1, c)));
         a.host = std::string(host);
         unsigned long v = 0;
         for (char c : port) {
@@ -116,9 +109,11 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
             std::string_view user = rest.substr(0, at);
             rest = rest.substr(at + 1);
             if (user.empty()) fail("an empty user name before '@'");
-            if (user.find(':') != std::string_view::npos) fail("a password in the address is not supported");
+            if (user.size() > 255) fail("the user name is longer than 255 bytes");
+            if (user.find(':') != std::string_view::npos)  // the address is not shown: it holds the password
+                throw invalid_host("invalid engine address: a password in the address is not supported");
             for (char c : user)
-                if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@') fail("the user name contains '" + std::string(1, c) + "'");
+                if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@') fail("the user name contains " + detail::quote_outside_text(std::string(1, c)));
             if (user.front() == '-') fail("a user name cannot start with '-'");
             a.user = std::string(user);
         }
@@ -128,7 +123,8 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
     }
     auto sep = spec.find("://");
     if (sep == std::string_view::npos) fail("expected unix:///path or tcp://host:port (or ssh://[user@]host[:port])");
-    fail("the scheme '" + std::string(spec.substr(0, sep)) + "' is not supported (use unix://, tcp:// or ssh://)");
+    fail("the scheme " + detail::quote_outside_text(spec.substr(0, sep), 16) +
+         " is not supported (use unix://, tcp:// or ssh://)");
     return a;  // unreachable
 }
 

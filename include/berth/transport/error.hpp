@@ -4,6 +4,8 @@
 // and carries the underlying reason (OpenSSL's verdict, ssh's own stderr). connection_error is a
 // boost::system::system_error, so code that handles transport failures by their error_code keeps working; its
 // code() is one of tls_errc / ssh_errc below, or the system's code for an ordinary connect failure.
+#include <berth/detail/outside_text.hpp>
+
 #include <boost/system/error_code.hpp>
 #include <boost/system/system_error.hpp>
 
@@ -138,7 +140,7 @@ enum class context_errc {
 class context_error : public std::invalid_argument {
 public:
     context_error(context_errc kind, std::string context, const std::string& what)
-        : std::invalid_argument("docker context '" + context + "': " + what), kind_(kind),
+        : std::invalid_argument("docker context " + detail::quote_outside_text(context) + ": " + what), kind_(kind),
           context_(std::move(context)) {}
     context_errc kind() const noexcept { return kind_; }
     const std::string& context() const noexcept { return context_; }

@@ -35,6 +35,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -405,6 +407,9 @@ private:
 
 class openssl_connector final : public tls_connector {
 public:
+    // The largest CA, certificate or key file loaded.
+    static constexpr std::uintmax_t max_tls_file_bytes = std::uintmax_t{4} << 20;
+
     explicit openssl_connector(const engine_endpoint& ep)
         : endpoint_(ep.to_string()), host_(ep.address.host), verify_(ep.tls.verify_server),
           ctx_(boost::asio::ssl::context::tls_client) {
@@ -412,6 +417,12 @@ public:
         const auto& o = ep.tls;
         SSL_CTX_set_min_proto_version(ctx_.native_handle(), TLS1_2_VERSION);
         auto load = [&](const char* what, const std::string& file, auto&& step) {
+            // OpenSSL would read a file of any size whole: a CA bundle is some hundred KiB
+            std::error_code size_ec;
+            if (auto size = std::filesystem::file_size(file, size_ec); !size_ec && size > max_tls_file_bytes)
+                throw tls_error(tls_errc::bad_material, endpoint_,
+                                std::string("the ") + what + " " + detail::quote_outside_text(file) + " is larger than " +
+                                    std::to_string(max_tls_file_bytes) + " bytes");
             try {
                 step();
             } catch (const boost::system::system_error& e) {
