@@ -437,6 +437,7 @@ struct outcome {
     std::string node_id, node_hostname, node_address, container_id, error;
     std::chrono::milliseconds build_time{}, cleanup_time{};
     std::optional<berth::node_identity> unreachable;  // set when an operation failed with node_unreachable_error
+    std::optional<berth::cleanup_report> cleanup;     // what cleanup_container reported, when it ran
 };
 
 struct evaluation_plan {
@@ -529,7 +530,7 @@ std::vector<outcome> run_evaluations(const swarm_setup& s, std::vector<evaluatio
                 }
             }
             auto started = std::chrono::steady_clock::now();
-            if (handle) co_await berth::cleanup_container(*handle, false);
+            if (handle) outcomes[i].cleanup = co_await berth::cleanup_container(*handle, false);
             outcomes[i].cleanup_time =
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         }
@@ -643,6 +644,7 @@ TEST_SUITE("cluster (real swarm)") {
         for (auto& o : outcomes) {
             CAPTURE(o.error);
             CHECK(o.ok);
+            CHECK((o.cleanup && o.cleanup->complete()));  // service and container reported gone
             ok += o.ok;
             nodes.insert(o.node_id);
         }
@@ -742,6 +744,7 @@ TEST_SUITE("cluster (real swarm)") {
         berth::cluster cluster = berth::cluster::at(io.get_executor(), manager_endpoint(*s), cluster_options(*s));
         std::vector<std::optional<berth::cluster::container_type>> handles(4);
         std::vector<outcome> outcomes(4);
+        std::vector<berth::cleanup_report> cleanups(4);
         auto all = doomed;
         all.insert(all.end(), spared.begin(), spared.end());
         // Phase 1: every evaluation has its container; then node 3's dockerd is killed; phase 2 runs the rest.
@@ -769,7 +772,7 @@ TEST_SUITE("cluster (real swarm)") {
                     outcomes[i].unreachable = e.node();
                     outcomes[i].error = e.what();
                 }
-                co_await berth::cleanup_container(*handles[i], false);
+                cleanups[i] = co_await berth::cleanup_container(*handles[i], false);
             }
         };
         asio::co_spawn(io, phase(true), asio::use_future);
@@ -790,9 +793,21 @@ TEST_SUITE("cluster (real swarm)") {
                 CHECK(outcomes[i].unreachable->hostname == "berth-swarm-3");
                 CHECK(outcomes[i].unreachable->id == node_id_of_host(*s, "berth-swarm-3"));
                 CHECK(contains(outcomes[i].error, "berth-swarm-3"));
+                // the cleanup says so: the service is gone from the manager, the container is not, and where
+                CHECK(cleanups[i].service_removed == true);
+                CHECK_FALSE(cleanups[i].container_removed);
+                try {
+                    if (cleanups[i].error) std::rethrow_exception(cleanups[i].error);
+                    FAIL("no error in the cleanup report");
+                } catch (const berth::node_unreachable_error& e) {
+                    CHECK(e.node().hostname == "berth-swarm-3");
+                } catch (const std::exception& e) {
+                    FAIL("not a node_unreachable_error: " << e.what());
+                }
             } else {
                 CHECK(outcomes[i].ok);
                 CHECK(outcomes[i].node_hostname != "berth-swarm-3");
+                CHECK(cleanups[i].complete());
             }
         }
         REQUIRE(revived);

@@ -23,8 +23,9 @@ struct cleanup_report {
     bool container_removed = false;        // the container is gone from its engine: removed now, or already gone
     std::optional<bool> service_removed{}; // a cluster handle's service is gone from the manager (empty on one engine)
     std::vector<std::string> problems{};   // each step that failed and why, as logged
-    std::exception_ptr error{};            // the first failed step's exception, for its type (a cluster node that
-                                           // is down: node_unreachable_error, naming the node); null if none threw
+    // The first failed step's exception, for its type (a cluster node that is down: a node_unreachable_error
+    // naming the node); null when none threw.
+    std::exception_ptr error{};
     // Nothing is left: the container is gone, and so is its service on a cluster.
     bool complete() const noexcept { return container_removed && service_removed.value_or(true); }
 };
