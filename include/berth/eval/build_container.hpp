@@ -210,8 +210,8 @@ boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& cl
 }
 
 // After a create whose reply never came (cancelled, connection lost) or was a 5xx: the engine may have made the
-// container anyway, or may still be making it. It is found by this call's label, so nothing another call made is touched;
-// asked a few times over about a second and a half, since the engine may finish the create after we gave up.
+// container anyway, or may still be making it. It is found by this call's label, so nothing another call made is
+// touched; asked a few times over about a second and a half, since the engine may finish the create after we gave up.
 template <transport Transport>
 boost::asio::awaitable<void> remove_unanswered_create(basic_client<Transport>& client, const made_container& made) {
     list_containers_options mine;
