@@ -303,10 +303,74 @@ TEST_SUITE("cluster (mock engine)") {
         std::string json_path = "/containers/" + container_id + "/json";
         auto inspected = m.node.requests_to(verb::get, json_path).size();
         m.node.once(verb::get, json_path, reply::error(404, "No such container"));
-        m.run(berth::cleanup_container(*box, false));
+        auto report = m.run(berth::cleanup_container(*box, false));
         CHECK(m.service_removed());
         CHECK(m.node.requests_to(verb::get, json_path).size() == inspected + 1);
         CHECK(m.node.requests_to(verb::delete_, "/containers/" + container_id).size() == 1);
+        CHECK(report.service_removed == true);
+        CHECK(report.container_removed);
+        CHECK(report.complete());
+        CHECK(report.problems.empty());
+    }
+
+    TEST_CASE("cleanup_container on a handle whose node is down reports the service removed, the container not, and the node") {
+        mock_cluster m;
+        auto box = m.run(berth::build_container(*m.cluster, m.options()));
+        REQUIRE(box.has_value());
+        m.node.refuse_connections();
+        box->engine().close_idle_connections();
+        auto report = m.run(berth::cleanup_container(*box, false));
+        CHECK(m.service_removed());
+        CHECK(report.service_removed == true);
+        CHECK_FALSE(report.container_removed);
+        CHECK_FALSE(report.complete());
+        REQUIRE(report.problems.size() == 1);
+        CHECK(contains(report.problems[0], "n2"));
+        REQUIRE(report.error);
+        try {
+            std::rethrow_exception(report.error);
+        } catch (const berth::node_unreachable_error& e) {
+            CHECK(e.node().id == "node2");
+            CHECK(e.node().hostname == "n2");
+            CHECK(e.code() == asio::error::connection_refused);
+        } catch (const std::exception& e) {
+            FAIL("not a node_unreachable_error: " << e.what());
+        }
+    }
+
+    TEST_CASE("a service create answered 500 after the manager made it: the service is found by the call's label and removed") {
+        // Swarm answers 500 when its raft proposal times out, and may commit the proposal afterwards: here the
+        // service appears only on the second listing.
+        mock_cluster m;
+        std::string token;
+        m.manager.on(verb::post, "/services/create", berth::testing::request_handler([&](const auto& r) {
+            token = std::string(json::parse(r.body).as_object().at("Labels").as_object().at("berth.build-call").as_string());
+            return reply::error(500, "rpc error: code = DeadlineExceeded desc = context deadline exceeded");
+        }));
+        int listings = 0;
+        m.manager.on(verb::get, "/services", berth::testing::request_handler([&](const auto& r) {
+            auto filters = r.query("filters").value_or("");
+            bool mine = !token.empty() && contains(filters, "berth.build-call=" + token);
+            if (!mine || ++listings < 2) return reply::json(200, "[]");
+            json::object svc{{"ID", "svc7"}, {"Spec", {{"Name", "app-eval"}, {"Labels", {{"berth.build-call", token}}}}}};
+            return reply::json(200, json::value(json::array{svc}));
+        }));
+        m.manager.on(verb::delete_, "/services/svc7", reply::no_content(200));
+        auto box = m.run(berth::build_container(*m.cluster, m.options()));
+        REQUIRE_FALSE(box.has_value());
+        CHECK(contains(box.failure()->message, "context deadline exceeded"));
+        CHECK(listings == 2);
+        CHECK(m.manager.requests_to(verb::delete_, "/services/svc7").size() == 1);
+    }
+
+    TEST_CASE("a service create refused with a 4xx is not looked up by label") {
+        mock_cluster m;
+        m.manager.on(verb::post, "/services/create", reply::error(400, "rpc error: code = InvalidArgument desc = bad spec"));
+        auto box = m.run(berth::build_container(*m.cluster, m.options()));
+        REQUIRE_FALSE(box.has_value());
+        CHECK(box.failure()->reason == berth::build_failure_reason::engine_refused);
+        CHECK(m.manager.requests_to(verb::get, "/services").empty());
+        CHECK(m.manager.requests_to(verb::delete_, "/services/*").size() == 1);  // only the old-name removal
     }
 }
 
@@ -373,6 +437,7 @@ struct outcome {
     std::string node_id, node_hostname, node_address, container_id, error;
     std::chrono::milliseconds build_time{}, cleanup_time{};
     std::optional<berth::node_identity> unreachable;  // set when an operation failed with node_unreachable_error
+    std::optional<berth::cleanup_report> cleanup;     // what cleanup_container reported, when it ran
 };
 
 struct evaluation_plan {
@@ -465,7 +530,7 @@ std::vector<outcome> run_evaluations(const swarm_setup& s, std::vector<evaluatio
                 }
             }
             auto started = std::chrono::steady_clock::now();
-            if (handle) co_await berth::cleanup_container(*handle, false);
+            if (handle) outcomes[i].cleanup = co_await berth::cleanup_container(*handle, false);
             outcomes[i].cleanup_time =
                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
         }
@@ -579,6 +644,7 @@ TEST_SUITE("cluster (real swarm)") {
         for (auto& o : outcomes) {
             CAPTURE(o.error);
             CHECK(o.ok);
+            CHECK((o.cleanup && o.cleanup->complete()));  // service and container reported gone
             ok += o.ok;
             nodes.insert(o.node_id);
         }
@@ -678,6 +744,7 @@ TEST_SUITE("cluster (real swarm)") {
         berth::cluster cluster = berth::cluster::at(io.get_executor(), manager_endpoint(*s), cluster_options(*s));
         std::vector<std::optional<berth::cluster::container_type>> handles(4);
         std::vector<outcome> outcomes(4);
+        std::vector<berth::cleanup_report> cleanups(4);
         auto all = doomed;
         all.insert(all.end(), spared.begin(), spared.end());
         // Phase 1: every evaluation has its container; then node 3's dockerd is killed; phase 2 runs the rest.
@@ -705,7 +772,7 @@ TEST_SUITE("cluster (real swarm)") {
                     outcomes[i].unreachable = e.node();
                     outcomes[i].error = e.what();
                 }
-                co_await berth::cleanup_container(*handles[i], false);
+                cleanups[i] = co_await berth::cleanup_container(*handles[i], false);
             }
         };
         asio::co_spawn(io, phase(true), asio::use_future);
@@ -726,9 +793,21 @@ TEST_SUITE("cluster (real swarm)") {
                 CHECK(outcomes[i].unreachable->hostname == "berth-swarm-3");
                 CHECK(outcomes[i].unreachable->id == node_id_of_host(*s, "berth-swarm-3"));
                 CHECK(contains(outcomes[i].error, "berth-swarm-3"));
+                // the cleanup says so: the service is gone from the manager, the container is not, and where
+                CHECK(cleanups[i].service_removed == true);
+                CHECK_FALSE(cleanups[i].container_removed);
+                try {
+                    if (cleanups[i].error) std::rethrow_exception(cleanups[i].error);
+                    FAIL("no error in the cleanup report");
+                } catch (const berth::node_unreachable_error& e) {
+                    CHECK(e.node().hostname == "berth-swarm-3");
+                } catch (const std::exception& e) {
+                    FAIL("not a node_unreachable_error: " << e.what());
+                }
             } else {
                 CHECK(outcomes[i].ok);
                 CHECK(outcomes[i].node_hostname != "berth-swarm-3");
+                CHECK(cleanups[i].complete());
             }
         }
         REQUIRE(revived);

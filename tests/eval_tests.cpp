@@ -122,10 +122,14 @@ asio::awaitable<void> lifecycle(const engine_under_test& e) {
     berth::cleanup_options cleanup;
     cleanup.log = log;
     cleanup.stop_timeout_seconds = 30;
-    co_await berth::cleanup_container(*box, cleanup);
+    auto cleaned = co_await berth::cleanup_container(*box, cleanup);
+    CHECK(cleaned.complete());
+    CHECK(cleaned.problems.empty());
+    CHECK_FALSE(cleaned.service_removed.has_value());
     CHECK_THROWS_AS(co_await c.containers().inspect(box->id), berth::not_found_error);
-    // cleaning a container that is already gone is logged, not thrown
-    co_await berth::cleanup_container(*box, cleanup);
+    // cleaning a container that is already gone is logged, not thrown, and reported as gone
+    auto again = co_await berth::cleanup_container(*box, cleanup);
+    CHECK(again.container_removed);
 
     auto text = slurp(logs / "run.log");
     CHECK(text.find("found; not rebuilding") != std::string::npos);
@@ -1073,7 +1077,22 @@ TEST_SUITE("eval") {
             // a container build_container did not make, wrapped by id
             berth::container wrapped{&c.async(), box->id, "wrapped"};
             CHECK(berth::blocking::exec(c, wrapped, "cat /task/in.txt").output == "blocking\n");
-            berth::blocking::cleanup_container(c, *box, false);
+            CHECK(berth::blocking::cleanup_container(c, *box, false).complete());
         }
+    }
+    TEST_CASE("cleanup_container on an engine that is not there reports the container not removed, and why") {
+        temp_dir t;
+        const std::string address = "unix://" + (t.path / "no-engine.sock").string();
+        auto report = run([&]() -> asio::awaitable<berth::cleanup_report> {
+            auto c = berth::client::at(co_await asio::this_coro::executor, address);
+            berth::container gone{&c, std::string(64, 'a'), "gone"};
+            co_return co_await berth::cleanup_container(gone, false);
+        }());
+        CHECK_FALSE(report.container_removed);
+        CHECK_FALSE(report.complete());
+        REQUIRE(report.problems.size() == 2);  // the stop and the removal
+        CHECK(report.problems[1].find("Error removing container gone") != std::string::npos);
+        REQUIRE(report.error);
+        CHECK_THROWS_AS(std::rethrow_exception(report.error), boost::system::system_error);
     }
 }

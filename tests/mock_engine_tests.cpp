@@ -1853,3 +1853,204 @@ TEST_SUITE("eval on the mock engine: faults a real engine cannot be made to show
         CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "{}\n");
     }
 }
+
+// Creates whose outcome is unknown, and what cleanup_container reports: against an engine that keeps its containers
+// (by name, with their labels), so what a call leaves behind is seen, and a second create of a name still held is
+// refused as a real engine refuses it.
+namespace unknown_outcome {
+
+using berth::testing::recorded_request;
+using berth::testing::request_handler;
+
+struct kept_container {
+    std::string id, name;
+    json::object labels;
+};
+
+struct container_keeping_engine {
+    eval_on_mock::fixture f;
+    std::vector<kept_container> containers;
+    int made = 0;
+    int creates_failing_after_making = 0;  // so many creates make their container, then answer 500
+    std::optional<reply> refusal;          // creates are refused with this, nothing made
+
+    container_keeping_engine() {
+        f.engine.on(verb::get, "/images/app/json", reply::json(200, R"({"Id":"sha256:feed","RepoTags":["app:latest"]})"));
+        f.engine.on(verb::post, "/containers/*", request_handler([this](const recorded_request& r) {
+            return find(r.path.substr(12, r.path.rfind('/') - 12)) ? reply::no_content() : reply::error(404, "No such container");
+        }));
+        f.engine.on(verb::delete_, "/containers/*", request_handler([this](const recorded_request& r) {
+            auto* c = find(r.path.substr(12));
+            if (c == nullptr) return reply::error(404, "No such container: " + r.path.substr(12));
+            containers.erase(containers.begin() + (c - containers.data()));
+            return reply::no_content();
+        }));
+        f.engine.on(verb::get, "/containers/json", request_handler([this](const recorded_request& r) {
+            auto filters = json::parse(r.query("filters").value_or("{}")).as_object();
+            json::array out;
+            for (auto& c : containers) {
+                bool all = true;
+                for (auto& want : filters["label"].as_array()) {
+                    std::string kv(want.as_string());
+                    auto eq = kv.find('=');
+                    auto* v = c.labels.if_contains(kv.substr(0, eq));
+                    all = all && v != nullptr && (eq == std::string::npos || v->as_string() == kv.substr(eq + 1));
+                }
+                if (all) out.push_back(json::object{{"Id", c.id}, {"Names", {"/" + c.name}}, {"Labels", c.labels}});
+            }
+            return reply::json(200, json::value(out));
+        }));
+        f.engine.on(verb::post, "/containers/create", request_handler([this](const recorded_request& r) {
+            if (refusal) return *refusal;
+            auto name = r.query("name").value_or("");
+            if (find(name)) return reply::error(409, "Conflict. The container name \"/" + name + "\" is already in use");
+            auto body = json::parse(r.body).as_object();
+            containers.push_back({"c" + std::to_string(++made), name, body["Labels"].as_object()});
+            if (creates_failing_after_making > 0) {
+                --creates_failing_after_making;
+                return reply::error(500, "mock engine: failed after making the container");
+            }
+            return reply::json(201, json::value{{"Id", containers.back().id}, {"Warnings", json::array()}});
+        }));
+    }
+    kept_container* find(const std::string& id_or_name) {
+        for (auto& c : containers)
+            if (c.id == id_or_name || c.name == id_or_name) return &c;
+        return nullptr;
+    }
+    berth::build_container_options options(bool gpu = false) const {
+        berth::build_container_options o;
+        o.repo_path = f.dir.string();
+        o.verbose = false;
+        o.log = std::make_shared<berth::logger>(f.dir / "build.log");
+        if (gpu) o.domains = {"genesis"};
+        return o;
+    }
+    // The token of the n-th create's label, and whether a lookup by that label was made.
+    std::string token(std::size_t n = 0) const {
+        auto body = json::parse(f.engine.requests_to(verb::post, "/containers/create").at(n).body).as_object();
+        return std::string(body.at("Labels").as_object().at("berth.build-call").as_string());
+    }
+    std::size_t lookups_of(const std::string& token) const {
+        std::size_t n = 0;
+        for (auto& r : f.engine.requests_to(verb::get, "/containers/json"))
+            n += r.query("filters").value_or("").find("berth.build-call=" + token) != std::string::npos;
+        return n;
+    }
+};
+
+} // namespace unknown_outcome
+
+TEST_SUITE("creates whose outcome is unknown (mock engine)") {
+    TEST_CASE("build_container: a create answered 500 after the container was made: it is found by the call's label and removed") {
+        unknown_outcome::container_keeping_engine e;
+        e.creates_failing_after_making = 1;
+        auto result = e.f.run(berth::build_container(e.f.client, e.options()));
+        REQUIRE_FALSE(result.has_value());
+        CHECK(result.failure()->reason == berth::build_failure_reason::engine_refused);
+        CHECK(result.failure()->message.find("failed after making the container") != std::string::npos);
+        CHECK(e.lookups_of(e.token()) >= 1);
+        CHECK(e.f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);
+        CHECK(e.containers.empty());  // nothing left behind
+    }
+
+    TEST_CASE("build_container: a GPU create answered 500 after making the container: reconciled before the retry without GPU") {
+        unknown_outcome::container_keeping_engine e;
+        e.creates_failing_after_making = 1;
+        auto result = e.f.run(berth::build_container(e.f.client, e.options(true)));
+        REQUIRE_MESSAGE(result.has_value(), (result.failure() ? result.failure()->message : ""));
+        CHECK(result->id == "c2");
+        REQUIRE(e.f.engine.requests_to(verb::post, "/containers/create").size() == 2);
+        CHECK(e.lookups_of(e.token(0)) >= 1);
+        REQUIRE(e.containers.size() == 1);  // the one the GPU create made is gone
+        CHECK(e.containers[0].id == "c2");
+    }
+
+    TEST_CASE("build_container: a create refused (400, 409, Podman's 500 for a name in use) is not looked up by label") {
+        for (int kind = 0; kind < 3; ++kind) {
+            CAPTURE(kind);
+            unknown_outcome::container_keeping_engine e;
+            if (kind == 0) e.refusal = reply::error(400, "invalid reference format");
+            if (kind == 1) e.refusal = reply::error(409, "Conflict. The container name \"/app-container\" is already in use");
+            if (kind == 2) {
+                e.f.engine.answer_as_podman();
+                e.refusal = reply::error(500, "the container name \"app-container\" is already in use by 1234");
+            }
+            auto result = e.f.run(berth::build_container(e.f.client, e.options()));
+            REQUIRE_FALSE(result.has_value());
+            CHECK(result.failure()->reason == (kind == 0 ? berth::build_failure_reason::engine_refused
+                                                         : berth::build_failure_reason::name_conflict));
+            CHECK(e.f.engine.requests_to(verb::get, "/containers/json").empty());
+            CHECK(e.f.engine.requests_to(verb::delete_, "/containers/c1").empty());
+        }
+    }
+
+    TEST_CASE("cleanup_container reports the container removed, or already gone") {
+        unknown_outcome::container_keeping_engine e;
+        auto made = e.f.run(berth::build_container(e.f.client, e.options()));
+        REQUIRE(made.has_value());
+        auto report = e.f.run(berth::cleanup_container(*made, false));
+        CHECK(report.container_removed);
+        CHECK_FALSE(report.service_removed.has_value());  // one engine: no service
+        CHECK(report.complete());
+        CHECK(report.problems.empty());
+        CHECK_FALSE(report.error);
+        CHECK(e.containers.empty());
+        report = e.f.run(berth::cleanup_container(*made, false));  // again: already gone is gone
+        CHECK(report.complete());
+    }
+
+    TEST_CASE("cleanup_container on an engine that is down reports the container not removed, and why") {
+        unknown_outcome::container_keeping_engine e;
+        auto made = e.f.run(berth::build_container(e.f.client, e.options()));
+        REQUIRE(made.has_value());
+        e.f.engine.refuse_connections();
+        e.f.client.close_idle_connections();
+        auto report = e.f.run(berth::cleanup_container(*made, false));
+        CHECK_FALSE(report.container_removed);
+        CHECK_FALSE(report.complete());
+        REQUIRE(report.problems.size() == 2);  // the stop and the removal, each with its error
+        CHECK(report.problems[1].find("Error removing container app-container") != std::string::npos);
+        REQUIRE(report.error);
+        try {
+            std::rethrow_exception(report.error);
+        } catch (const boost::system::system_error& error) {
+            CHECK(error.code() == asio::error::connection_refused);
+        }
+        CHECK(e.containers.size() == 1);
+    }
+
+    // Podman's temporary manifest list (a pull's digest, registry.hpp): a create answered 500 may make the list
+    // after the first removal was tried, so a list not found is asked for again; after a refusal it is not.
+    TEST_CASE("Podman: a manifest list create answered 500 is removed even when it appears late") {
+        for (unsigned status : {500u, 400u}) {
+            CAPTURE(status);
+            asio::io_context ioc;
+            mock_engine engine(ioc.get_executor());
+            mock_client client(engine);
+            engine.answer_as_podman("4.3.1");
+            engine.on(verb::post, "/images/create",
+                      reply::chunked(200, {R"({"status":"Download complete","progressDetail":{},"id":"bc10c115f6a9"})" "\n"},
+                                     "application/json"));
+            const std::string id = "sha256:" + std::string(64, 'c');
+            json::array digests{"127.0.0.1:5000/app@sha256:" + std::string(64, 'a'),
+                                "127.0.0.1:5000/app@sha256:" + std::string(64, 'b')};
+            engine.on(verb::get, "/images/127.0.0.1:5000/app:v1/json",
+                      reply::json(200, json::value{{"Id", id}, {"RepoDigests", digests}}));
+            engine.on(verb::post, "/libpod/manifests/create", reply::error(status, "mock engine: list failed"));
+            engine.on_sequence(verb::delete_, "/libpod/images/*",
+                               {reply::error(404, "image not known"), reply::json(200, R"({"Deleted":["x"]})")});
+            berth::pull_options options;
+            options.lookup_credentials = false;
+            try {
+                run(ioc, client.images().pull("127.0.0.1:5000/app:v1", options));
+                FAIL("the pull succeeded");
+            } catch (const berth::engine_error& e) {
+                CHECK(e.status() == status);
+            }
+            auto removals = engine.requests_to(verb::delete_, "/libpod/images/*");
+            CHECK(removals.size() == (status == 500 ? 2u : 1u));
+            for (auto& r : removals) CHECK(r.path.starts_with("/libpod/images/localhost/berth-pull-digest-"));
+        }
+    }
+}

@@ -8,7 +8,7 @@
 // service. A task Swarm cannot place (its own reason, e.g. "no suitable node (insufficient resources on 3
 // nodes)") fails at once unless asked to wait; a task that fails, or does not run in time, fails too. Every
 // failure is an empty result whose failure() holds Swarm's reason (and a task_failed_error as its error), with
-// the service removed: nothing is left behind, even when the create's reply never came.
+// the service removed: nothing is left behind, even when the create's reply never came or was a 5xx.
 #include <berth/cluster/cluster.hpp>
 #include <berth/cluster/image_distribution.hpp>
 #include <berth/engine/registry_auth.hpp>
@@ -141,7 +141,7 @@ boost::asio::awaitable<placed_task> wait_for_task(basic_cluster<Transport>& swar
 struct made_service {
     std::string token;               // this call's build_call_label value
     std::string id;                  // set once the create reply has arrived
-    bool create_unanswered = false;  // a create was sent and neither its reply nor a refusal arrived
+    bool create_unanswered = false;  // a create was sent and its outcome is unknown: no reply, or a 5xx
 };
 
 template <transport Transport>
@@ -155,16 +155,17 @@ boost::asio::awaitable<placed_task> start_service(basic_cluster<Transport>& swar
     try {
         auto created = co_await swarm_cluster.swarm().create_service(spec, auth);
         made.id = created.id;
-    } catch (const engine_error&) {
-        made.create_unanswered = false;  // the manager answered: it made nothing
+    } catch (const engine_error& e) {
+        made.create_unanswered = create_outcome_unknown(e);  // a refusal made nothing; a 5xx may have
         throw;
     }
     made.create_unanswered = false;
     co_return co_await wait_for_task(swarm_cluster, made.id, o.container_name, o.wait_for_resources, o.start_timeout);
 }
 
-// Removes what the call made: the service by id, or, when the create's reply never came, whatever service carries
-// this call's label (asked a few times, as the manager may finish the create after we gave up).
+// Removes what the call made: the service by id, or, when the create's outcome is unknown (no reply, or a 5xx: a
+// raft proposal may commit after the manager answered), whatever service carries this call's label (asked a few
+// times, as the manager may finish the create after we gave up).
 template <transport Transport>
 boost::asio::awaitable<void> remove_made_service(basic_cluster<Transport>& swarm_cluster, const made_service& made) {
     try {

@@ -1,8 +1,10 @@
 #pragma once
 // cleanup_container for a handle bound to a cluster node: removes the handle's service on the manager (so Swarm
 // never starts it again), force-removes the task's container on its node, and waits, bounded, until the node's
-// engine no longer has it. As on one engine, each step's failure is logged and none is thrown. Chosen by overload
-// resolution for basic_container<cluster_node_transport<T>>: the one-engine cleanup_container is untouched.
+// engine no longer has it. As on one engine, each step's failure is logged and none is thrown, and the report says
+// what was and was not removed (a node that is down: the service is, the container is not, and the error is the
+// node_unreachable_error naming the node). Chosen by overload resolution for
+// basic_container<cluster_node_transport<T>>: the one-engine cleanup_container is untouched.
 #include <berth/cluster/cluster.hpp>
 #include <berth/eval/cleanup_container.hpp>
 
@@ -40,15 +42,18 @@ boost::asio::awaitable<bool> wait_until_gone(basic_client<Transport>& node, cons
 } // namespace detail
 
 template <transport Transport>
-boost::asio::awaitable<void> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
-                                               cleanup_options options) {
+boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
+                                                         cleanup_options options) {
     auto log = resolve_logger(options.log);
     auto& swarm_cluster = c.engine().transport().cluster();
     const std::string label = c.name.empty() ? c.id.substr(0, 12) : c.name;
     const std::string where = c.engine().transport().describe();
+    cleanup_report report;
+    report.service_removed = false;
     auto service = swarm_cluster.service_of(c.id);
     if (!service) {
         std::string problem;
+        std::exception_ptr error;
         try {
             auto info = co_await c.engine().containers().inspect(c.id);
             if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
@@ -58,47 +63,57 @@ boost::asio::awaitable<void> cleanup_container(basic_container<cluster_node_tran
             if (!service) problem = "it belongs to no Swarm service";
         } catch (const std::exception& e) {
             problem = e.what();
+            error = std::current_exception();
         }
         if (!service) {
-            if (options.verbose) log->error("Cannot clean up container " + label + " on " + where + ": " + problem);
-            co_return;
+            detail::note_cleanup_problem(report, options, *log,
+                                         "Cannot clean up container " + label + " on " + where + ": " + problem, error);
+            co_return report;
         }
     }
     try {
         co_await swarm_cluster.swarm().remove_service(*service);
+        report.service_removed = true;
         if (options.verbose) log->info("Removed service of container " + label);
     } catch (const not_found_error& e) {
+        report.service_removed = true;
         if (options.verbose) log->info("Service of container " + label + " was already gone: " + e.message());
     } catch (const std::exception& e) {
-        if (options.verbose) log->error("Error removing the service of container " + label + ": " + e.what());
+        detail::note_cleanup_problem(report, options, *log,
+                                     "Error removing the service of container " + label + ": " + e.what(),
+                                     std::current_exception());
     }
     // Swarm would stop the task's container and remove it in its own time (a second or two); removing it on the
     // node now, as one engine's cleanup does, is what makes a cluster's cleanup as quick. Swarm finds it gone.
     const auto limit = std::chrono::seconds(std::max(options.stop_timeout_seconds, 0) + 30);
     std::string problem;
+    std::exception_ptr error;
     try {
         try {
             co_await c.engine().containers().remove(c.id, true);
         } catch (const engine_error&) {
             // already gone, or Swarm is removing it: the wait below tells
         }
-        if (!co_await detail::wait_until_gone(c.engine(), c.id, limit))
-            problem = "still there after " + describe_duration(limit);
+        report.container_removed = co_await detail::wait_until_gone(c.engine(), c.id, limit);
+        if (!report.container_removed) problem = "still there after " + describe_duration(limit);
     } catch (const std::exception& e) {
         problem = e.what();
+        error = std::current_exception();
     }
-    if (!options.verbose) {
-    } else if (problem.empty()) {
-        log->info("Container " + label + " removed from " + where);
+    if (report.container_removed) {
+        if (options.verbose) log->info("Container " + label + " removed from " + where);
     } else {
-        log->error("Cannot confirm container " + label + " is gone from " + where + ": " + problem);
+        detail::note_cleanup_problem(report, options, *log,
+                                     "Cannot confirm container " + label + " is gone from " + where + ": " + problem,
+                                     error);
     }
     swarm_cluster.forget_service(c.id);
+    co_return report;
 }
 
 template <transport Transport>
-boost::asio::awaitable<void> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
-                                               bool verbose = true) {
+boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
+                                                         bool verbose = true) {
     cleanup_options options;
     options.verbose = verbose;
     return cleanup_container(std::move(c), std::move(options));

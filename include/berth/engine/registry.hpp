@@ -13,6 +13,9 @@
 #include <berth/engine/json_progress.hpp>
 #include <berth/engine/registry_auth.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -236,8 +239,15 @@ boost::asio::awaitable<std::string> podman_default_manifest_digest(client_core<T
     std::string digest;
     std::exception_ptr failed;
     bool cancelled = false;
+    bool create_outcome_unknown = true;  // until the create is answered: a 5xx (or no reply) may still make the list
     try {
-        co_await client.call(verb::post, create);
+        try {
+            co_await client.call(verb::post, create);
+        } catch (const engine_error& e) {
+            create_outcome_unknown = e.code() == engine_errc::server_error;
+            throw;
+        }
+        create_outcome_unknown = false;
         auto v = co_await client.call_json(verb::get, inspect);
         const std::string endpoint = "GET " + inspect;
         auto* listed = json_read::as_object(v, endpoint).if_contains("manifests");
@@ -255,15 +265,23 @@ boost::asio::awaitable<std::string> podman_default_manifest_digest(client_core<T
         failed = std::current_exception();
     }
     // The list goes whatever happened (a cancelled create may have made it). lookupManifest makes Podman remove the
-    // list itself: without it, Podman resolves a list's name to the image inside it.
+    // list itself: without it, Podman resolves a list's name to the image inside it. After a create whose outcome is
+    // unknown, a list not found may still be in the making: asked again a few times, over about a second and a half.
     if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
-    try {
-        co_await client.call(verb::delete_, "/libpod/images/" + percent_encode(list) +
-                                                detail::query().add_flag("lookupManifest", true).str());
-    } catch (const not_found_error&) {
-        // never made
-    } catch (...) {
-        if (!failed) throw;
+    auto delay = std::chrono::milliseconds(50);
+    for (int attempt = 1;; ++attempt, delay *= 2) {
+        try {
+            co_await client.call(verb::delete_, "/libpod/images/" + percent_encode(list) +
+                                                    detail::query().add_flag("lookupManifest", true).str());
+            break;
+        } catch (const not_found_error&) {
+            if (!create_outcome_unknown || attempt == 6) break;  // never made
+        } catch (...) {
+            if (!failed) throw;
+            break;
+        }
+        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
+        co_await t.async_wait(boost::asio::use_awaitable);
     }
     if (failed) std::rethrow_exception(failed);
     co_return digest;

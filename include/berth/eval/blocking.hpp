@@ -40,11 +40,12 @@ private:
 inline build_container_result build_container(client& c, build_container_options options) {
     return c.run(berth::build_container(c.async(), std::move(options)));
 }
-inline void cleanup_container(client& c, const container& box, bool verbose = true) {
-    c.run(berth::cleanup_container(box, verbose));
+// What was and was not removed (see cleanup_report); never throws for a failed step.
+inline cleanup_report cleanup_container(client& c, const container& box, bool verbose = true) {
+    return c.run(berth::cleanup_container(box, verbose));
 }
-inline void cleanup_container(client& c, const container& box, cleanup_options options) {
-    c.run(berth::cleanup_container(box, std::move(options)));
+inline cleanup_report cleanup_container(client& c, const container& box, cleanup_options options) {
+    return c.run(berth::cleanup_container(box, std::move(options)));
 }
 inline void copy_to_container(client& c, const container& box, const std::filesystem::path& source,
                               const std::string& dest, bool verbose = true) {

@@ -3,9 +3,9 @@
 // of the given name (any old one force-removed), started detached with the repository bind-mounted read-write at
 // /<mount_name> and `tail -f /dev/null` keeping it alive. PID 1 is an init process, so a stop ends it at once.
 // On any failure: an empty result whose failure() says why (a typed reason and the engine's own message, also
-// logged), and no half-made container left, even when the create request's reply never arrived (the container is
-// then found by a label carrying a token of this call). Cancellation (a cancellation slot, with_timeout) is not a
-// failure: it propagates as the operation's exception, after the same cleanup.
+// logged), and no half-made container left, even when the create request's reply never arrived or was a 5xx (the
+// container is then found by a label carrying a token of this call). Cancellation (a cancellation slot,
+// with_timeout) is not a failure: it propagates as the operation's exception, after the same cleanup.
 #include <berth/detail/random_token.hpp>
 #include <berth/eval/container.hpp>
 #include <berth/eval/logger.hpp>
@@ -134,8 +134,14 @@ inline constexpr const char* build_call_label = "berth.build-call";
 struct made_container {
     std::string token;             // this call's build_call_label value
     std::string id;                // set once the create reply has arrived
-    bool create_unanswered = false;  // a create was sent and neither its reply nor the engine's refusal arrived
+    bool create_unanswered = false;  // a create was sent and its outcome is unknown: no reply, or a 5xx
 };
+
+// Whether a create the engine answered with this error may have made something all the same. A 4xx (and Podman's
+// 500 for a name in use, a conflict_error) is a refusal: nothing was made. A 5xx is not: an engine failing after
+// the object exists, a proxy timing out while the engine goes on, a Swarm manager whose raft proposal commits after
+// its reply. Such an outcome is as unknown as no reply at all, and is reconciled the same way (by the call's label).
+inline bool create_outcome_unknown(const engine_error& e) { return e.code() == engine_errc::server_error; }
 
 // Waits (briefly, bounded) until the container's init process can take a stop signal. An init blocks signals
 // before it starts the command, and until then the kernel drops a SIGTERM sent to it (PID 1 of a namespace gets
@@ -193,8 +199,8 @@ boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& cl
     try {
         auto created = co_await client.containers().create(config, options.container_name); // g++ 12: no (co_await).id
         made.id = created.id;
-    } catch (const engine_error&) {
-        made.create_unanswered = false;  // the engine answered: it made nothing
+    } catch (const engine_error& e) {
+        made.create_unanswered = create_outcome_unknown(e);  // a refusal made nothing; a 5xx may have
         throw;
     }
     made.create_unanswered = false;
@@ -203,9 +209,9 @@ boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& cl
     co_return made.id;
 }
 
-// After a create whose reply never came (cancelled, connection lost): the engine may have made the container
-// anyway, or may still be making it. It is found by this call's label, so nothing another call made is touched;
-// asked a few times over about a second and a half, since the engine may finish the create after we gave up.
+// After a create whose reply never came (cancelled, connection lost) or was a 5xx: the engine may have made the
+// container anyway, or may still be making it. It is found by this call's label, so nothing another call made is
+// touched; asked a few times over about a second and a half, since the engine may finish the create after we gave up.
 template <transport Transport>
 boost::asio::awaitable<void> remove_unanswered_create(basic_client<Transport>& client, const made_container& made) {
     list_containers_options mine;
@@ -335,6 +341,7 @@ build_container(basic_client<Transport>& engine_client, build_container_options 
             if (!refusal.empty()) {
                 log->warning("GPU request refused by the engine, starting without GPU: " + refusal);
                 if (!made.id.empty()) co_await detail::remove_quietly(engine_client, std::exchange(made.id, {}));
+                else if (made.create_unanswered) co_await detail::remove_unanswered_create(engine_client, made);
                 id = co_await detail::create_and_start(engine_client, options, engine.kind, false, made);
             }
         } else {
