@@ -1694,6 +1694,25 @@ TEST_SUITE("eval (mock engine)") {
         CHECK(f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);  // the half-made one removed
     }
 
+    TEST_CASE("build_container: a process list the engine cannot give ends the wait for the init, not the build") {
+        // What Podman 4.3's compat top answers when ps cannot run in the container: 200 and an empty body. Podman
+        // is asked for psgo's "pid" descriptor (no ps needed), so only an engine that still fails shows this.
+        for (bool podman : {false, true}) {
+            CAPTURE(podman);
+            eval_fixture f;
+            if (podman) f.engine.answer_as_podman();
+            f.engine.on(verb::get, "/containers/c1/top", reply::chunked(200, {}, "application/json"));
+            auto options = f.genesis();
+            options.domains = {};
+            auto box = run(f.ioc, berth::build_container(f.client, options));
+            REQUIRE(box.has_value());
+            auto asked = f.engine.requests_to(verb::get, "/containers/c1/top");
+            REQUIRE(asked.size() == 1);  // "cannot tell" stops the wait at once
+            CHECK((asked[0].target.find("ps_args=pid") != std::string::npos) == podman);
+            CHECK(f.log_text().find("ERROR") == std::string::npos);
+        }
+    }
+
     TEST_CASE("copy_from_container refuses an archive that escapes, and writes nothing outside") {
         eval_fixture f;
         mock_container box{&f.client, "c1", "box"};
