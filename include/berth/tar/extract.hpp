@@ -7,8 +7,8 @@
 // never re-resolved as strings, so a symlink planted by the archive (or swapped in meanwhile) cannot redirect a
 // write. Refusals follow moby's pkg/archive and Python's PEP 706 `data` filter: absolute names, `..` escapes,
 // writes through symlinks, link targets outside the destination, device nodes (unless opted in), and a directory
-// replaced by a non-directory or the reverse. Permission bits follow the PEP 706 `data` filter unless the caller
-// asks for exact modes (see `permissions`).
+// replaced by a non-directory or the reverse. Permission bits follow the PEP 706 `data` filter (but directory modes
+// are narrowed, not reset) unless the caller asks for exact modes (see `permissions`).
 #include <berth/detail/unique_fd.hpp>
 #include <berth/tar/entry.hpp>
 #include <berth/tar/error.hpp>
