@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <map>
 #include <set>
 #include <sys/stat.h>
 #include <thread>
@@ -1094,5 +1095,211 @@ TEST_SUITE("eval") {
         CHECK(report.problems[1].find("Error removing container gone") != std::string::npos);
         REQUIRE(report.error);
         CHECK_THROWS_AS(std::rethrow_exception(report.error), boost::system::system_error);
+    }
+}
+
+// Minimal images and directory modes (issue #22).
+namespace {
+// A distroless-like image: FROM scratch with Debian's static busybox at /app/busybox (only under that name does it
+// run the applet its first argument names) and a copy of it named tail (busybox picks its applet from argv[0]) for
+// build_container's `tail -f /dev/null`. No shell, no ps, no tar anywhere.
+struct minimal_repo {
+    temp_dir dir;
+    fs::path path;
+    minimal_repo() : path(dir / "repo") {
+        fs::create_directories(path);
+        fs::copy_file("/bin/busybox", path / "bb");
+        write_file(path / "Dockerfile", "FROM scratch\nCOPY bb /app/busybox\nCOPY bb /bin/tail\n");
+    }
+};
+
+// Modes of the names under `root` (relative), symlinks left out: what a round trip must keep.
+std::map<std::string, unsigned> modes_under(const fs::path& root) {
+    std::map<std::string, unsigned> out;
+    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+        struct stat st{};
+        REQUIRE(::lstat(it->path().c_str(), &st) == 0);
+        if (!S_ISLNK(st.st_mode)) out[fs::relative(it->path(), root).string()] = st.st_mode & 07777;
+    }
+    return out;
+}
+
+// Gives every directory under `root` owner rwx again, so that a non-root run can remove the tree.
+void open_up(const fs::path& root) {
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (it->is_directory(ec) && !it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+}
+
+asio::awaitable<void> minimal_image(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    minimal_repo repo;
+    temp_dir logs;
+    auto log = std::make_shared<berth::logger>(logs / "minimal.log");
+    const auto image = unique_name("minimal") + "-img";
+    const auto name = unique_name("minimal");
+    container_guard guard{e.address, name};
+    berth::build_container_options options;
+    options.repo_path = repo.path.string();
+    options.image_name = image;
+    options.container_name = name;
+    options.network_mode = "none";
+    options.log = log;
+
+    // built (through berth) and started, although the engine cannot run ps in it
+    auto box = co_await berth::build_container(c, options);
+    REQUIRE_MESSAGE(box.has_value(), (box.failure() ? box.failure()->message : std::string()));
+    CHECK((co_await c.containers().inspect(box->id)).state.running);
+    // really minimal: no sh, ps or tar on PATH or anywhere on its filesystem
+    for (const char* missing : {"sh", "ps", "tar"}) {
+        CAPTURE(missing);
+        bool ran = false;
+        try {
+            auto r = co_await berth::exec(*box, berth::argv(missing, "--help"));
+            ran = r.exit_code == 0;
+        } catch (const std::exception&) {
+        }
+        CHECK_FALSE(ran);
+    }
+    auto found = co_await berth::exec(*box, berth::argv("/app/busybox", "find", "/", "-xdev", "(", "-name", "sh", "-o",
+                                                        "-name", "ps", "-o", "-name", "tar", ")"));
+    CHECK(found.exit_code == 0);
+    CHECK(found.output == "");
+
+    // exec of the static binary: output and exit codes
+    auto hi = co_await berth::exec(*box, berth::argv("/app/busybox", "echo", "hello from scratch"));
+    CHECK(hi.exit_code == 0);
+    CHECK(hi.stdout_text == "hello from scratch\n");
+    auto missing = co_await berth::exec(*box, berth::argv("/app/busybox", "cat", "/no/such/file"));
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.stdout_text == "");
+    CHECK(missing.stderr_text.find("/no/such/file") != std::string::npos);
+
+    // copies both ways, a file and a directory, through the archive endpoints (no tar in the container)
+    temp_dir t;
+    write_file(t / "in.txt", "a file into scratch\n");
+    make_rich_tree(t / "tree");
+    co_await berth::copy_to_container(*box, t / "in.txt", "/data/files/in.txt", false);
+    co_await berth::copy_to_container(*box, t / "tree", "/data/tree", false);
+    auto cat = co_await berth::exec(*box, berth::argv("/app/busybox", "cat", "/data/files/in.txt", "/data/tree/nested/one/two/three.txt"));
+    CHECK(cat.output == "a file into scratch\ndeep\n");
+    co_await berth::copy_from_container(*box, "/data/files/in.txt", t / "back/in.txt", false);
+    CHECK(slurp(t / "back/in.txt") == "a file into scratch\n");
+    co_await berth::copy_from_container(*box, "/data/tree", t / "back/tree", false);
+    check_same_tree(t / "tree", t / "back/tree");
+
+    // a stop is ended by the signal the init forwards (143), not by the grace period's SIGKILL (137); each fresh
+    // container is one more chance for a SIGTERM sent before the init was ready to be lost
+    for (int i = 0; i < 3; ++i) {
+        CAPTURE(i);
+        const auto other = unique_name("minimal-stop");
+        container_guard other_guard{e.address, other};
+        auto stop_options = options;
+        stop_options.container_name = other;
+        stop_options.verbose = false;
+        auto quick = co_await berth::build_container(c, stop_options);
+        REQUIRE(quick.has_value());
+        co_await c.containers().stop(quick->id, 30);
+        auto info = co_await c.containers().inspect(quick->id);
+        CHECK_FALSE(info.state.running);
+        CHECK(info.raw.at("State").as_object().at("ExitCode").as_int64() == 143);
+        co_await c.containers().remove(quick->id, true);
+    }
+
+    berth::cleanup_options cleanup;
+    cleanup.log = log;
+    cleanup.stop_timeout_seconds = 30;
+    co_await berth::cleanup_container(*box, cleanup);
+    CHECK_THROWS_AS(co_await c.containers().inspect(box->id), berth::not_found_error);
+    auto text = slurp(logs / "minimal.log");
+    CHECK(text.find("Stopped container " + name) != std::string::npos);
+    CHECK(text.find("Removed container " + name) != std::string::npos);
+    CHECK(text.find("ERROR") == std::string::npos);
+    co_await c.images().remove(image, true);
+}
+
+// Sets the process umask for a scope (the extractor reads it), so the expected modes do not depend on the caller's.
+struct umask_scope {
+    mode_t old;
+    explicit umask_scope(mode_t m) : old(::umask(m)) {}
+    ~umask_scope() { ::umask(old); }
+};
+
+asio::awaitable<void> directory_modes_round_trip(const engine_under_test& e) {
+    umask_scope mask(022);
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    co_await ensure_base_image(c);
+    repo_fixture repo;
+    const auto name = unique_name("modes");
+    container_guard guard{e.address, name};
+    auto box = co_await berth::build_container(c, eval_options(repo, name, nullptr));
+    REQUIRE(box.has_value());
+    temp_dir t;
+    const auto src = t / "secret-tree";
+    write_file(src / "private-700/key", "k");
+    write_file(src / "private-700/tool", "t");
+    write_file(src / "read-only-500/inner/notes", "n");
+    write_file(src / "group-750/shared", "s");
+    fs::permissions(src / "private-700/key", fs::perms(0600));
+    fs::permissions(src / "private-700/tool", fs::perms(0755));
+    fs::permissions(src / "read-only-500/inner/notes", fs::perms(0600));
+    fs::permissions(src / "group-750/shared", fs::perms(0755));
+    fs::permissions(src / "private-700", fs::perms(0700));
+    fs::permissions(src / "read-only-500/inner", fs::perms(0500));
+    fs::permissions(src / "read-only-500", fs::perms(0500));
+    fs::permissions(src / "group-750", fs::perms(0750));
+    fs::permissions(src, fs::perms(0700));
+    const std::map<std::string, unsigned> want = {
+        {"private-700", 0700}, {"private-700/key", 0600}, {"private-700/tool", 0755}, {"read-only-500", 0500},
+        {"read-only-500/inner", 0500}, {"read-only-500/inner/notes", 0600}, {"group-750", 0750},
+        {"group-750/shared", 0755}};
+    REQUIRE(modes_under(src) == want);
+
+    // the packer carries the modes into the archive, and the engine keeps them
+    co_await berth::copy_to_container(*box, src, "/work/secret-tree", false);
+    auto in_container = co_await berth::exec(*box, berth::argv("sh", "-c", "cd /work && find secret-tree | sort | xargs stat -c '%a %n'"));
+    CHECK(in_container.output ==
+          "700 secret-tree\n750 secret-tree/group-750\n755 secret-tree/group-750/shared\n700 secret-tree/private-700\n"
+          "600 secret-tree/private-700/key\n755 secret-tree/private-700/tool\n500 secret-tree/read-only-500\n"
+          "500 secret-tree/read-only-500/inner\n600 secret-tree/read-only-500/inner/notes\n");
+
+    // and back out: the same modes (stat, not access: the tests may run as root, which ignores modes)
+    co_await berth::copy_from_container(*box, "/work/secret-tree", t / "back/secret-tree", false);
+    CHECK(modes_under(t / "back/secret-tree") == want);
+    struct stat top{};
+    REQUIRE(::stat((t / "back/secret-tree").c_str(), &top) == 0);
+    CHECK((top.st_mode & 07777) == 0700);
+    CHECK(slurp(t / "back/secret-tree/read-only-500/inner/notes") == "n");
+
+    // merged into an existing directory: what was there keeps its mode, what arrives keeps the archive's
+    fs::create_directories(t / "merge/secret-tree/group-750");
+    fs::permissions(t / "merge/secret-tree/group-750", fs::perms(0711));
+    co_await berth::copy_from_container(*box, "/work/secret-tree", t / "merge/secret-tree", false);
+    auto merged = modes_under(t / "merge/secret-tree");
+    CHECK(merged.at("group-750") == 0711);
+    CHECK(merged.at("read-only-500") == 0500);
+    CHECK(merged.at("private-700") == 0700);
+    CHECK(merged.at("private-700/key") == 0600);
+
+    // a world-writable directory comes back 0755, never wider
+    co_await berth::exec(*box, berth::argv("sh", "-c", "mkdir -p /work/open/inner && chmod 0777 /work/open && chmod 0775 /work/open/inner"));
+    co_await berth::copy_from_container(*box, "/work/open", t / "open", false);
+    CHECK(modes_under(t / "open") == std::map<std::string, unsigned>{{"inner", 0755}});
+    struct stat open_top{};
+    REQUIRE(::stat((t / "open").c_str(), &open_top) == 0);
+    CHECK((open_top.st_mode & 07777) == 0755);
+    open_up(t.path);
+    co_await berth::cleanup_container(*box, false);
+}
+
+
+} // namespace
+
+TEST_SUITE("eval") {
+    TEST_CASE("a minimal image (no shell, ps or tar): build_container, exec, copies both ways, a quick stop") {
+        for_each_engine(minimal_image);
+    }
+    TEST_CASE("restrictive directory modes survive a copy in and back out; wide ones come back 0755") {
+        for_each_engine(directory_modes_round_trip);
     }
 }

@@ -20,6 +20,9 @@
 #include <future>
 #include <optional>
 #include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace {
 
@@ -1692,6 +1695,123 @@ TEST_SUITE("eval (mock engine)") {
         settle(f.ioc);
         CHECK(f.log_text().find("failed") == std::string::npos);  // not reported as a failure
         CHECK(f.engine.requests_to(verb::delete_, "/containers/c1").size() == 1);  // the half-made one removed
+    }
+
+    TEST_CASE("build_container: a process list the engine cannot give ends the wait for the init, not the build") {
+        // What Podman 4.3's compat top answers when ps cannot run in the container: 200 and an empty body. Podman
+        // is asked for psgo's "pid" descriptor (no ps needed), so only an engine that still fails shows this.
+        for (bool podman : {false, true}) {
+            CAPTURE(podman);
+            eval_fixture f;
+            if (podman) f.engine.answer_as_podman();
+            f.engine.on(verb::get, "/containers/c1/top", reply::chunked(200, {}, "application/json"));
+            auto options = f.genesis();
+            options.domains = {};
+            auto box = run(f.ioc, berth::build_container(f.client, options));
+            REQUIRE(box.has_value());
+            auto asked = f.engine.requests_to(verb::get, "/containers/c1/top");
+            REQUIRE(asked.size() == 1);  // "cannot tell" stops the wait at once
+            CHECK((asked[0].target.find("ps_args=pid") != std::string::npos) == podman);
+            CHECK(f.log_text().find("ERROR") == std::string::npos);
+        }
+    }
+
+    TEST_CASE("copy_from_container for a non-root owner: a 0500 tree moves into place, merges, and is cleaned up") {
+        // Root ignores modes, and the real-engine tests run as root; only an unprivileged owner shows whether a
+        // directory without owner write can be moved to another parent or emptied. As root, a child process
+        // switches to nobody (65534) for the copies.
+        std::string tar;
+        {
+            berth::tar::writer w([&](std::span<const char> b) { tar.append(b.data(), b.size()); });
+            auto add = [&](std::string name, berth::tar::entry_type type, std::uint32_t mode, std::string content) {
+                berth::tar::entry e;
+                e.name = std::move(name);
+                e.type = type;
+                e.mode = mode;
+                e.size = content.size();
+                e.mtime = 1'600'000'000;
+                w.add(e);
+                w.write(content);
+            };
+            add("x/", berth::tar::entry_type::directory, 0500, "");
+            add("x/sub/", berth::tar::entry_type::directory, 0500, "");
+            add("x/sub/f", berth::tar::entry_type::file, 0600, "data");
+            add("x/g", berth::tar::entry_type::file, 0644, "g");
+            w.finish();
+        }
+        std::string templ = (std::filesystem::temp_directory_path() / "berth-nonroot-XXXXXX").string();
+        REQUIRE(::mkdtemp(templ.data()) != nullptr);
+        const std::filesystem::path dir = templ;
+        const bool as_root = ::geteuid() == 0;
+        if (as_root) REQUIRE(::chown(dir.c_str(), 65534, 65534) == 0);
+        // What went wrong, as text (empty: all well); run in the child when switching users.
+        auto copies = [&]() -> std::string {
+            std::string wrong;
+            auto mode_of = [](const std::filesystem::path& p) {
+                struct stat st{};
+                return ::lstat(p.c_str(), &st) == 0 ? static_cast<unsigned>(st.st_mode & 07777) : 010000u;
+            };
+            auto expect = [&](bool ok, const std::string& what) {
+                if (!ok) wrong += what + "; ";
+            };
+            try {
+                asio::io_context ioc;
+                mock_engine engine{ioc.get_executor()};
+                mock_client client{engine};
+                engine.on(verb::get, "/containers/c1/archive",
+                          reply::archive(json::value{{"name", "x"}, {"size", 0}, {"mode", 2147483648u + 0500u}}, {tar}));
+                mock_container box{&client, "c1", "box"};
+                run(ioc, berth::copy_from_container(box, "/x", dir / "fresh/x", false));
+                expect(mode_of(dir / "fresh/x") == 0500 && mode_of(dir / "fresh/x/sub") == 0500, "fresh: modes");
+                expect(mode_of(dir / "fresh/x/sub/f") == 0600 && mode_of(dir / "fresh/x/g") == 0644, "fresh: file modes");
+                std::filesystem::create_directories(dir / "merge/x");
+                std::ofstream(dir / "merge/x/other") << "mine";
+                run(ioc, berth::copy_from_container(box, "/x", dir / "merge/x", false));
+                expect(mode_of(dir / "merge/x") == 0755 && mode_of(dir / "merge/x/sub") == 0500, "merge: modes");
+                expect(std::filesystem::exists(dir / "merge/x/sub/f") && std::filesystem::exists(dir / "merge/x/other"),
+                       "merge: contents");
+                std::ofstream(dir / "file") << "a file where the directory would go";
+                try {
+                    run(ioc, berth::copy_from_container(box, "/x", dir / "file", false));
+                    wrong += "conflict: no error; ";
+                } catch (const berth::tar::error&) {
+                }
+                for (auto sub : {"", "fresh", "merge"})
+                    for (auto& e : std::filesystem::directory_iterator(dir / sub))
+                        expect(e.path().filename().string().rfind(".berth-", 0) != 0, "staging left: " + e.path().string());
+            } catch (const std::exception& e) {
+                wrong += std::string("threw: ") + e.what();
+            }
+            return wrong;
+        };
+        std::string wrong;
+        if (!as_root) {
+            wrong = copies();
+        } else {
+            int fds[2];
+            REQUIRE(::pipe(fds) == 0);
+            pid_t child = ::fork();
+            REQUIRE(child >= 0);
+            if (child == 0) {
+                ::close(fds[0]);
+                std::string out = ::setgid(65534) == 0 && ::setuid(65534) == 0 ? copies() : "cannot become nobody";
+                [[maybe_unused]] auto n = ::write(fds[1], out.data(), out.size());
+                ::_exit(0);
+            }
+            ::close(fds[1]);
+            char buf[4096];
+            for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) wrong.append(buf, static_cast<std::size_t>(n));
+            ::close(fds[0]);
+            int status = 0;
+            ::waitpid(child, &status, 0);
+            CHECK(WIFEXITED(status));
+        }
+        CHECK(wrong == "");
+        std::error_code ec;
+        for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
+            if (e.is_directory(ec) && !e.is_symlink(ec))
+                std::filesystem::permissions(e.path(), std::filesystem::perms::owner_all, std::filesystem::perm_options::add, ec);
+        std::filesystem::remove_all(dir, ec);
     }
 
     TEST_CASE("copy_from_container refuses an archive that escapes, and writes nothing outside") {

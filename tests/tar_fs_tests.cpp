@@ -628,7 +628,7 @@ std::map<std::string, unsigned> modes_in(const fs::path& root) {
 
 TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by default") {
     const std::map<std::string, unsigned> want_022 = {
-        {"d-private", 0755}, {"d-sticky", 0755}, {"d-world", 0755}, {"d-world/inside", 0644}, {"group-write-exec", 0755},
+        {"d-private", 0700}, {"d-sticky", 0755}, {"d-world", 0755}, {"d-world/inside", 0644}, {"group-write-exec", 0755},
         {"hard", 0644}, {"nothing", 0600}, {"other-x-only", 0600}, {"sgid-no-owner-x", 0640}, {"suid", 0755},
         {"world-writable", 0644}};
     for (bool fb : {false, true}) {
@@ -651,17 +651,19 @@ TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by 
         for (auto& [name, mode] : want_022) CHECK(got[name] == (mode & 0700));
     }
     {
-        // A directory that was already there keeps its mode (PEP 706 sets none for directories).
+        // A directory that was already there keeps its mode; one this archive made takes its last entry's.
         umask_scope mask(022);
         temp_dir t;
         fs::create_directory(t / "pre");
         fs::permissions(t / "pre", static_cast<fs::perms>(0711));
         tar::extractor x(t.path);
-        extract_all(x, {mdir("pre", 0777), mdir("pre", 0700), mdir("new", 0700), mdir("new", 0777)});
-        CHECK(modes_in(t.path) == std::map<std::string, unsigned>{{"new", 0755}, {"pre", 0711}});
+        extract_all(x, {mdir("pre", 0777), mdir("pre", 0700), mdir("new", 0700), mdir("new", 0777),
+                        mdir("new2", 0777), mdir("new2", 0700)});
+        CHECK(modes_in(t.path) == std::map<std::string, unsigned>{{"new", 0755}, {"new2", 0700}, {"pre", 0711}});
     }
     if (::system("/usr/bin/python3 -c 'import tarfile; tarfile.data_filter' 2>/dev/null") == 0) {
-        // Python's own data filter agrees (its files ignore the umask; under 022 that makes no difference).
+        // Python's own data filter agrees (its files ignore the umask; under 022 that makes no difference), but
+        // for the one deliberate difference: it ignores directory modes, so its private directory comes out 0755.
         umask_scope mask(022);
         temp_dir t;
         write_file(t / "zoo.tar", archive_of(mode_zoo()));
@@ -670,6 +672,8 @@ TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by 
                     "filter='data')\" " + (t / "zoo.tar").string() + " " + (t / "py").string()) == 0);
         fs::create_directory(t / "berth");
         unpack(archive_of(mode_zoo()), t / "berth", false, 512, tar::permissions::data_filter);
+        CHECK(modes_in(t / "py").at("d-private") == 0755);
+        fs::permissions(t / "py/d-private", static_cast<fs::perms>(0700));
         CHECK(snap(t / "berth", false) == snap(t / "py", false));
         CHECK(modes_in(t / "py") == want_022);
     }
@@ -704,6 +708,55 @@ TEST_CASE("extractor: exact modes on request; special bits only with them") {
     CHECK(got["d-sticky"] == 01777);
     o.permissions = tar::permissions::data_filter;
     CHECK_THROWS_AS(tar::extractor(t.path, o), std::invalid_argument);
+}
+
+TEST_CASE("extractor: restrictive directory modes survive, wide ones are narrowed to 0755, after the contents") {
+    umask_scope mask(022);
+    const std::vector<member> tree_members = {
+        mdir("d700", 0700), mfile("d700/secret", "s", 0600),
+        mdir("d500", 0500), mfile("d500/inside", "i", 0644), mdir("d500/sub", 0500), mfile("d500/sub/run", "r", 0755),
+        mdir("d750", 0750), mfile("d750/tool", "t", 0755), mfile("d750/key", "k", 0600),
+        mdir("d777", 0777), mdir("d775", 0775), mdir("d1777", 01777), mdir("d2750", 02750), mdir("d770", 0770)};
+    const std::map<std::string, unsigned> want = {
+        {"d700", 0700}, {"d700/secret", 0600}, {"d500", 0500}, {"d500/inside", 0644}, {"d500/sub", 0500},
+        {"d500/sub/run", 0755}, {"d750", 0750}, {"d750/tool", 0755}, {"d750/key", 0600}, {"d777", 0755},
+        {"d775", 0755}, {"d1777", 0755}, {"d2750", 0750}, {"d770", 0750}};
+    for (bool fb : {false, true}) {
+        CAPTURE(fb);
+        temp_dir t;
+        tar::extract_options o;
+        o.force_fallback = fb;
+        tar::extractor x(t.path, o);
+        extract_all(x, tree_members);  // a 0500 directory's contents are written before its mode is set
+        CHECK(modes_in(t.path) == want);
+        CHECK(read_file(t / "d500/sub/run") == "r");
+    }
+    {
+        // the same through an archive and the unpacker
+        temp_dir t;
+        unpack(archive_of(tree_members), t.path, false, 512, tar::permissions::data_filter);
+        CHECK(modes_in(t.path) == want);
+    }
+    {
+        // The umask still narrows them further.
+        umask_scope strict(027);
+        temp_dir t;
+        tar::extractor x(t.path);
+        extract_all(x, {mdir("d755", 0755), mdir("d700", 0700)});
+        CHECK(modes_in(t.path) == std::map<std::string, unsigned>{{"d700", 0700}, {"d755", 0750}});
+    }
+    {
+        // An extraction that fails part way applies no archive mode: the directories made keep the owner-only
+        // 0700 they were created with (a partial tree stays private and removable), whatever the archive said.
+        temp_dir t;
+        fs::create_directory(t / "dest");
+        auto archive = archive_of({mdir("open", 0755), mdir("ro", 0500), mfile("ro/a", "a", 0644), mdir("ro/deeper", 0555),
+                                   slink("ro/escape", "/etc")});
+        tar::unpacker u(t / "dest");
+        CHECK_THROWS_AS(u.feed(archive), tar::error);
+        CHECK(modes_in(t / "dest") ==
+              std::map<std::string, unsigned>{{"open", 0700}, {"ro", 0700}, {"ro/a", 0644}, {"ro/deeper", 0700}});
+    }
 }
 
 TEST_CASE("unpacker: an archive cut at a member boundary is an error, not a smaller tree") {

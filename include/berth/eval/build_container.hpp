@@ -147,17 +147,26 @@ inline bool create_outcome_unknown(const engine_error& e) { return e.code() == e
 // before it starts the command, and until then the kernel drops a SIGTERM sent to it (PID 1 of a namespace gets
 // only the signals it handles), so a stop sent in that window waits out its whole grace period; Podman's start
 // returns early enough for that to happen now and then. A second process in the container means the init is ready.
+// The process list must not need anything in the image: Docker runs ps on its host; Podman's default (ps -ef)
+// runs ps inside the container, which a distroless image lacks (Podman 4.3 then answers 200 with an empty body),
+// so Podman is asked for a descriptor its built-in psgo reads from /proc ("pid"). A reply that still says
+// nothing usable means "cannot tell": the wait ends there rather than failing the container.
 template <transport Transport>
-boost::asio::awaitable<bool> wait_for_init(basic_client<Transport>& client, const std::string& id) {
-    const std::string target = "/containers/" + detail::percent_encode(id) + "/top";
+boost::asio::awaitable<bool> wait_for_init(basic_client<Transport>& client, const std::string& id,
+                                           engine_kind kind = engine_kind::docker) {
+    const std::string target = "/containers/" + detail::percent_encode(id) + "/top" +
+                               (kind == engine_kind::podman ? "?ps_args=pid" : "");
     auto delay = std::chrono::milliseconds(1);
     for (int attempt = 0; attempt < 60; ++attempt) {  // at most about 2.5 s
         try {
             auto v = co_await client.core().call_json(verb::get, target);
             auto* processes = v.is_object() ? v.as_object().if_contains("Processes") : nullptr;
-            if (processes && processes->is_array() && processes->as_array().size() >= 2) co_return true;
+            if (!processes) co_return false;  // cannot tell
+            if (processes->is_array() && processes->as_array().size() >= 2) co_return true;
         } catch (const engine_error&) {
             co_return false;  // not running (the command exited at once): nothing to wait for
+        } catch (const berth::protocol_error&) {
+            co_return false;  // an empty or broken body: the engine cannot list processes here
         }
         boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
         co_await t.async_wait(boost::asio::use_awaitable);
@@ -205,7 +214,7 @@ boost::asio::awaitable<std::string> create_and_start(basic_client<Transport>& cl
     }
     made.create_unanswered = false;
     co_await client.containers().start(made.id);
-    if (options.init) co_await wait_for_init(client, made.id);
+    if (options.init) co_await wait_for_init(client, made.id, kind);
     co_return made.id;
 }
 

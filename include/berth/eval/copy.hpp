@@ -207,14 +207,34 @@ inline void check_merge(const fs::path& from, const fs::path& into, const std::s
     }
 }
 
+// The extractor keeps a directory's restrictive mode (0500, 0555), but without owner write a non-root owner can
+// neither move that directory to another parent (its ".." changes) nor move entries out of it. The staged tree is
+// this copy's own: owner write is lent for the move and the mode restored at the destination.
+inline void rename_staged(const fs::path& from, const fs::path& to) {
+    std::error_code ec;
+    fs::rename(from, to, ec);
+    if (!ec) return;
+    auto status = fs::symlink_status(from);
+    if (ec != std::errc::permission_denied || !fs::is_directory(status) ||
+        (status.permissions() & fs::perms::owner_write) != fs::perms::none)
+        throw fs::filesystem_error("cannot move the copied item into place", from, to, ec);
+    fs::permissions(from, fs::perms::owner_write, fs::perm_options::add);
+    fs::rename(from, to, ec);
+    fs::permissions(ec ? from : to, status.permissions());
+    if (ec) throw fs::filesystem_error("cannot move the copied item into place", from, to, ec);
+}
+
 inline void merge_into(const fs::path& from, const fs::path& into) {
+    // `from` is staged and dropped afterwards: its own mode need not survive entries leaving it
+    if ((fs::status(from).permissions() & fs::perms::owner_write) == fs::perms::none)
+        fs::permissions(from, fs::perms::owner_write, fs::perm_options::add);
     for (auto& child : fs::directory_iterator(from)) {
         auto target = into / child.path().filename();
         auto target_status = fs::symlink_status(target);
         if (fs::is_directory(target_status) && child.is_directory() && !child.is_symlink())
             merge_into(child.path(), target);
         else
-            fs::rename(child.path(), target);  // replaces a non-directory atomically
+            rename_staged(child.path(), target);  // replaces a non-directory atomically
     }
 }
 
@@ -222,7 +242,13 @@ struct temporary_directory {
     fs::path path;
     ~temporary_directory() {
         std::error_code ec;
-        if (!path.empty()) fs::remove_all(path, ec);
+        if (path.empty() || fs::remove_all(path, ec) != static_cast<std::uintmax_t>(-1)) return;
+        // a staged directory without owner write (0500) cannot be emptied by a non-root owner: lend it first
+        for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+             it.increment(ec))
+            if (it->is_directory(ec) && !it->is_symlink(ec))
+                fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+        fs::remove_all(path, ec);
     }
 };
 
@@ -342,7 +368,7 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
         auto dest_status = fs::symlink_status(dest);
         const bool staged_dir = fs::is_directory(staged_status);
         if (!fs::exists(dest_status)) {
-            fs::rename(*staged, dest);
+            detail::rename_staged(*staged, dest);
         } else if (fs::is_directory(dest_status) != staged_dir) {
             detail::throw_type_conflict("'" + dest.string() + "' on the host", fs::is_directory(dest_status),
                                         "'" + from + "' from the container", staged_dir);

@@ -7,8 +7,8 @@
 // never re-resolved as strings, so a symlink planted by the archive (or swapped in meanwhile) cannot redirect a
 // write. Refusals follow moby's pkg/archive and Python's PEP 706 `data` filter: absolute names, `..` escapes,
 // writes through symlinks, link targets outside the destination, device nodes (unless opted in), and a directory
-// replaced by a non-directory or the reverse. Permission bits follow the PEP 706 `data` filter unless the caller
-// asks for exact modes (see `permissions`).
+// replaced by a non-directory or the reverse. Permission bits follow the PEP 706 `data` filter (but directory modes
+// are narrowed, not reset) unless the caller asks for exact modes (see `permissions`).
 #include <berth/detail/unique_fd.hpp>
 #include <berth/tar/entry.hpp>
 #include <berth/tar/error.hpp>
@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -45,10 +46,12 @@ namespace berth::tar {
 
 // How the permission bits of extracted files and directories are chosen.
 enum class permissions {
-    // Python's PEP 706 `data` filter, then the umask: a file gets its archive mode without setuid/setgid/sticky and
-    // group/other write, plus owner read+write, and no execute bit at all unless the owner's is set; a directory
-    // the extractor creates gets the default 0777 (an existing one keeps its mode). The process umask is applied
-    // to both, as for any file the user creates. Nothing extracted is world-writable unless the umask allows it.
+    // Python's PEP 706 `data` filter for files, then the umask: a file gets its archive mode without
+    // setuid/setgid/sticky and group/other write, plus owner read+write, and no execute bit at all unless the
+    // owner's is set. A directory the extractor creates gets its archive mode without special bits and
+    // group/other write (0777 -> 0755, 0700 stays 0700: where PEP 706 ignores directory modes, a private directory
+    // must not come out readable by all); an existing one keeps its mode. The process umask is applied to both, as
+    // for any file the user creates. Nothing extracted is group- or world-writable.
     data_filter,
     // The archive's rwx bits exactly, umask ignored (setuid/setgid/sticky only with keep_special_bits), existing
     // directories included: for restoring a tree as it was.
@@ -328,7 +331,10 @@ public:
         cur_ = {};
     }
 
-    // Applies directory modes and mtimes, deepest first, now that nothing more will be written into them.
+    // Applies directory modes and mtimes, deepest first, now that nothing more will be written into them (so a
+    // 0500 directory does not stop its own extraction). A directory that fails is reported after all the others
+    // are done (the first error is thrown). Without finish() (an extraction that failed part way) the directories
+    // made keep the owner-only 0700 they were created with: a partial tree is private, and removable by its owner.
     void finish() {
         abort();
         std::vector<const dir_meta*> order;
@@ -338,18 +344,24 @@ public:
             if (a->parts.size() != b->parts.size()) return a->parts.size() > b->parts.size();
             return a->parts < b->parts;
         });
+        std::exception_ptr first_error;
         for (auto* d : order) {
             const std::string name = detail::join(d->parts);
-            detail::unique_fd fd;
             try {
-                fd = root_.open_dir(d->parts, O_RDONLY, false, name);
-            } catch (const error& e) {
-                if (e.code() != errc::io_error) throw;
-                fd = root_.open_dir(d->parts, O_PATH, false, name); // unreadable dir: go through /proc
+                detail::unique_fd fd;
+                try {
+                    fd = root_.open_dir(d->parts, O_RDONLY, false, name);
+                } catch (const error& e) {
+                    if (e.code() != errc::io_error) throw;
+                    fd = root_.open_dir(d->parts, O_PATH, false, name); // unreadable dir: go through /proc
+                }
+                apply_dir(fd.get(), *d, name);
+            } catch (const error&) {
+                if (!first_error) first_error = std::current_exception();
             }
-            apply_dir(fd.get(), *d, name);
         }
         dirs_.clear();
+        if (first_error) std::rethrow_exception(first_error);
     }
 
     // Drops the member being written: its temporary (or freshly created) file is removed.
@@ -422,6 +434,10 @@ private:
 
     bool exact_modes() const noexcept { return opts_.permissions == permissions::exact; }
     std::uint32_t exact_mode(std::uint32_t mode) const { return mode & (opts_.keep_special_bits ? 07777u : 0777u); }
+
+    // Directories under data_filter: never wider than 0755 (no group/other write, no special bits), so a private
+    // directory (0700, 0500, 0750) stays private; then the umask.
+    std::uint32_t dir_mode(std::uint32_t mode) const { return mode & 0755 & ~static_cast<std::uint32_t>(umask_); }
 
     // Regular files (and device nodes when allowed): see permissions::data_filter.
     std::uint32_t file_mode(std::uint32_t mode) const {
@@ -554,11 +570,11 @@ private:
         }
         parent.push_back(leaf);
         std::string key = detail::join(parent);
-        // data_filter: the default mode for a directory made here (or by an earlier member), none for others.
+        // data_filter: the archive's mode, narrowed, for a directory made here (or by an earlier member of this
+        // archive, whose entry now says what it becomes); a directory that was already there keeps its own.
         std::optional<std::uint32_t> mode;
         if (exact_modes()) mode = exact_mode(e.mode);
-        else if (created) mode = 0777 & ~static_cast<std::uint32_t>(umask_);
-        else if (auto it = dirs_.find(key); it != dirs_.end()) mode = it->second.mode;
+        else if (auto it = dirs_.find(key); created || (it != dirs_.end() && it->second.mode)) mode = dir_mode(e.mode);
         dir_meta m{std::move(parent), mode, {}, e.uid, e.gid};
         set_times(m.times, e);
         dirs_.insert_or_assign(std::move(key), std::move(m));
