@@ -103,6 +103,7 @@ asio::awaitable<void> signals_and_oom(const engine_under_test& e) {
     CHECK(segv.exit_code == 139);
     CHECK(segv.outcome.end == berth::exec_end::signalled);
     CHECK(segv.outcome.signal == 11);
+    CHECK_THROWS_AS(berth::log_container_output(segv, true, f.log), berth::script_failed);
 
     // the shell holds 300 MiB in a variable: more than the limit and its swap allowance
     auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "x=$(head -c 300m /dev/zero | tr '\\0' a); echo ${#x}"), quiet);
@@ -258,5 +259,8 @@ TEST_SUITE("evaluation outcome on real engines") {
     }
     TEST_CASE("an engine restart mid-exec is reported as lost (private Docker engine)") {
         engine_restart_is_lost("docker");
+    }
+    TEST_CASE("an engine restart mid-exec is reported as lost (private Podman service)") {
+        engine_restart_is_lost("podman");
     }
 }
