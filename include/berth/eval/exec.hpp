@@ -288,24 +288,27 @@ boost::asio::awaitable<bool> kill_timed_out(basic_container<Transport> c, std::s
     exec_options killer;
     killer.cmd = argv("sh", "-c", kill_by_token_script, "berth-kill", token);
     killer.user = std::move(user);
-    small_output out;
-    const int code = co_await execs.run(c.id, killer, out);
-    while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == '\r')) out.text.pop_back();
-    if (code != 0) {
-        outcome.detail = "the kill in the container failed (exit code " + std::to_string(code) + ": " + out.text + ")";
-        co_return true;
-    }
-    const auto nl = out.text.find_last_of('\n');
-    const std::string count = nl == std::string::npos ? out.text : out.text.substr(nl + 1);
-    outcome.process_killed = !count.empty() && count != "0";
-    if (!outcome.process_killed) outcome.detail = "no process of the command was left to kill";
-    auto delay = std::chrono::milliseconds(5);
+    // A process the engine started late (a slow start racing the time limit) is caught by another round.
     for (;;) {
-        auto info = co_await execs.inspect(exec_id);
-        if (!info.running) co_return true;
-        asio::steady_timer t(co_await asio::this_coro::executor, delay);
-        co_await t.async_wait(asio::use_awaitable);
-        delay = std::min(delay * 2, std::chrono::milliseconds(200));
+        small_output out;
+        const int code = co_await execs.run(c.id, killer, out);
+        while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == '\r')) out.text.pop_back();
+        if (code != 0) {
+            outcome.detail = "the kill in the container failed (exit code " + std::to_string(code) + ": " + out.text + ")";
+            co_return true;
+        }
+        const auto nl = out.text.find_last_of('\n');
+        const std::string count = nl == std::string::npos ? out.text : out.text.substr(nl + 1);
+        if (!count.empty() && count != "0") outcome.process_killed = true;
+        outcome.detail = outcome.process_killed ? "" : "no process of the command was left to kill";
+        auto delay = std::chrono::milliseconds(5);
+        for (auto waited = std::chrono::milliseconds(0); waited < std::chrono::seconds(2); waited += delay) {
+            auto info = co_await execs.inspect(exec_id);
+            if (!info.running) co_return true;
+            asio::steady_timer t(co_await asio::this_coro::executor, delay);
+            co_await t.async_wait(asio::use_awaitable);
+            delay = std::min(delay * 2, std::chrono::milliseconds(200));
+        }
     }
 }
 
