@@ -1,7 +1,10 @@
 // berth's side of the evaluation benchmark (benchmarks/run): one step of the workflow per run, done with the
 // evaluation API the way a harness would, printing "seconds=<wall time of the step>" (setup excluded) on stdout.
 //
-//   bench_eval w1 | w1a | w2-files | w2-big | w3-files | w3-big | w4 | w5 N
+//   bench_eval w1 | w1a | w2-files | w2-big | w3-files | w3-big | w4 | w5 N | w4-usage [ROUNDS]
+//
+// w4-usage runs W4 with the engine's figures off and on (run_options::measure_usage), alternating for ROUNDS rounds
+// (default 5) in one run, and prints the median of each and their ratio (on / off) instead of seconds=.
 //
 // The driver passes the shared setting in the environment (the peers read the same variables):
 //   DOCKER_HOST    the engine
@@ -19,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +30,8 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace fs = std::filesystem;
@@ -100,10 +106,13 @@ asio::awaitable<void> w1a(berth::client& client, const settings& s) {
     co_await client.images().build(context, build, progress);
 }
 
-asio::awaitable<void> w4(berth::client& client, const settings& s) {
+asio::awaitable<void> w4(berth::client& client, const settings& s, bool measure_usage = false) {
     berth::container box{&client, s.box, s.box};
+    berth::run_options options;
+    options.measure_usage = measure_usage;
     for (int i = 0; i < 50; ++i) {
-        auto r = co_await berth::exec(box, berth::argv("echo", "hi"));
+        auto r = co_await berth::exec(box, berth::argv("echo", "hi"), options);
+        if (measure_usage) check(r.usage.container_cpu_seconds.has_value(), "no CPU figure with measure_usage");
         berth::log_container_output(r);
         check(r.output == "hi\n", "echo hi printed '" + r.output + "'");
     }
@@ -152,9 +161,36 @@ asio::awaitable<void> w5_check(berth::client& client, const settings& s) {
     check(client.open_connections() == client.idle_connections(), "connections still leased after the batch");
 }
 
+// W4 with the figures off and on, alternating (the order swaps each round), medians and their ratio.
+asio::awaitable<void> w4_usage(berth::client& client, const settings& s, int rounds) {
+    std::vector<double> off, on;
+    co_await w4(client, s, false);  // warm-up: the connection pool and the engine's caches
+    co_await w4(client, s, true);
+    for (int round = 0; round < rounds; ++round)
+        for (int k = 0; k < 2; ++k) {
+            const bool measure = (k == 0) == (round % 2 == 1);
+            auto started = std::chrono::steady_clock::now();
+            co_await w4(client, s, measure);
+            std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+            (measure ? on : off).push_back(took.count());
+        }
+    auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    const double m_off = median(off), m_on = median(on);
+    std::printf("w4_figures_off_seconds=%.6f\nw4_figures_on_seconds=%.6f\nratio_on_off=%.3f\nrounds=%d\n", m_off, m_on,
+                m_on / m_off, rounds);
+    std::fflush(stdout);
+}
+
 asio::awaitable<void> run_step(std::string step, int n) {
     settings s;
     auto client = berth::client::from_env(co_await asio::this_coro::executor);
+    if (step == "w4-usage") {
+        co_await w4_usage(client, s, n);
+        co_return;
+    }
     auto started = std::chrono::steady_clock::now();
     if (step == "w1") {
         co_await w1(client, s);
@@ -189,12 +225,12 @@ asio::awaitable<void> run_step(std::string step, int n) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::cerr << "usage: bench_eval w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N\n";
+        std::cerr << "usage: bench_eval w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N|w4-usage [ROUNDS]\n";
         return 2;
     }
     try {
         berth::setup_logger(env("BENCH_LOG", "/tmp/bench_eval.log"));
-        int n = argc > 2 ? std::stoi(argv[2]) : 16;
+        int n = argc > 2 ? std::stoi(argv[2]) : std::string_view(argv[1]) == "w4-usage" ? 5 : 16;
         asio::io_context io;
         auto done = asio::co_spawn(io, run_step(argv[1], n), asio::use_future);
         io.run();

@@ -1,5 +1,5 @@
 #pragma once
-// Containers: create, start, stop, kill, remove, inspect, list, wait, logs.
+// Containers: create, start, stop, kill, remove, inspect, list, wait, logs, stats.
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/container_config.hpp>
@@ -22,6 +22,17 @@ struct container_info {  // GET /containers/{id}/json
     std::string name{};    // without the leading '/'
     std::string image{};   // image id
     container_state state;
+    json::object raw{};
+};
+
+// The cgroup figures the engine reports for a running container (GET /containers/{id}/stats, one sample). All are
+// the container's as a whole since it started, not one process's.
+struct container_stats {
+    std::uint64_t cpu_total_ns = 0;               // cpu_stats.cpu_usage.total_usage
+    std::uint64_t memory_usage_bytes = 0;         // memory_stats.usage
+    std::optional<std::uint64_t> memory_peak_bytes{};  // memory_stats.max_usage: Docker on cgroup v1 only
+    std::optional<std::uint64_t> memory_limit_bytes{};
+    std::optional<std::uint64_t> memory_failcnt{};     // times the memory limit was hit: Docker on cgroup v1 only
     json::object raw{};
 };
 
@@ -180,6 +191,33 @@ public:
             if (auto msg = json_read::optional_string(*e, "Message", endpoint); !msg.empty())
                 throw engine_error(engine_errc::server_error, 200, berth::detail::bounded_outside_text(msg), endpoint);
         co_return json_read::optional_int_as<int>(o, "StatusCode", endpoint, -1);
+    }
+
+    // One sample of the container's cgroup figures. Docker answers at its stats collector's next tick (it samples
+    // once a second), so this takes up to a second there; Podman reads the cgroup at once.
+    boost::asio::awaitable<container_stats> stats(std::string_view id) {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/stats" +
+                             detail::query().add("stream", "false").add("one-shot", "true").str();
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        container_stats s;
+        if (auto* cpu = json_read::optional_object(o, "cpu_stats", endpoint))
+            if (auto* usage = json_read::optional_object(*cpu, "cpu_usage", endpoint))
+                s.cpu_total_ns = json_read::optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
+        if (auto* mem = json_read::optional_object(o, "memory_stats", endpoint)) {
+            s.memory_usage_bytes = json_read::optional_int_as<std::uint64_t>(*mem, "usage", endpoint);
+            auto present = [&](std::string_view key) -> std::optional<std::uint64_t> {
+                auto* p = mem->if_contains(key);
+                if (p == nullptr || p->is_null()) return std::nullopt;
+                return json_read::optional_int_as<std::uint64_t>(*mem, key, endpoint);
+            };
+            s.memory_peak_bytes = present("max_usage");
+            s.memory_limit_bytes = present("limit");
+            s.memory_failcnt = present("failcnt");
+        }
+        s.raw = o;
+        co_return s;
     }
 
     // Streams the container's logs to the handler (stdout and stderr apart unless the container has a tty).

@@ -63,6 +63,7 @@ inline copy_result copy_from_container(client& c, const container& box, const st
                                        const std::filesystem::path& dest, copy_options options) {
     return c.run(berth::copy_from_container(box, source, dest, std::move(options)));
 }
+// The result's outcome and usage, and exec_interrupted, as with the coroutine exec.
 inline exec_result exec(client& c, const container& box, std::vector<std::string> cmd, run_options options = {}) {
     return c.run(berth::exec(box, std::move(cmd), std::move(options)));
 }

@@ -1,10 +1,19 @@
 #pragma once
 // exec: run a command in the container and collect (or stream to the log) what it prints; log_container_output:
-// log that output and fail with "Script failed with exit code N" when the exit code is non-zero.
+// log that output and fail with "Script failed with exit code N" when the exit code is non-zero. Each result
+// says how the command ended and what it used (eval/outcome.hpp).
+#include <berth/detail/random_token.hpp>
+#include <berth/engine/events.hpp>
 #include <berth/eval/container.hpp>
 #include <berth/eval/errors.hpp>
 #include <berth/eval/logger.hpp>
+#include <berth/eval/outcome.hpp>
 #include <berth/with_timeout.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <boost/system/system_error.hpp>
 
@@ -22,10 +31,13 @@ struct exec_result {
     // Output bytes not kept beyond run_options::max_output_bytes (the same bytes are missing from `output` and
     // from stdout_text + stderr_text: those keep the first max_output_bytes of the merged output between them).
     std::uint64_t dropped_bytes = 0;
+    exec_outcome outcome{};  // how it ended: exited, signalled, OOM-killed (and, in exec_interrupted, the rest)
+    exec_usage usage{};      // wall time always; the container's CPU and peak memory with run_options::measure_usage
 };
 
 // An exec whose end was not seen: the engine went away, run_options::timeout passed, or the call was cancelled.
-// partial() is what the command had printed until then. A system_error, so that handlers of transport errors,
+// partial() is what the command had printed until then, and partial().outcome which of these it was (engine_lost,
+// timed_out, cancelled). A system_error, so that handlers of transport errors,
 // time-outs and cancellation keep working: code() is the cause's own when the cause was one (timed_out,
 // operation_aborted, connection_reset...), and errc::protocol_error when the output stream was cut inside a frame
 // or otherwise unreadable; cause() is the original exception. (An error the engine itself reports, such as an
@@ -80,9 +92,17 @@ struct run_options {
     // How much output the result keeps: the first bytes, the rest counted in exec_result::dropped_bytes. 0 keeps
     // nothing, for callers that take the output through on_output (or the log, with stream) as it arrives.
     std::size_t max_output_bytes = std::size_t{64} << 20;
-    // A time limit for the command (zero: none). When it passes, exec throws exec_interrupted (timed_out) with
-    // the output so far. The engine has no way to stop an exec: the command itself runs on in the container.
+    // A time limit for the command (zero: none). When it passes, berth kills the command's processes and exec
+    // throws exec_interrupted (timed_out) with the output so far and outcome timed_out. The Engine API cannot
+    // stop an exec, so berth gives the command a token in its environment (BERTH_EXEC_TOKEN) and runs a second
+    // exec that SIGKILLs every process whose environment holds it; that needs sh and grep in the image (without
+    // them, outcome.process_killed is false and outcome.detail says why). A process that clears its environment
+    // escapes.
     std::chrono::steady_clock::duration timeout{};
+    // Also take the container's CPU time and peak memory from the engine (exec_usage), read in parallel with the
+    // exit code. Off by default: Docker answers a stats request only at its next once-a-second sample, which adds
+    // up to a second to every exec there (Podman reads the cgroup at once).
+    bool measure_usage = false;
     std::shared_ptr<logger> log;  // default: the thread's logger
 };
 
@@ -169,18 +189,191 @@ struct exec_collector {
 } // namespace detail
 
 namespace detail {
+
+// What was seen at the end of a command: its exit code and, when asked for, the container's figures.
+struct exec_end_seen {
+    int exit_code = 0;
+    std::optional<container_stats> stats{};
+};
+
+// The exit code of an exec whose output has ended. An exec the engine no longer knows (404) was lost with the
+// engine's state (a restart): that is a protocol_error here, so that exec reports it as engine_lost.
 template <transport Transport>
-boost::asio::awaitable<int> start_exec(exec_api<Transport>& execs, std::string id, exec_collector& collect, bool tty) {
-    co_await execs.start(id, collect, tty);
-    co_return co_await execs.exit_code(id);
+boost::asio::awaitable<int> exec_exit_code(exec_api<Transport>& execs, std::string id) {
+    try {
+        co_return co_await execs.exit_code(id);
+    } catch (const not_found_error& e) {
+        throw protocol_error(e.endpoint(), "the engine no longer knows the exec (was it restarted?): " + e.message());
+    }
 }
+
+// The container's figures, or nothing: figures are best-effort and never fail the command they describe.
+template <transport Transport>
+boost::asio::awaitable<std::optional<container_stats>> try_stats(basic_client<Transport>& client, std::string id) {
+    try {
+        co_return co_await client.containers().stats(id);
+    } catch (const std::exception&) {
+        co_return std::nullopt;
+    }
+}
+
+template <transport Transport>
+boost::asio::awaitable<exec_end_seen> run_exec(basic_client<Transport>& client, std::string container_id,
+                                               std::string id, exec_collector& collect, bool tty, bool measure) {
+    namespace asio = boost::asio;
+    auto& execs = client.execs();
+    co_await execs.start(id, collect, tty);
+    exec_end_seen seen;
+    if (!measure) {
+        seen.exit_code = co_await exec_exit_code(execs, id);
+        co_return seen;
+    }
+    // The figures are read alongside the exit code, so they cost no more than the slower of the two requests.
+    auto ex = co_await asio::this_coro::executor;
+    auto group = asio::experimental::make_parallel_group(
+        asio::co_spawn(ex, exec_exit_code(execs, id), asio::deferred),
+        asio::co_spawn(ex, try_stats(client, std::move(container_id)), asio::deferred));
+    auto [order, code_error, code, stats_error, stats] =
+        co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    (void)order;
+    (void)stats_error;
+    if (code_error) std::rethrow_exception(code_error);
+    seen.exit_code = code;
+    seen.stats = std::move(stats);
+    co_return seen;
+}
+
+// The operation's value, or nothing when the limit ran out first (the operation is then cancelled). Its own
+// exception passes through.
+template <class T>
+boost::asio::awaitable<std::optional<T>> unless_time_runs_out(boost::asio::awaitable<T> op,
+                                                              std::chrono::steady_clock::duration limit) {
+    namespace asio = boost::asio;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex, limit);
+    auto group = asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(op), asio::deferred),
+                                                         timer.async_wait(asio::deferred));
+    auto [order, error, value, timer_ec] =
+        co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)timer_ec;
+    if (order[0] == 1) co_return std::nullopt;
+    if (error) std::rethrow_exception(error);
+    co_return std::optional<T>(std::move(value));
+}
+
+// Output of a helper exec, kept small.
+struct small_output {
+    std::string text;
+    void operator()(output_stream, std::string_view d) {
+        if (text.size() < 4096) text.append(d.substr(0, 4096 - text.size()));
+    }
+};
+
+// Kills (SIGKILL) every process in the container whose environment holds BERTH_EXEC_TOKEN=<token>, three passes
+// so that children forked meanwhile are caught too, and prints how many it killed. Its own processes do not
+// carry the token (it is an argument here, not in their environment).
+inline constexpr const char* kill_by_token_script =
+    "t=\"BERTH_EXEC_TOKEN=$1\"; n=0; for pass in 1 2 3; do for d in /proc/[0-9]*; do "
+    "if grep -q \"$t\" \"$d/environ\" 2>/dev/null && kill -9 \"${d#/proc/}\" 2>/dev/null; then n=$((n+1)); fi; "
+    "done; done; echo \"$n\"";
+
+// After a time-out: kill the command's processes, then wait until the engine has seen the exec end (its
+// processes reaped). Runs as the command's user, which may read its processes' environments without privileges.
+// True when done (whether anything was killed is in outcome).
+template <transport Transport>
+boost::asio::awaitable<bool> kill_timed_out(basic_container<Transport> c, std::string exec_id, std::string token,
+                                            std::string user, exec_outcome& outcome) {
+    namespace asio = boost::asio;
+    auto& execs = c.engine().execs();
+    exec_options killer;
+    killer.cmd = argv("sh", "-c", kill_by_token_script, "berth-kill", token);
+    killer.user = std::move(user);
+    // A process the engine started late (a slow start racing the time limit) is caught by another round.
+    for (;;) {
+        small_output out;
+        const int code = co_await execs.run(c.id, killer, out);
+        while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == '\r')) out.text.pop_back();
+        if (code != 0) {
+            outcome.detail = "the kill in the container failed (exit code " + std::to_string(code) + ": " + out.text + ")";
+            co_return true;
+        }
+        const auto nl = out.text.find_last_of('\n');
+        const std::string count = nl == std::string::npos ? out.text : out.text.substr(nl + 1);
+        if (!count.empty() && count != "0") outcome.process_killed = true;
+        outcome.detail = outcome.process_killed ? "" : "no process of the command was left to kill";
+        auto delay = std::chrono::milliseconds(5);
+        for (auto waited = std::chrono::milliseconds(0); waited < std::chrono::seconds(2); waited += delay) {
+            auto info = co_await execs.inspect(exec_id);
+            if (!info.running) co_return true;
+            asio::steady_timer t(co_await asio::this_coro::executor, delay);
+            co_await t.async_wait(asio::use_awaitable);
+            delay = std::min(delay * 2, std::chrono::milliseconds(200));
+        }
+    }
+}
+
+struct oom_verdict {
+    bool oom_killed = false;
+    std::optional<std::uint64_t> peak_memory_bytes{};
+};
+
+// "oom_kill N" lines (cgroup v1 memory.oom_control, v2 memory.events) and bare numbers (v1
+// memory.max_usage_in_bytes, v2 memory.peak) from the cgroup files cat printed.
+inline oom_verdict parse_memory_cgroup(std::string_view text) {
+    oom_verdict v;
+    while (!text.empty()) {
+        auto nl = text.find('\n');
+        auto line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+        auto digits = [](std::string_view d) {
+            return !d.empty() && d.find_first_not_of("0123456789") == std::string_view::npos && d.size() < 20;
+        };
+        if (line.starts_with("oom_kill ") && digits(line.substr(9))) {
+            if (line.substr(9) != "0") v.oom_killed = true;
+        } else if (digits(line) && !v.peak_memory_bytes) {
+            v.peak_memory_bytes = std::stoull(std::string(line));
+        }
+    }
+    return v;
+}
+
+// Whether the kernel OOM-killed a process in the container while the command ran (asked only when the command
+// died of SIGKILL). Docker records an "oom" container event: berth asks for those between the command's start and
+// a second after its end (the event may trail the exit a little; the engine answers when that second has passed).
+// Podman records none for an exec: berth reads the memory cgroup's OOM-kill count (and high-water mark) in the
+// container with cat, which counts the container's OOM kills since it started.
+template <transport Transport>
+boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c, std::chrono::system_clock::time_point since) {
+    auto& client = c.engine();
+    if (co_await client.kind() == engine_kind::podman) {
+        exec_options read;
+        read.cmd = argv("cat", "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
+                        "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory.peak");
+        small_output out;
+        co_await client.execs().run(c.id, read, out);  // exit code 1: the other cgroup version's files are missing
+        co_return parse_memory_cgroup(out.text);
+    }
+    past_events_query q;
+    q.since = since - std::chrono::seconds(1);
+    q.until = std::chrono::system_clock::now() + std::chrono::seconds(1);
+    q.filters["container"].push_back(c.id);
+    q.filters["event"].push_back("oom");
+    auto events = co_await past_events(client.core(), std::move(q));
+    oom_verdict v;
+    v.oom_killed = !events.empty();
+    co_return v;
+}
+
 } // namespace detail
 
 // Runs the command. A transport failure, time-out, cancellation or unreadable stream once it has started is thrown
-// as exec_interrupted with the output so far; the engine's own refusals (engine_error) are thrown as they are.
+// as exec_interrupted with the output so far (and partial().outcome saying which); the engine's own refusals
+// (engine_error) are thrown as they are.
 template <transport Transport>
 boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vector<std::string> cmd,
                                          run_options options) {
+    namespace asio = boost::asio;
+    using clock = std::chrono::steady_clock;
     auto log = resolve_logger(options.log);
     exec_options e;
     e.cmd = std::move(cmd);
@@ -188,26 +381,95 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
     e.working_dir = options.working_dir;
     e.user = options.user;
     e.tty = options.tty;
+    const bool limited = options.timeout > clock::duration::zero();
+    std::string token;
+    if (limited) {
+        token = detail::random_token();
+        e.env.push_back("BERTH_EXEC_TOKEN=" + token);
+    }
     exec_result result;
     result.streamed = options.stream;
     detail::exec_collector collect{result, options, *log, {}};
     auto& execs = c.engine().execs();
     auto id = co_await execs.create(c.id, e);
+    const auto started = clock::now();
+    const auto started_wall = std::chrono::system_clock::now();
     std::exception_ptr failure;
+    bool timed_out = false;
+    detail::exec_end_seen seen;
     try {
-        if (options.timeout > std::chrono::steady_clock::duration::zero())
-            result.exit_code = co_await with_timeout(detail::start_exec(execs, id, collect, e.tty), options.timeout,
-                                                     "the command ran longer than its time limit (" +
-                                                         describe_duration(options.timeout) + ")");
-        else
-            result.exit_code = co_await detail::start_exec(execs, id, collect, e.tty);
+        auto run = detail::run_exec(c.engine(), c.id, id, collect, e.tty, options.measure_usage);
+        if (limited) {
+            auto done = co_await detail::unless_time_runs_out(std::move(run), options.timeout);
+            if (done) {
+                seen = std::move(*done);
+            } else {
+                timed_out = true;
+                failure = std::make_exception_ptr(transport_error(
+                    asio::error::timed_out,
+                    "the command ran longer than its time limit (" + describe_duration(options.timeout) + ")"));
+            }
+        } else {
+            seen = co_await std::move(run);
+        }
     } catch (const boost::system::system_error&) {
         failure = std::current_exception();
     } catch (const protocol_error&) {
         failure = std::current_exception();
     }
     collect.flush();
-    if (failure) throw exec_interrupted(failure, std::move(result));
+    result.usage.wall_time = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started);
+    if (failure) {
+        if (timed_out) {
+            result.outcome.end = exec_end::timed_out;
+            try {
+                auto killed = co_await detail::unless_time_runs_out(
+                    detail::kill_timed_out(c, id, token, options.user, result.outcome), std::chrono::seconds(30));
+                if (!killed) result.outcome.detail = "the kill did not finish within 30 s";
+            } catch (const std::exception& k) {
+                result.outcome.detail = std::string("the kill could not run: ") + k.what();
+            }
+            if (!result.outcome.process_killed && options.verbose)
+                log->warning("The command timed out and berth could not kill it: " + result.outcome.detail);
+        } else {
+            bool cancelled = false;
+            try {
+                std::rethrow_exception(failure);
+            } catch (const boost::system::system_error& s) {
+                cancelled = s.code() == asio::error::operation_aborted;
+                result.outcome.detail = s.what();
+            } catch (const std::exception& s) {
+                result.outcome.detail = s.what();
+            }
+            result.outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
+            if (cancelled) result.outcome.detail.clear();
+        }
+        throw exec_interrupted(failure, std::move(result));
+    }
+    result.exit_code = seen.exit_code;
+    if (seen.stats) {
+        result.usage.container_cpu_seconds = static_cast<double>(seen.stats->cpu_total_ns) / 1e9;
+        result.usage.container_peak_memory_bytes = seen.stats->memory_peak_bytes;
+    }
+    // The engines report a death by signal N as 128+N; SIGKILL may be the kernel's OOM killer.
+    if (seen.exit_code > 128 && seen.exit_code <= 128 + 64) {
+        result.outcome.end = exec_end::signalled;
+        result.outcome.signal = seen.exit_code - 128;
+        if (seen.exit_code == 128 + 9) {
+            try {
+                auto verdict = co_await detail::check_oom(c, started_wall);
+                if (verdict.oom_killed) {
+                    result.outcome.end = exec_end::oom_killed;
+                    if (verdict.peak_memory_bytes) result.usage.container_peak_memory_bytes = verdict.peak_memory_bytes;
+                    if (!result.usage.container_peak_memory_bytes)
+                        if (auto stats = co_await detail::try_stats(c.engine(), c.id))
+                            result.usage.container_peak_memory_bytes = stats->memory_peak_bytes;
+                }
+            } catch (const std::exception& k) {
+                result.outcome.detail = std::string("could not ask the engine whether it was out of memory: ") + k.what();
+            }
+        }
+    }
     co_return result;
 }
 
@@ -231,11 +493,16 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::stri
 // With verbose=false nothing is logged; the exit-code check still applies.
 inline void log_container_output(const exec_result& result, bool verbose = true, std::shared_ptr<logger> log = {}) {
     if (verbose && !result.streamed) {
-        auto l = resolve_logger(std::move(log));
         std::string_view text = result.output;
         while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
-        l->info("Container output: " + std::string(text));
+        resolve_logger(log)->info("Container output: " + std::string(text));
     }
+    // How it ended and what it used, when there is more to say than the exit code (no extra line for a plain
+    // exit without figures, so that the seed's log stays as it was).
+    const bool measured = result.usage.container_cpu_seconds || result.usage.container_peak_memory_bytes;
+    if (verbose && (measured || result.outcome.end != exec_end::exited))
+        resolve_logger(log)->info("Command ended: " + describe(result.outcome, result.exit_code) + "; " +
+                                  describe(result.usage));
     if (result.exit_code && *result.exit_code != 0) throw script_failed(*result.exit_code);
 }
 
