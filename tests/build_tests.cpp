@@ -31,7 +31,6 @@ using berth::testing::reply;
 using verb = boost::beast::http::verb;
 using namespace std::chrono_literals;
 
-bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
 
 // ---- recorded payloads ----
 

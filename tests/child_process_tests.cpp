@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string_view::npos; }
 
 void write_script(const fs::path& path, const std::string& body) {
     write_file(path, "#!/bin/sh\n" + body);

@@ -30,7 +30,6 @@ using verb = boost::beast::http::verb;
 
 namespace {
 
-bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string_view::npos; }
 
 // --- the mock cluster: a manager and one node engine, each a mock_engine ---
 

@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/checks.hpp"
+
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -52,20 +54,7 @@ T run(asio::io_context& ioc, asio::awaitable<T> op) {
     return std::move(*value);
 }
 
-// The exception `f` throws, which must be an E.
-template <class E, class F>
-E thrown(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e;
-    } catch (const std::exception& e) {
-        FAIL_CHECK("expected another exception type, got: " << e.what());
-        throw;
-    }
-    FAIL_CHECK("no exception");
-    throw std::logic_error("no exception");
-}
+using berth_test::thrown;
 
 // No run of 6 or more bytes of `secret` in `text`: a cut secret leaks its prefix too.
 bool leaks(std::string_view text, std::string_view secret) {

@@ -10,6 +10,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/checks.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/assert/source_location.hpp>
 
@@ -36,9 +38,7 @@ std::string rejection(std::string_view spec) {
     return {};
 }
 
-bool contains(std::string_view haystack, std::string_view needle) {
-    return haystack.find(needle) != std::string_view::npos;
-}
+using berth_test::contains;
 
 // A frame of the engine's multiplexed stream.
 std::string frame(std::uint8_t stream, std::string_view payload) {

@@ -14,6 +14,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/checks.hpp"
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -108,43 +110,14 @@ struct output_log {
     }
 };
 
-// Exception checks that also look at the message: the type alone does not say the error is clear.
-template <class E, class F>
-E thrown(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e;
-    } catch (const std::exception& e) {
-        FAIL_CHECK("expected another exception type, got: " << e.what());
-        throw;
-    }
-    FAIL_CHECK("no exception");
-    throw std::logic_error("no exception");
-}
+using berth_test::thrown;
 
-// The text of the exception of type E that f throws, read from the exception itself (a copy sliced to E might say
-// less).
-template <class E, class F>
-std::string message_of(F&& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        FAIL_CHECK("expected another exception type, got: " << e.what());
-        return {};
-    }
-    FAIL_CHECK("no exception");
-    return {};
-}
+using berth_test::message_of;
 
 // The text of a timed_out error.
 const std::string timed_out_text = ": " + boost::system::error_code(boost::asio::error::timed_out).message();
 
-bool contains(std::string_view haystack, std::string_view needle) {
-    return haystack.find(needle) != std::string_view::npos;
-}
+using berth_test::contains;
 
 // A client on a mock engine, with the resources every fault test uses: a container "app" that inspects as
 // "abc123", an archive of /data in it, and an exec "e1" printing to stdout and stderr that exits with 3.

@@ -28,7 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool contains(std::string_view haystack, std::string_view needle) { return haystack.find(needle) != std::string_view::npos; }
 
 // Sets environment variables for the length of a test, and puts back what was there.
 struct env_guard {

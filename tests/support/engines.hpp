@@ -1,6 +1,8 @@
 #pragma once
 // Shared by the real-engine tests: which engines to run against, a way to run a coroutine to completion, unique
 // names, and the FROM-scratch busybox image (built through berth itself when missing).
+#include "checks.hpp"
+
 #include <berth/berth.hpp>
 
 #include <boost/asio/co_spawn.hpp>
