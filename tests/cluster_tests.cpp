@@ -30,7 +30,6 @@ using verb = boost::beast::http::verb;
 
 namespace {
 
-
 // --- the mock cluster: a manager and one node engine, each a mock_engine ---
 
 const std::string container_id(64, 'c');
