@@ -42,7 +42,7 @@ inline std::string event_timestamp(std::chrono::system_clock::time_point t) {
 // The events the engine recorded between since and until, oldest first. The reply is a sequence of JSON
 // objects (not an array); a line that is not one is a protocol_error.
 template <transport Transport>
-boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transport>& client, past_events_query q) {
+boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transport>& core, past_events_query q) {
     if (q.until < q.since) throw std::invalid_argument("berth::past_events: until is before since");
     detail::query query;
     query.add("since", detail::event_timestamp(q.since)).add("until", detail::event_timestamp(q.until));
@@ -53,7 +53,7 @@ boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transp
     }
     std::string target = "/events" + query.str();
     const std::string endpoint = "GET " + target;
-    auto body = co_await client.call(verb::get, target);
+    auto body = co_await core.call(verb::get, target);
     std::vector<engine_event> out;
     std::string_view rest = body;
     while (!rest.empty()) {
