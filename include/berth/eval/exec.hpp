@@ -344,13 +344,13 @@ inline oom_verdict parse_memory_cgroup(std::string_view text) {
 // container with cat, which counts the container's OOM kills since it started.
 template <transport Transport>
 boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c, std::chrono::system_clock::time_point since) {
-    auto& client = c.engine();
-    if (co_await client.kind() == engine_kind::podman) {
+    auto& engine = c.engine();
+    if (co_await engine.kind() == engine_kind::podman) {
         exec_options read;
         read.cmd = argv("cat", "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
                         "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory.peak");
         small_output out;
-        co_await client.execs().run(c.id, read, out);  // exit code 1: the other cgroup version's files are missing
+        co_await engine.execs().run(c.id, read, out);  // exit code 1: the other cgroup version's files are missing
         co_return parse_memory_cgroup(out.text);
     }
     past_events_query q;
@@ -358,7 +358,7 @@ boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c, std:
     q.until = std::chrono::system_clock::now() + std::chrono::seconds(1);
     q.filters["container"].push_back(c.id);
     q.filters["event"].push_back("oom");
-    auto events = co_await past_events(client.core(), std::move(q));
+    auto events = co_await past_events(engine.core(), std::move(q));
     oom_verdict v;
     v.oom_killed = !events.empty();
     co_return v;
