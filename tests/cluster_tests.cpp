@@ -3,6 +3,7 @@
 // address of its `berth.engine` label. The mock engine only shows what a real cluster cannot: the exact service
 // body, a malformed task reply, a node label that is no address.
 #include "support/engines.hpp"
+#include "support/run_until.hpp"
 
 #include <berth/cluster.hpp>
 #include <berth/testing/mock_engine.hpp>
@@ -89,20 +90,7 @@ struct mock_cluster {
     // Runs the io_context until `op` completes (the mock engine's idle connections keep it busy after that).
     template <class T>
     T run(asio::awaitable<T> op) {
-        std::exception_ptr error;
-        std::optional<T> value;
-        bool done = false;
-        asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-            error = e;
-            if (!e) value.emplace(std::move(v));
-            done = true;
-        });
-        ioc.restart();
-        auto deadline = std::chrono::steady_clock::now() + 30s;  // a hang is reported, not waited out
-        while (!done && ioc.run_one_until(deadline) > 0) {}
-        if (!done) throw std::runtime_error("the operation did not complete within 30 s");
-        if (error) std::rethrow_exception(error);
-        return std::move(*value);
+        return berth_test::run_until_done(ioc, std::move(op), 30s);
     }
     void run(asio::awaitable<void> op) {
         run([](asio::awaitable<void> inner) -> asio::awaitable<bool> {

@@ -14,6 +14,7 @@
 #include <doctest/doctest.h>
 
 #include "support/checks.hpp"
+#include "support/run_until.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -32,26 +33,9 @@ using verb = boost::beast::http::verb;
 using mock_client = berth::basic_client<mock_engine>;
 using namespace std::chrono_literals;
 
-struct hang : std::runtime_error {
-    hang() : std::runtime_error("the operation did not complete within 5 s") {}
-};
-
 template <class T>
 T run(asio::io_context& ioc, asio::awaitable<T> op) {
-    std::exception_ptr error;
-    std::optional<T> value;
-    bool done = false;
-    asio::co_spawn(ioc, std::move(op), [&](std::exception_ptr e, T v) {
-        error = e;
-        if (!e) value.emplace(std::move(v));
-        done = true;
-    });
-    ioc.restart();
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!done && ioc.run_one_until(deadline) > 0) {}
-    if (!done) throw hang();
-    if (error) std::rethrow_exception(error);
-    return std::move(*value);
+    return berth_test::run_until_done(ioc, std::move(op), 5s);
 }
 
 using berth_test::thrown;

@@ -252,17 +252,25 @@ inline std::string helper_failure(const std::string& name, const std::string& ac
            std::to_string(r.exit_code) + ")" + (text.empty() ? std::string() : ": " + bounded_outside_text(text, 1024));
 }
 
+// A helper's reply to `action` as a JSON object; anything larger than max_helper_reply_bytes or not an object is a
+// credential_error naming the helper and never quoting the reply.
+inline boost::json::value parse_helper_reply_object(std::string_view out, const std::string& name, const char* action) {
+    if (out.size() > max_helper_reply_bytes)
+        throw credential_error(helper_label(name) + " " + action + " printed more than " +
+                               std::to_string(max_helper_reply_bytes) + " bytes");
+    boost::system::error_code ec;
+    auto v = boost::json::parse(out, ec);
+    if (ec || !v.is_object())
+        throw credential_error(helper_label(name) + " " + action + " printed something that is not a JSON object");
+    return v;
+}
+
 // A helper's reply to `get` ({"ServerURL","Username","Secret"}) as credentials for `key`; nullopt when it names
 // none. Anything else is a credential_error naming the helper, never quoting the reply (it is where the secret
 // would be). A pure function of its input, so it is fuzzed (tests/fuzz/credential_helper_fuzz.cpp).
 inline std::optional<registry_credentials> parse_helper_get_reply(std::string_view out, const std::string& name,
                                                                   const std::string& key) {
-    const std::string helper = helper_label(name);
-    if (out.size() > max_helper_reply_bytes)
-        throw credential_error(helper + " get printed more than " + std::to_string(max_helper_reply_bytes) + " bytes");
-    boost::system::error_code ec;
-    auto v = boost::json::parse(out, ec);
-    if (ec || !v.is_object()) throw credential_error(helper + " get printed something that is not a JSON object");
+    auto v = parse_helper_reply_object(out, name, "get");
     auto& obj = v.get_object();
     auto field = [&](std::string_view k) -> std::string {
         auto* p = obj.if_contains(k);
@@ -283,12 +291,7 @@ inline std::optional<registry_credentials> parse_helper_get_reply(std::string_vi
 
 // A helper's reply to `list` ({"<server key>": "<username>", ...}): the server keys. Errors as for get.
 inline std::vector<std::string> parse_helper_list_reply(std::string_view out, const std::string& name) {
-    const std::string helper = helper_label(name);
-    if (out.size() > max_helper_reply_bytes)
-        throw credential_error(helper + " list printed more than " + std::to_string(max_helper_reply_bytes) + " bytes");
-    boost::system::error_code ec;
-    auto v = boost::json::parse(out, ec);
-    if (ec || !v.is_object()) throw credential_error(helper + " list printed something that is not a JSON object");
+    auto v = parse_helper_reply_object(out, name, "list");
     std::vector<std::string> keys;
     for (auto& [k, user] : v.get_object()) keys.emplace_back(k);
     return keys;
