@@ -31,7 +31,8 @@ namespace tar = berth::tar;
 namespace {
 
 // Large enough to amortise syscalls, small enough that the copy in and out of the kernel stays in cache.
-const std::size_t buffer_size = std::getenv("BERTH_TAR_BUFFER") ? std::stoul(std::getenv("BERTH_TAR_BUFFER")) : 128 * 1024;
+const std::size_t buffer_size = std::getenv("BERTH_TAR_BUFFER") ? std::stoul(std::getenv("BERTH_TAR_BUFFER"))
+                                                                : 128 * 1024;
 
 struct fatal : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -67,8 +68,10 @@ void read_archive(const std::string& path, const std::function<void(std::span<co
         std::span<const char> in(buf.data(), static_cast<std::size_t>(n));
         if (first && tar::looks_gzipped(in)) gz.emplace(buffer_size);
         first = false;
-        if (gz) gz->feed(in, sink);
-        else sink(in);
+        if (gz)
+            gz->feed(in, sink);
+        else
+            sink(in);
     }
     if (gz) gz->finish();
     if (fd != 0) ::close(fd);
@@ -154,11 +157,16 @@ int create(std::vector<std::string> args) {
     bool gzip = false;
     std::string source;
     for (std::size_t i = 0; i < args.size(); ++i) {
-        if (args[i] == "--name" && i + 1 < args.size()) name = args[++i];
-        else if (args[i] == "--dockerignore") o.use_dockerignore = true;
-        else if (args[i] == "--gzip") gzip = true;
-        else if (source.empty()) source = args[i];
-        else throw fatal("unexpected argument '" + args[i] + "'");
+        if (args[i] == "--name" && i + 1 < args.size())
+            name = args[++i];
+        else if (args[i] == "--dockerignore")
+            o.use_dockerignore = true;
+        else if (args[i] == "--gzip")
+            gzip = true;
+        else if (source.empty())
+            source = args[i];
+        else
+            throw fatal("unexpected argument '" + args[i] + "'");
     }
     if (source.empty()) throw fatal("create: missing DIR");
     tar::packer p(source, name, o);
@@ -178,11 +186,16 @@ int extract(std::vector<std::string> args) {
     tar::extract_options o;
     std::vector<std::string> pos;
     for (auto& a : args) {
-        if (a == "--allow-devices") o.allow_devices = true;
-        else if (a == "--keep-owners") o.keep_owners = true;
-        else if (a == "--exact-modes") o.permissions = tar::permissions::exact;
-        else if (a == "--allow-missing-end") o.reader.require_end_marker = false;
-        else pos.push_back(a);
+        if (a == "--allow-devices")
+            o.allow_devices = true;
+        else if (a == "--keep-owners")
+            o.keep_owners = true;
+        else if (a == "--exact-modes")
+            o.permissions = tar::permissions::exact;
+        else if (a == "--allow-missing-end")
+            o.reader.require_end_marker = false;
+        else
+            pos.push_back(a);
     }
     if (pos.size() != 2) throw fatal("extract: need ARCHIVE DEST");
     tar::unpacker u(pos[1], o);
@@ -199,7 +212,7 @@ int usage() {
     return 2;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
         std::cerr << "usage: blocking REPO_DIR\n";
         return 2;
     }
-    berth::setup_logger("berth-blocking.log"); // this thread's logger, as in the Python module
+    berth::setup_logger("berth-blocking.log");  // this thread's logger, as in the Python module
     berth::blocking::client client;             // as the docker CLI: DOCKER_HOST, context, socket
 
     berth::build_container_options options;
@@ -28,9 +28,9 @@ int main(int argc, char** argv) {
     int status = 0;
     try {
         auto result = berth::blocking::exec(client, *container, "sh -c 'echo hello from $(hostname)'");
-        berth::log_container_output(result); // throws berth::script_failed on a non-zero exit
+        berth::log_container_output(result);  // throws berth::script_failed on a non-zero exit
         std::cout << result.output;
-    } catch (const std::exception& e) { // engine_error, file_not_found, script_failed, system_error...
+    } catch (const std::exception& e) {  // engine_error, file_not_found, script_failed, system_error...
         std::cerr << "failed: " << e.what() << "\n";
         status = 1;
     }

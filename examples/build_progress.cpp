@@ -22,9 +22,9 @@ class build_display {
 public:
     void operator()(const berth::progress_event& e) {
         switch (e.kind) {
-        case berth::progress_kind::step_progress: // byte counts of a transfer: too chatty for a line each
+        case berth::progress_kind::step_progress:  // byte counts of a transfer: too chatty for a line each
             return;
-        case berth::progress_kind::step_log: // the step's output, indented; pieces need not be whole lines
+        case berth::progress_kind::step_log:  // the step's output, indented; pieces need not be whole lines
             for (char c : e.text) {
                 if (at_line_start_) std::cout << "    ";
                 std::cout << c;
@@ -34,7 +34,7 @@ public:
         default:
             if (!at_line_start_) std::cout << '\n';
             at_line_start_ = true;
-            std::cout << berth::describe(e) << '\n'; // "#2 [2/3] RUN make", "#2 CACHED ...", "#2 DONE ..."
+            std::cout << berth::describe(e) << '\n';  // "#2 [2/3] RUN make", "#2 CACHED ...", "#2 DONE ..."
         }
     }
 
@@ -46,21 +46,22 @@ asio::awaitable<int> build(std::string dir, std::string tag) {
     auto client = berth::client::from_env(co_await asio::this_coro::executor);
     berth::tar::pack_options pack;
     pack.use_dockerignore = true;
-    berth::tar::packer context(dir, "", pack); // streamed to the engine as it is read, never held in memory
+    berth::tar::packer context(dir, "", pack);  // streamed to the engine as it is read, never held in memory
     berth::build_options options;
     options.tag = tag;
-    options.network_mode = "none"; // RUN steps stay off the network
+    options.network_mode = "none";  // RUN steps stay off the network
     try {
-        auto image = co_await client.images().build(context, options, berth::progress_callback(build_display()));
+        options.on_progress = build_display();
+        auto image = co_await client.images().build(context, options);
         std::cout << "built " << image.id << " as " << tag << "\n";
         co_return 0;
-    } catch (const berth::engine_error& e) { // a failed step: the engine's own message (stream_error)
+    } catch (const berth::engine_error& e) {  // a failed step: the engine's own message (stream_error)
         std::cerr << "build failed: " << e.message() << "\n";
         co_return 1;
     }
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {

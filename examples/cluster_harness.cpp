@@ -37,6 +37,7 @@ asio::awaitable<bool> evaluate(berth::cluster& cluster, fs::path repo, std::stri
     build.container_name = "harness-" + run_id + "-" + std::to_string(worker);  // the service's name
     build.labels["berth.run"] = run_id;  // how this run's evaluations are found again
     build.network_mode = "none";
+    build.mount_name = "hyperagents";  // the repository at /hyperagents in the image (default: its directory's name)
     build.reserve_memory_bytes = 64 << 20;  // Swarm places the task on a node with this much to spare
     build.memory_bytes = 256 << 20;         // and the container may not use more
     auto container = co_await berth::build_container(cluster, build);
@@ -55,19 +56,17 @@ asio::awaitable<bool> evaluate(berth::cluster& cluster, fs::path repo, std::stri
         berth::run_options run;
         run.timeout = 60s;
         auto result = co_await berth::exec(*container, berth::argv("sh", "/task/run.sh"), run);
-        berth::log_container_output(result, true);  // throws script_failed on a non-zero exit
+        berth::log_container_output(result);  // throws script_failed on a non-zero exit
         co_await berth::copy_from_container(*container, "/task/result.txt", task / "result.txt");
         ok = true;
     } catch (const berth::node_unreachable_error& e) {
         std::cerr << build.container_name << ": " << e.node().describe() << " is down: " << e.what() << "\n";
-    } catch (const std::exception& e) {
-        std::cerr << build.container_name << ": " << e.what() << "\n";
-    }
+    } catch (const std::exception& e) { std::cerr << build.container_name << ": " << e.what() << "\n"; }
     co_await berth::cleanup_container(*container);  // removes the service; Swarm removes the container
     co_return ok;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 5) {

@@ -1,5 +1,5 @@
-// The seed's workflow end to end, as an evaluation harness runs it: build the image and start a container with the
-// repository mounted, copy a task in, run it, copy the results out, log everything, clean up.
+// The Python module's workflow end to end, as an evaluation harness runs it: build the image and start a container
+// with the repository mounted, copy a task in, run it, copy the results out, log everything, clean up.
 //
 //   evaluate [REPO_DIR] [WORK_DIR]
 //
@@ -42,7 +42,7 @@ static asio::awaitable<int> evaluate(fs::path repo, fs::path work) {
     options.repo_path = repo.string();
     options.image_name = "berth-demo";
     options.container_name = "berth-demo-run-0";
-    options.domains = {"search_arena"};
+    options.mount_name = "hyperagents";  // the repository at /hyperagents (default: its directory's name)
     options.network_mode = "none";
     auto container = co_await berth::build_container(client, options);
     if (!container) {

@@ -41,8 +41,7 @@ T run(asio::io_context& io, asio::awaitable<T> op) {
     io.restart();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     auto ready = [&] { return result.wait_for(std::chrono::seconds(0)) == std::future_status::ready; };
-    while (!ready() && io.run_one_until(deadline) > 0) {
-    }
+    while (!ready() && io.run_one_until(deadline) > 0) {}
     if (!ready()) throw std::runtime_error("the operation did not complete within 30 s");
     return result.get();
 }

@@ -56,22 +56,20 @@ asio::awaitable<bool> evaluate(berth::client& client, fs::path repo, fs::path wo
 
         berth::run_options run;
         run.log = log;
-        run.timeout = 60s; // exec_interrupted (timed_out) with the output so far when it passes
+        run.timeout = 60s;  // exec_interrupted (timed_out) with the output so far when it passes
         auto result = co_await berth::exec(*container, berth::argv("sh", "/task/run.sh"), run);
-        berth::log_container_output(result, true, log); // throws script_failed on a non-zero exit
+        berth::log_container_output(result, {.log = log});  // throws script_failed on a non-zero exit
 
         co_await berth::copy_from_container(*container, "/task/result.txt", work / "results" / (name + ".txt"), copy);
         ok = true;
-    } catch (const std::exception& e) {
-        log->error(std::string("evaluation failed: ") + e.what());
-    }
+    } catch (const std::exception& e) { log->error(std::string("evaluation failed: ") + e.what()); }
     berth::cleanup_options cleanup;
     cleanup.log = log;
     co_await berth::cleanup_container(*container, cleanup);
     co_return ok;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {

@@ -101,12 +101,13 @@ asio::awaitable<int> pull(std::string reference) {
     auto client = berth::client::from_env(co_await asio::this_coro::executor);
     layer_display display(::isatty(STDOUT_FILENO) != 0);
     berth::pull_options options;  // credentials: as the docker CLI finds them
-    auto pulled = co_await client.images().pull(reference, options, std::ref(display));
+    options.on_progress = std::ref(display);
+    auto pulled = co_await client.images().pull(reference, options);
     std::cout << pulled.reference << "\n  id     " << pulled.id << "\n  digest " << pulled.digest << "\n";
     co_return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc != 2) {
@@ -120,8 +121,6 @@ int main(int argc, char** argv) {
         return result.get();
     } catch (const berth::registry_error& e) {  // unauthorized, not found, unreachable: the engine's message
         std::cerr << "pull failed: " << e.message() << "\n";
-    } catch (const std::exception& e) {
-        std::cerr << "pull failed: " << e.what() << "\n";
-    }
+    } catch (const std::exception& e) { std::cerr << "pull failed: " << e.what() << "\n"; }
     return 1;
 }

@@ -108,7 +108,7 @@ std::string field_bytes(unsigned number, std::string_view bytes) {
 }
 std::string field_varint(unsigned number, std::uint64_t v) { return varint(number << 3) + varint(v); }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("unit") {
 
@@ -129,7 +129,7 @@ TEST_CASE("BuildKit trace payloads recorded from dockerd decode to their steps, 
     CHECK(copy->completed.has_value());
     CHECK(contains(b.log_of(b.named("RUN ls -l /a.txt")), "-rwxr-xr-x"));
     CHECK(b.named("RUN echo final") == nullptr);  // --target base: the final stage is not built
-    CHECK(b.statuses > 0);                         // exporting layers, writing image, naming
+    CHECK(b.statuses > 0);                        // exporting layers, writing image, naming
     auto* started = run_cache->started ? &*run_cache->started : nullptr;
     REQUIRE(started != nullptr);
     CHECK(started->seconds > 1'600'000'000);
@@ -187,9 +187,7 @@ TEST_CASE("every one-byte corruption of a recorded payload decodes or is a trace
                 bad[i] = static_cast<char>(x);
                 try {
                     berth::buildkit::decode_status_response(bad);
-                } catch (const berth::buildkit::trace_error&) {
-                    ++refused;
-                }
+                } catch (const berth::buildkit::trace_error&) { ++refused; }
             }
     CHECK(refused > 0);
 }
@@ -226,8 +224,9 @@ TEST_CASE("unknown trace fields are skipped, known ones kept") {
                          field_bytes(8, field_bytes(1, "group"));  // progressGroup: not decoded
     std::string log = field_bytes(1, "sha256:aa") + field_varint(3, 2) + field_bytes(4, "oops\n");
     std::string status = field_bytes(1, "id1") + field_bytes(2, "sha256:aa") + field_varint(4, 5) + field_varint(5, 10);
-    auto s = berth::buildkit::decode_status_response(field_varint(99, 1) + field_bytes(1, vertex) + field_bytes(2, status) +
-                                                     field_bytes(3, log) + field_bytes(77, "future"));
+    auto s = berth::buildkit::decode_status_response(field_varint(99, 1) + field_bytes(1, vertex) +
+                                                     field_bytes(2, status) + field_bytes(3, log) +
+                                                     field_bytes(77, "future"));
     REQUIRE(s.vertexes.size() == 1);
     CHECK(s.vertexes[0].digest == "sha256:aa");
     CHECK(s.vertexes[0].name == "[1/2] RUN x");
@@ -246,7 +245,8 @@ TEST_CASE("unknown trace fields are skipped, known ones kept") {
 
 TEST_CASE("progress messages: stream, status with progressDetail, aux, and errors with errorDetail alone") {
     berth::progress_message m;
-    berth::parse_progress_message(R"({"status":"Downloading","id":"a1","progressDetail":{"current":5,"total":9}})", "E", m);
+    berth::parse_progress_message(R"({"status":"Downloading","id":"a1","progressDetail":{"current":5,"total":9}})", "E",
+                                  m);
     CHECK(m.status == "Downloading");
     CHECK(m.id == "a1");
     CHECK(m.current == 5);
@@ -285,7 +285,7 @@ TEST_CASE("the JSON-lines splitter joins lines across pieces and refuses a line 
     CHECK_THROWS_AS(tight.feed("de\n", "E", on), berth::protocol_error);
 }
 
-} // TEST_SUITE("unit")
+}  // TEST_SUITE("unit")
 
 // ------------------------------------------------------------------------------------------------------------
 // The mock engine: what a real engine cannot be made to send
@@ -298,19 +298,16 @@ struct mock_fixture {
     mock_engine engine{ioc.get_executor()};
     berth::basic_client<mock_engine> client{engine};
 
+    // run_on_mock with this suite's time limit.
     template <class T>
     T run(asio::awaitable<T> op) {
-        auto f = asio::co_spawn(ioc, std::move(op), asio::use_future);
-        ioc.restart();
-        auto deadline = std::chrono::steady_clock::now() + 20s;  // a hang fails the test instead of stalling it
-        while (f.wait_for(0s) != std::future_status::ready && ioc.run_one_until(deadline) > 0) {}
-        REQUIRE(f.wait_for(0s) == std::future_status::ready);
-        return f.get();
+        return run_on_mock(ioc, std::move(op), 20s);
     }
     berth::built_image build(berth::build_options options, berth::progress_callback events = {}) {
         std::string context = "ctx";
         berth::http::memory_source source{context};
-        return run(client.images().build(source, std::move(options), std::move(events)));
+        options.on_progress = std::move(events);
+        return run(client.images().build(source, std::move(options)));
     }
 };
 
@@ -320,19 +317,20 @@ std::string jsonl(std::initializer_list<std::string_view> lines) {
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("unit") {
 
 TEST_CASE("a build stream with errorDetail and no error field is a failed build (issue 13, item 5)") {
     mock_fixture f;
-    f.engine.on(verb::post, "/build",
-                reply::chunked(200,
-                               {jsonl({R"({"stream":"Step 1/2 : FROM scratch\n"})", R"({"stream":"Step 2/2 : RUN false\n"})",
-                                       R"({"stream":"partial output\n"})",
-                                       R"({"errorDetail":{"code":1,"message":"The command returned a non-zero code: 1"}})",
-                                       R"({"aux":{"ID":"sha256:feed"}})"})},
-                               "application/json"));
+    f.engine.on(
+        verb::post, "/build",
+        reply::chunked(200,
+                       {jsonl({R"({"stream":"Step 1/2 : FROM scratch\n"})", R"({"stream":"Step 2/2 : RUN false\n"})",
+                               R"({"stream":"partial output\n"})",
+                               R"({"errorDetail":{"code":1,"message":"The command returned a non-zero code: 1"}})",
+                               R"({"aux":{"ID":"sha256:feed"}})"})},
+                       "application/json"));
     berth::build_options options;
     options.builder = berth::builder::legacy;
     try {
@@ -347,11 +345,14 @@ TEST_CASE("a build stream with errorDetail and no error field is a failed build 
     }
 }
 
-TEST_CASE("build output kept without a callback is bounded, and the result says how much was dropped (issue 13, item 6)") {
+TEST_CASE(
+    "build output kept without a callback is bounded, and the result says how much was dropped (issue 13, item 6)") {
     mock_fixture f;
     // 6 MiB of output in 4 KiB lines, 64 KiB per chunk
     const std::string line_text(4095, 'x');
-    const std::string line = R"({"stream":")" + line_text + R"(\n"})" "\n";
+    const std::string line = R"({"stream":")" + line_text +
+                             R"(\n"})"
+                             "\n";
     std::vector<std::string> chunks;
     std::uint64_t total = 0;
     for (int c = 0; c < 96; ++c) {
@@ -385,7 +386,8 @@ TEST_CASE("build output kept without a callback is bounded, and the result says 
 
 TEST_CASE("a recorded BuildKit stream becomes step events, and its failure a build_error with the step's own lines") {
     mock_fixture f;
-    f.engine.on(verb::post, "/build", reply::chunked(200, {read_file(data_file("build-ok.jsonl"))}, "application/json"));
+    f.engine.on(verb::post, "/build",
+                reply::chunked(200, {read_file(data_file("build-ok.jsonl"))}, "application/json"));
     std::vector<progress_event> events;
     berth::build_options options;
     options.tag = "h5-recorded";
@@ -407,7 +409,8 @@ TEST_CASE("a recorded BuildKit stream becomes step events, and its failure a bui
     CHECK(logged);
 
     mock_fixture g;
-    g.engine.on(verb::post, "/build", reply::chunked(200, {read_file(data_file("build-failed.jsonl"))}, "application/json"));
+    g.engine.on(verb::post, "/build",
+                reply::chunked(200, {read_file(data_file("build-failed.jsonl"))}, "application/json"));
     std::vector<progress_event> failed_events;
     try {
         g.build(berth::build_options{}, [&](const progress_event& e) { failed_events.push_back(e); });
@@ -422,25 +425,30 @@ TEST_CASE("a recorded BuildKit stream becomes step events, and its failure a bui
                         [](auto& e) { return e.kind == progress_kind::step_failed; }) == 1);
 
     mock_fixture h;  // without a callback the events are in the log, as --progress=plain shows them
-    h.engine.on(verb::post, "/build", reply::chunked(200, {read_file(data_file("build-cached.jsonl"))}, "application/json"));
+    h.engine.on(verb::post, "/build",
+                reply::chunked(200, {read_file(data_file("build-cached.jsonl"))}, "application/json"));
     auto cached = h.build(berth::build_options{});
     CHECK(contains(cached.log, "CACHED [base 2/4] RUN --mount=type=cache"));
 }
 
 TEST_CASE("a corrupted BuildKit trace in the stream is a protocol_error, not a crash") {
     mock_fixture f;
-    f.engine.on(verb::post, "/build",
-                reply::chunked(200, {jsonl({R"({"id":"moby.buildkit.trace","aux":"CgUKAWE="})",  // vertex: length past the end
-                                            R"({"aux":{"ID":"sha256:1"}})"})},
-                               "application/json"));
+    f.engine.on(
+        verb::post, "/build",
+        reply::chunked(200,
+                       {jsonl({R"({"id":"moby.buildkit.trace","aux":"CgUKAWE="})",  // vertex: length past the end
+                               R"({"aux":{"ID":"sha256:1"}})"})},
+                       "application/json"));
     CHECK_THROWS_AS(f.build(berth::build_options{}), berth::protocol_error);
     mock_fixture g;
-    g.engine.on(verb::post, "/build",
-                reply::chunked(200, {jsonl({R"({"id":"moby.buildkit.trace","aux":"not base64!"})"})}, "application/json"));
+    g.engine.on(
+        verb::post, "/build",
+        reply::chunked(200, {jsonl({R"({"id":"moby.buildkit.trace","aux":"not base64!"})"})}, "application/json"));
     CHECK_THROWS_AS(g.build(berth::build_options{}), berth::protocol_error);
 }
 
-TEST_CASE("the builder asked for: BuildKit by default on Docker, legacy when /_ping says 1 or when asked, Buildah on Podman") {
+TEST_CASE(
+    "the builder asked for: BuildKit by default on Docker, legacy when /_ping says 1 or when asked, Buildah on Podman") {
     const std::string ok = jsonl({R"({"aux":{"ID":"sha256:1"}})"});
     {
         mock_fixture f;
@@ -494,13 +502,14 @@ TEST_CASE("legacy and Buildah text becomes step events: started, cached, complet
     mock_fixture f;
     f.engine.answer_as_podman();
     f.engine.on(verb::post, "/build",
-                reply::chunked(200,
-                               {jsonl({R"({"stream":"STEP 1/3: FROM base\n"})", R"({"stream":"STEP 2/3: RUN echo a\n"})",
-                                       R"({"stream":"--\u003e Using cache 8768fc\n"})", R"({"stream":"--\u003e 8768fc5edf6\n"})",
-                                       R"({"stream":"STEP 3/3: RUN echo b"})", R"({"stream":"\n"})", R"({"stream":"b\n"})",
-                                       R"({"stream":"COMMIT x\n"})", R"({"stream":"--\u003e 2863e0cffd5\n"})",
-                                       R"({"stream":"2863e0cffd51\n"})", R"({"aux":{"ID":"sha256:2863"}})"})},
-                               "application/json"));
+                reply::chunked(
+                    200,
+                    {jsonl({R"({"stream":"STEP 1/3: FROM base\n"})", R"({"stream":"STEP 2/3: RUN echo a\n"})",
+                            R"({"stream":"--\u003e Using cache 8768fc\n"})", R"({"stream":"--\u003e 8768fc5edf6\n"})",
+                            R"({"stream":"STEP 3/3: RUN echo b"})", R"({"stream":"\n"})", R"({"stream":"b\n"})",
+                            R"({"stream":"COMMIT x\n"})", R"({"stream":"--\u003e 2863e0cffd5\n"})",
+                            R"({"stream":"2863e0cffd51\n"})", R"({"aux":{"ID":"sha256:2863"}})"})},
+                    "application/json"));
     std::vector<std::string> seen;
     auto image = f.build(berth::build_options{}, [&](const progress_event& e) {
         if (e.kind != progress_kind::message) seen.push_back(berth::describe(e));
@@ -510,7 +519,7 @@ TEST_CASE("legacy and Buildah text becomes step events: started, cached, complet
                                            "#3 RUN echo b", "#3 b\n", "#3 DONE RUN echo b"});
 }
 
-} // TEST_SUITE("unit")
+}  // TEST_SUITE("unit")
 
 // ------------------------------------------------------------------------------------------------------------
 // Real engines
@@ -523,13 +532,12 @@ struct image_guard {
     std::string address, name;
     static asio::awaitable<void> remove(std::string address, std::string name) {
         auto c = berth::client::at(co_await asio::this_coro::executor, address);
-        co_await c.images().remove(name, true);
+        co_await c.images().remove(name, {.force = true});
     }
     ~image_guard() {
         try {
-            run(remove(address, name));
-        } catch (const std::exception&) {
-        }
+            run_to_completion(remove(address, name));
+        } catch (const std::exception&) {}
     }
 };
 
@@ -537,7 +545,8 @@ struct recorded_events {
     std::vector<progress_event> all;
     void operator()(const progress_event& e) { all.push_back(e); }
     long count(progress_kind k, std::string_view name_part) const {
-        return std::count_if(all.begin(), all.end(), [&](auto& e) { return e.kind == k && contains(e.name, name_part); });
+        return std::count_if(all.begin(), all.end(),
+                             [&](auto& e) { return e.kind == k && contains(e.name, name_part); });
     }
     std::string log_of(std::string_view name_part) const {
         std::string out;
@@ -562,7 +571,8 @@ constexpr std::string_view buildkit_dockerfile =
 void write_buildkit_context(const std::filesystem::path& dir) {
     write_file(dir / "Dockerfile", buildkit_dockerfile);
     write_file(dir / "tool.sh", "#!/bin/sh\necho tool-ran\n");
-    std::filesystem::permissions(dir / "tool.sh", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    std::filesystem::permissions(dir / "tool.sh",
+                                 std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 asio::awaitable<void> buildkit_syntax(const engine_under_test& e) {
@@ -579,11 +589,12 @@ asio::awaitable<void> buildkit_syntax(const engine_under_test& e) {
     options.build_args = {{"GREETING", greeting}};
     options.network_mode = "none";
     options.labels = {{"berth.test", "h5"}};
-    options.no_cache = true;  // every step runs, so its output is there to check
+    options.no_cache = true;                   // every step runs, so its output is there to check
     options.force_remove_intermediate = true;  // the failing build below leaves no container (Buildah's included)
     recorded_events events;
     berth::tar::packer packer(ctx.path, "");
-    auto image = co_await c.images().build(packer, options, std::ref(events));
+    options.on_progress = std::ref(events);
+    auto image = co_await c.images().build(packer, options);
     CHECK(image.id.starts_with("sha256:"));
     CHECK(image.backend == (e.name == "podman" ? berth::build_backend::buildah : berth::build_backend::buildkit));
     CHECK(contains(events.log_of("RUN --mount=type=cache"), "greeting=" + greeting));
@@ -611,8 +622,9 @@ asio::awaitable<void> failing_step(const engine_under_test& e) {
     auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
     co_await ensure_base_image(c);
     temp_dir ctx;
-    write_file(ctx / "Dockerfile",
-               "FROM berth-busybox\nRUN echo fine\nRUN echo before-fail && echo to-stderr >&2 && exit 3\nRUN echo never\n");
+    write_file(
+        ctx / "Dockerfile",
+        "FROM berth-busybox\nRUN echo fine\nRUN echo before-fail && echo to-stderr >&2 && exit 3\nRUN echo never\n");
     for (auto builder : {berth::builder::automatic, berth::builder::legacy}) {
         CAPTURE(static_cast<int>(builder));
         berth::build_options options;
@@ -623,8 +635,9 @@ asio::awaitable<void> failing_step(const engine_under_test& e) {
         options.force_remove_intermediate = true;
         recorded_events events;
         berth::tar::packer packer(ctx.path, "");
+        options.on_progress = std::ref(events);
         try {
-            co_await c.images().build(packer, options, std::ref(events));
+            co_await c.images().build(packer, options);
             FAIL("a failing build succeeded");
         } catch (const berth::build_error& err) {
             CHECK(err.code() == berth::engine_errc::build_failed);
@@ -655,11 +668,13 @@ asio::awaitable<void> cached_rebuild(const engine_under_test& e) {
     options.network_mode = "none";
     recorded_events first, second;
     berth::tar::packer p1(ctx.path, "");
-    auto a = co_await c.images().build(p1, options, std::ref(first));
+    options.on_progress = std::ref(first);
+    auto a = co_await c.images().build(p1, options);
     CHECK(first.count(progress_kind::step_cached, "RUN echo " + marker) == 0);
     CHECK(first.count(progress_kind::step_completed, "RUN echo " + marker) == 1);
     berth::tar::packer p2(ctx.path, "");
-    auto b = co_await c.images().build(p2, options, std::ref(second));
+    options.on_progress = std::ref(second);
+    auto b = co_await c.images().build(p2, options);
     CHECK(a.id == b.id);
     CHECK(second.count(progress_kind::step_cached, "RUN echo " + marker) == 1);
     CHECK(second.count(progress_kind::step_cached, "COPY data.txt") == 1);
@@ -712,8 +727,9 @@ asio::awaitable<void> cancelled_build(const engine_under_test& e) {
         temp_dir ctx;
         const auto step1 = unique_name("h5-cancel-step1");
         const auto step2 = unique_name("h5-cancel-step2");
-        write_file(ctx / "Dockerfile", "FROM berth-busybox\nRUN echo started && sleep " + std::string(podman ? "6" : "3600") +
-                                           " && echo " + step1 + "\nRUN echo " + step2 + " && sleep 3600\n");
+        write_file(ctx / "Dockerfile", "FROM berth-busybox\nRUN echo started && sleep " +
+                                           std::string(podman ? "6" : "3600") + " && echo " + step1 + "\nRUN echo " +
+                                           step2 + " && sleep 3600\n");
         berth::build_options options;
         options.tag = unique_name("h5-cancel");
         options.builder = builder;
@@ -722,7 +738,7 @@ asio::awaitable<void> cancelled_build(const engine_under_test& e) {
         options.force_remove_intermediate = true;
         asio::cancellation_signal cancel;
         std::size_t running_when_cancelled = 0;
-        berth::progress_callback on_event = [&](const progress_event& ev) {
+        options.on_progress = [&](const progress_event& ev) {
             // Step 1 runs once its output arrives: note its process, then cancel (posted, so the signal reaches the
             // build while it waits for the engine).
             if (ev.kind == progress_kind::step_log && contains(ev.text, "started") && running_when_cancelled == 0) {
@@ -733,7 +749,7 @@ asio::awaitable<void> cancelled_build(const engine_under_test& e) {
         berth::tar::packer packer(ctx.path, "");
         std::exception_ptr outcome;
         asio::steady_timer done(ex, std::chrono::steady_clock::time_point::max());
-        asio::co_spawn(ex, c.images().build(packer, options, on_event),
+        asio::co_spawn(ex, c.images().build(packer, options),
                        asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr ep, berth::built_image) {
                            outcome = ep;
                            done.cancel();
@@ -742,9 +758,7 @@ asio::awaitable<void> cancelled_build(const engine_under_test& e) {
         REQUIRE(outcome);
         try {
             std::rethrow_exception(outcome);
-        } catch (const boost::system::system_error& err) {
-            CHECK(err.code() == asio::error::operation_aborted);
-        }
+        } catch (const boost::system::system_error& err) { CHECK(err.code() == asio::error::operation_aborted); }
         CHECK(running_when_cancelled >= 1);  // the checks below can see a step's process
         CHECK(co_await processes_gone(step1, 120s));
         // Had the build gone on, step 2 would have started right after step 1 and would hold its process for an
@@ -762,7 +776,7 @@ asio::awaitable<void> cancelled_build(const engine_under_test& e) {
     }
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("engine") {
 TEST_CASE("BuildKit syntax builds on both engines: cache mounts, COPY --chmod, --target, build args, labels") {
@@ -773,4 +787,4 @@ TEST_CASE("a failing RUN step's error and its own output reach the caller, with 
 }
 TEST_CASE("a rebuild reports its steps as cached") { for_each_engine(cached_rebuild); }
 TEST_CASE("a cancelled build leaves no build step running on the engine") { for_each_engine(cancelled_build); }
-}
+}  // TEST_SUITE("engine")

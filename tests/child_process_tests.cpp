@@ -20,11 +20,6 @@ namespace fs = std::filesystem;
 namespace {
 
 
-void write_script(const fs::path& path, const std::string& body) {
-    write_file(path, "#!/bin/sh\n" + body);
-    ::chmod(path.c_str(), 0755);
-}
-
 // The pid a script wrote into `file`.
 pid_t pid_in(const fs::path& file) {
     REQUIRE(fs::exists(file));
@@ -64,7 +59,8 @@ std::size_t peak_memory() {
 // grown (a file berth keeps would be 512 MiB; a pipe berth drains holds nothing).
 std::string flood_stderr(const fs::path& size_file) {
     return "yes 'noise noise noise noise noise noise noise' | head -c 536870912 >&2\n"
-           "stat -L -c %s /proc/$$/fd/2 > '" + size_file.string() + "'\n";
+           "stat -L -c %s /proc/$$/fd/2 > '" +
+           size_file.string() + "'\n";
 }
 
 constexpr std::size_t memory_bound = 64u << 20;
@@ -92,7 +88,7 @@ asio::awaitable<void> ping_within(berth::engine_endpoint ep, std::chrono::steady
     co_await berth::with_timeout(c.system().ping(), limit);
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("child processes") {
 
@@ -114,7 +110,7 @@ TEST_CASE("credential helpers: a wrapper script's own children end with it, and 
         write_script(dir / "docker-credential-hang", record_pids + "exec sleep 60\n");
         write_file(dir / "config.json", R"({"credsStore":"hang"})");
         o.helper_timeout = 1s;
-        CHECK_THROWS_WITH_AS(run(berth::find_credentials(key, o)), doctest::Contains("did not finish"),
+        CHECK_THROWS_WITH_AS(run_to_completion(berth::find_credentials(key, o)), doctest::Contains("did not finish"),
                              berth::credential_error);
         CHECK(ended(pid_in(child_pid)));
         CHECK(ended(pid_in(grandchild_pid)));
@@ -124,7 +120,7 @@ TEST_CASE("credential helpers: a wrapper script's own children end with it, and 
                      "read -r url\n" + record_pids + "printf '{\"Username\":\"u\",\"Secret\":\"s\"}'\nexit 0\n");
         write_file(dir / "config.json", R"({"credsStore":"leaky"})");
         o.helper_timeout = 20s;  // waiting for the end of stdout would run into this (an error), not into success
-        auto c = run(berth::find_credentials(key, o));
+        auto c = run_to_completion(berth::find_credentials(key, o));
         REQUIRE(c);
         CHECK(c->username == "u");
         CHECK(ended(pid_in(grandchild_pid)));
@@ -134,9 +130,10 @@ TEST_CASE("credential helpers: a wrapper script's own children end with it, and 
         write_script(dir / "docker-credential-noisy",
                      flood_stderr(size_file) + "echo 'the keychain is locked' >&2\nexit 3\n");
         write_file(dir / "config.json", R"({"credsStore":"noisy"})");
+        o.helper_timeout = 10min;  // 512 MiB through a pipe on a loaded machine may take longer than the default 30 s
         const auto before = peak_memory();
         try {
-            run(berth::find_credentials(key, o));
+            run_to_completion(berth::find_credentials(key, o));
             FAIL("a failing helper was not reported");
         } catch (const berth::credential_error& e) {
             const std::string what = e.what();
@@ -152,7 +149,7 @@ TEST_CASE("credential helpers: a wrapper script's own children end with it, and 
                      "read -r url\nyes '{\"Secret\":\"p4ssw0rd-leak\"}' | head -c 3000000\nexit 0\n");
         write_file(dir / "config.json", R"({"credsStore":"chatty"})");
         try {
-            run(berth::find_credentials(key, o));
+            run_to_completion(berth::find_credentials(key, o));
             FAIL("3 MB of output was accepted");
         } catch (const berth::credential_error& e) {
             CHECK(contains(e.what(), "printed more than 1 MiB"));
@@ -175,18 +172,17 @@ TEST_CASE("ssh: a wrapper script's own children end with it, and its stderr is b
 
     SUBCASE("a connect cancelled (time limit) ends the whole process group") {
         write_script(dir / "ssh", record_pids + "exec sleep 60\n");
-        CHECK_THROWS_AS(run(ping_within(fake_ssh_endpoint(), 1s)), boost::system::system_error);
+        CHECK_THROWS_AS(run_to_completion(ping_within(fake_ssh_endpoint(), 1s)), boost::system::system_error);
         CHECK(ended(pid_in(child_pid)));
         CHECK(ended(pid_in(grandchild_pid)));
     }
     SUBCASE("a connection dropped ends the whole process group") {
         // answers GET /_ping once, keeping the connection open
-        write_script(dir / "ssh", record_pids +
-                                      "cr=$(printf '\\r')\n"
-                                      "while IFS= read -r line; do [ \"$line\" = \"$cr\" ] && break; done\n"
-                                      "printf 'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nOK'\n"
-                                      "exec sleep 60\n");
-        run([]() -> asio::awaitable<void> {
+        write_script(dir / "ssh", record_pids + "cr=$(printf '\\r')\n"
+                                                "while IFS= read -r line; do [ \"$line\" = \"$cr\" ] && break; done\n"
+                                                "printf 'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nOK'\n"
+                                                "exec sleep 60\n");
+        run_to_completion([]() -> asio::awaitable<void> {
             berth::socket_transport transport(co_await asio::this_coro::executor, fake_ssh_endpoint());
             auto stream = co_await berth::with_timeout(transport.connect(), 20s);
         }());
@@ -196,10 +192,11 @@ TEST_CASE("ssh: a wrapper script's own children end with it, and its stderr is b
     SUBCASE("ssh exits while its child keeps the socket open: the failure is reported, the child ended") {
         write_script(dir / "ssh", record_pids + "echo 'ssh: connect to host berth-test-host: refused' >&2\nexit 255\n");
         try {
-            run(ping_within(fake_ssh_endpoint(), 20s));  // waiting for the end of output would run into this
+            run_to_completion(
+                ping_within(fake_ssh_endpoint(), 20s));  // waiting for the end of output would run into this
             FAIL("the connection succeeded");
         } catch (const berth::ssh_error& e) {
-            CHECK(e.kind() == berth::ssh_errc::connection_failed);
+            CHECK(e.code() == berth::ssh_errc::connection_failed);
             CHECK(contains(e.ssh_stderr(), "refused"));
         }
         CHECK(ended(pid_in(grandchild_pid)));
@@ -209,10 +206,10 @@ TEST_CASE("ssh: a wrapper script's own children end with it, and its stderr is b
         write_script(dir / "ssh", flood_stderr(size_file) + "echo 'Permission denied (publickey).' >&2\nexit 255\n");
         const auto before = peak_memory();
         try {
-            run(ping_within(fake_ssh_endpoint(), 60s));
+            run_to_completion(ping_within(fake_ssh_endpoint(), 60s));
             FAIL("the connection succeeded");
         } catch (const berth::ssh_error& e) {
-            CHECK(e.kind() == berth::ssh_errc::authentication_refused);
+            CHECK(e.code() == berth::ssh_errc::authentication_refused);
             CHECK(e.exit_status() == 255);
             CHECK(contains(e.ssh_stderr(), "Permission denied (publickey)."));
             CHECK(e.ssh_stderr().size() <= 8 * 1024);
@@ -224,4 +221,4 @@ TEST_CASE("ssh: a wrapper script's own children end with it, and its stderr is b
     CHECK(no_child_left());
 }
 
-} // TEST_SUITE
+}  // TEST_SUITE("child processes")

@@ -47,8 +47,8 @@ asio::awaitable<void> exit_code_and_cpu(const engine_under_test& e) {
     berth::run_options measured;
     measured.measure_usage = true;
     measured.log = f.log;
-    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exit 3"),
-                                  measured);
+    auto r = co_await berth::exec(
+        *box, berth::argv("sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exit 3"), measured);
     CHECK(r.exit_code == 3);
     CHECK(r.outcome.end == berth::exec_end::exited);
     CHECK_FALSE(r.outcome.signal.has_value());
@@ -58,11 +58,9 @@ asio::awaitable<void> exit_code_and_cpu(const engine_under_test& e) {
     // Docker reports the memory cgroup's high-water mark (cgroup v1); Podman's stats have none
     if (e.name == "docker") CHECK(r.usage.container_peak_memory_bytes.value_or(0) > 0);
     try {
-        berth::log_container_output(r, true, f.log);
+        berth::log_container_output(r, {.log = f.log});
         FAIL("exit code 3 did not throw");
-    } catch (const berth::script_failed& err) {
-        CHECK(std::string(err.what()) == "Script failed with exit code 3");
-    }
+    } catch (const berth::script_failed& err) { CHECK(std::string(err.what()) == "Script failed with exit code 3"); }
     CHECK(f.logged().find("INFO - Command ended: exit code 3; wall ") != std::string::npos);
     CHECK(f.logged().find("container CPU ") != std::string::npos);
 
@@ -78,7 +76,7 @@ asio::awaitable<void> exit_code_and_cpu(const engine_under_test& e) {
     CHECK(quick.usage.wall_time > std::chrono::nanoseconds::zero());
     CHECK_FALSE(quick.usage.container_cpu_seconds.has_value());
     CHECK_FALSE(quick.usage.container_peak_memory_bytes.has_value());
-    co_await berth::cleanup_container(*box, false);
+    co_await berth::cleanup_container(*box, {.verbose = false});
 }
 
 asio::awaitable<void> signals_and_oom(const engine_under_test& e) {
@@ -103,10 +101,11 @@ asio::awaitable<void> signals_and_oom(const engine_under_test& e) {
     CHECK(segv.exit_code == 139);
     CHECK(segv.outcome.end == berth::exec_end::signalled);
     CHECK(segv.outcome.signal == 11);
-    CHECK_THROWS_AS(berth::log_container_output(segv, true, f.log), berth::script_failed);
+    CHECK_THROWS_AS(berth::log_container_output(segv, {.log = f.log}), berth::script_failed);
 
     // the shell holds 300 MiB in a variable: more than the limit and its swap allowance
-    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "x=$(head -c 300m /dev/zero | tr '\\0' a); echo ${#x}"), quiet);
+    auto r = co_await berth::exec(*box, berth::argv("sh", "-c", "x=$(head -c 300m /dev/zero | tr '\\0' a); echo ${#x}"),
+                                  quiet);
     CHECK(r.exit_code == 137);
     CHECK(r.outcome.end == berth::exec_end::oom_killed);
     CHECK(r.outcome.signal == 9);
@@ -114,10 +113,10 @@ asio::awaitable<void> signals_and_oom(const engine_under_test& e) {
     // the high-water mark of a cgroup that ran out: near its limit, never above it
     CHECK(*r.usage.container_peak_memory_bytes > (std::uint64_t{32} << 20));
     CHECK(*r.usage.container_peak_memory_bytes <= (std::uint64_t{64} << 20));
-    CHECK_THROWS_AS(berth::log_container_output(r, true, f.log), berth::script_failed);
+    CHECK_THROWS_AS(berth::log_container_output(r, {.log = f.log}), berth::script_failed);
     CHECK(f.logged().find("INFO - Command ended: OOM-killed (out of memory); wall ") != std::string::npos);
     CHECK(f.logged().find("INFO - Command ended: killed by signal 11") != std::string::npos);
-    co_await berth::cleanup_container(*box, false);
+    co_await berth::cleanup_container(*box, {.verbose = false});
 }
 
 asio::awaitable<void> time_out_kills(const engine_under_test& e) {
@@ -144,7 +143,7 @@ asio::awaitable<void> time_out_kills(const engine_under_test& e) {
         CHECK(err.partial().outcome.process_killed);
         CHECK(std::string_view("spinning\n").starts_with(err.partial().output));  // what had arrived
         CHECK_FALSE(err.partial().exit_code.has_value());
-        CHECK_NOTHROW(berth::log_container_output(err.partial(), true, f.log));
+        CHECK_NOTHROW(berth::log_container_output(err.partial(), {.log = f.log}));
     }
     CHECK(thrown);
     CHECK(f.logged().find("INFO - Command ended: timed out (its processes killed)") != std::string::npos);
@@ -156,7 +155,7 @@ asio::awaitable<void> time_out_kills(const engine_under_test& e) {
     CHECK(ps.output.find("while") == std::string::npos);
     CHECK(ps.output.find("sleep 3600") == std::string::npos);
     CHECK(ps.output.find("tail -f /dev/null") != std::string::npos);  // the container's own process is untouched
-    co_await berth::cleanup_container(*box, false);
+    co_await berth::cleanup_container(*box, {.verbose = false});
 }
 
 // A private engine for a test that restarts it: started from scripts/engine in its own directory, stopped (and its
@@ -165,7 +164,9 @@ struct private_engine {
     std::string kind;
     std::string dir;
     std::string address;
-    static fs::path script() { return fs::path(BERTH_TEST_DATA_DIR).parent_path().parent_path() / "scripts" / "engine"; }
+    static fs::path script() {
+        return fs::path(BERTH_TEST_DATA_DIR).parent_path().parent_path() / "scripts" / "engine";
+    }
     std::string command(const std::string& action) const {
         return "BERTH_ENGINE_DIR=" + dir + " " + script().string() + " " + action + " " + kind;
     }
@@ -206,14 +207,15 @@ void engine_restart_is_lost(const std::string& kind) {
     auto outcome = ended.get_future();
     runner = std::thread([&] {
         try {
-            run([&]() -> asio::awaitable<void> {
+            run_to_completion([&]() -> asio::awaitable<void> {
                 auto c = berth::client::at(co_await asio::this_coro::executor, engine.address);
                 auto id = co_await start_idle_container(c, unique_name("outcome-lost"));
                 berth::container box{&c, id, "lost"};
                 berth::run_options watch;
                 watch.verbose = false;
+                watch.measure_usage = true;  // on Docker, the container's stats stream is cut as well: it ends quietly
                 bool told = false;
-                watch.on_output = [&](berth::output_stream, std::string_view d) {
+                watch.exec.on_output = [&](berth::output_stream, std::string_view d) {
                     if (!told && d.find("started") != std::string_view::npos) {
                         told = true;
                         started.set_value();
@@ -222,19 +224,15 @@ void engine_restart_is_lost(const std::string& kind) {
                 try {
                     auto r = co_await berth::exec(box, berth::argv("sh", "-c", "echo started; exec sleep 600"), watch);
                     ended.set_value(std::move(r));
-                } catch (const berth::exec_interrupted& err) {
-                    ended.set_value(err.partial());
-                }
+                } catch (const berth::exec_interrupted& err) { ended.set_value(err.partial()); }
             }());
         } catch (...) {
             try {
                 started.set_exception(std::current_exception());
-            } catch (const std::future_error&) {
-            }
+            } catch (const std::future_error&) {}
             try {
                 ended.set_exception(std::current_exception());
-            } catch (const std::future_error&) {
-            }
+            } catch (const std::future_error&) {}
         }
     });
     REQUIRE(started_seen.wait_for(std::chrono::seconds(120)) == std::future_status::ready);
@@ -248,20 +246,79 @@ void engine_restart_is_lost(const std::string& kind) {
     CHECK(r.output == "started\n");
 }
 
-} // namespace
+// The figures without a wait (on Docker from the container's stats stream, opened by the first measured exec; on
+// Podman from one request each): a command that burns about 1.5 s of CPU shows it, in its own figures or in a
+// sample taken after it (usage_after); the figures never decrease; cleanup_container ends the stream, so the
+// io_context runs out of work with the client still alive and no connection is left in use.
+void background_figures(const engine_under_test& e) {
+    asio::io_context ioc;
+    auto c = berth::client::at(ioc.get_executor(), e.address);
+    std::exception_ptr failure;
+    auto body = [&]() -> asio::awaitable<void> {  // named: the coroutine refers to its captures until it ends
+        co_await ensure_base_image(c);
+        evaluation_fixture f;
+        const auto name = unique_name("outcome-figures");
+        container_guard guard{e.address, name};
+        auto box = co_await berth::build_container(c, f.options(name));
+        REQUIRE(box.has_value());
+        berth::run_options measured;
+        measured.measure_usage = true;
+        measured.log = f.log;
+        auto first = co_await berth::exec(*box, berth::argv("true"), measured);
+        REQUIRE(first.usage.container_cpu_seconds.has_value());
+        const bool docker = e.name == "docker";
+        CHECK(c.core().usage_feeds().running() == (docker ? 1u : 0u));
+        if (docker) CHECK(first.usage.sampled_at.has_value());
+
+        // md5 of 250 MiB of zeros: about 1.5 s of CPU, whatever else the machine is doing
+        auto burn = co_await berth::exec(*box, berth::argv("sh", "-c", "head -c 250m /dev/zero | md5sum"), measured);
+        CHECK(burn.exit_code == 0);
+        REQUIRE(burn.usage.container_cpu_seconds.has_value());
+        CHECK(*burn.usage.container_cpu_seconds >= *first.usage.container_cpu_seconds);
+        const auto ended = std::chrono::system_clock::now();
+        auto after = co_await berth::usage_after(*box, ended);
+        REQUIRE(after.has_value());
+        if (docker) CHECK(after->read >= ended);
+        const double cpu_after = static_cast<double>(after->cpu_total_ns) / 1e9;
+        CHECK(cpu_after >= *burn.usage.container_cpu_seconds);
+        CHECK(cpu_after - *first.usage.container_cpu_seconds >= 1.0);
+        auto last = co_await berth::exec(*box, berth::argv("true"), measured);
+        REQUIRE(last.usage.container_cpu_seconds.has_value());
+        CHECK(*last.usage.container_cpu_seconds >= *burn.usage.container_cpu_seconds);
+        if (first.usage.container_peak_memory_bytes && last.usage.container_peak_memory_bytes)
+            CHECK(*last.usage.container_peak_memory_bytes >= *first.usage.container_peak_memory_bytes);
+
+        co_await berth::cleanup_container(*box, {.verbose = false});
+        CHECK(c.core().usage_feeds().running() == 0);
+    };
+    asio::co_spawn(ioc, body(), [&](std::exception_ptr ep) { failure = ep; });
+    // Nothing is left running once the body is done: the stream's reader ended with cleanup_container.
+    ioc.run_for(std::chrono::minutes(3));
+    if (failure) std::rethrow_exception(failure);
+    CHECK(ioc.stopped());
+    CHECK(c.open_connections() == c.idle_connections());
+}
+
+}  // namespace
 
 TEST_SUITE("evaluation outcome on real engines") {
-    TEST_CASE("an exit code comes with the container's CPU time") { for_each_engine(exit_code_and_cpu); }
-    TEST_CASE("a death by signal and an OOM kill are told apart, the OOM kill with its peak memory") {
-        for_each_engine(signals_and_oom);
-    }
-    TEST_CASE("a command past its time limit is reported timed out and its processes are gone") {
-        for_each_engine(time_out_kills);
-    }
-    TEST_CASE("an engine restart mid-exec is reported as lost (private Docker engine)") {
-        engine_restart_is_lost("docker");
-    }
-    TEST_CASE("an engine restart mid-exec is reported as lost (private Podman service)") {
-        engine_restart_is_lost("podman");
+TEST_CASE("an exit code comes with the container's CPU time") { for_each_engine(exit_code_and_cpu); }
+TEST_CASE("figures without a wait: a CPU burn shows, they never decrease, cleanup_container ends the stream") {
+    for (auto& e : engines(true, true)) {
+        CAPTURE(e.name);
+        background_figures(e);
     }
 }
+TEST_CASE("a death by signal and an OOM kill are told apart, the OOM kill with its peak memory") {
+    for_each_engine(signals_and_oom);
+}
+TEST_CASE("a command past its time limit is reported timed out and its processes are gone") {
+    for_each_engine(time_out_kills);
+}
+TEST_CASE("an engine restart mid-exec is reported as lost (private Docker engine)") {
+    engine_restart_is_lost("docker");
+}
+TEST_CASE("an engine restart mid-exec is reported as lost (private Podman service)") {
+    engine_restart_is_lost("podman");
+}
+}  // TEST_SUITE("evaluation outcome on real engines")

@@ -14,7 +14,8 @@
 #include <doctest/doctest.h>
 
 #include "support/checks.hpp"
-#include "support/run_until.hpp"
+#include "support/files.hpp"
+#include "support/run.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -33,12 +34,11 @@ using verb = boost::beast::http::verb;
 using mock_client = berth::basic_client<mock_engine>;
 using namespace std::chrono_literals;
 
-template <class T>
-T run(asio::io_context& ioc, asio::awaitable<T> op) {
-    return berth_test::run_until_done(ioc, std::move(op), 5s);
-}
-
+using berth_test::contains;
+using berth_test::run_on_mock;
+using berth_test::temp_dir;
 using berth_test::thrown;
+using berth_test::write_file;
 
 // No run of 6 or more bytes of `secret` in `text`: a cut secret leaks its prefix too.
 bool leaks(std::string_view text, std::string_view secret) {
@@ -46,22 +46,6 @@ bool leaks(std::string_view text, std::string_view secret) {
         if (text.find(secret.substr(i, 6)) != std::string_view::npos) return true;
     return false;
 }
-
-struct scratch_dir {
-    fs::path path;
-    scratch_dir() {
-        std::string templ = (fs::temp_directory_path() / "berth-h19b-XXXXXX").string();
-        path = ::mkdtemp(templ.data());
-    }
-    ~scratch_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    void write(const fs::path& relative, std::string_view text) const {
-        fs::create_directories((path / relative).parent_path());
-        std::ofstream(path / relative, std::ios::binary) << text;
-    }
-};
 
 const std::string password = "hunter2-Sup3rSecret-pw";
 
@@ -78,9 +62,81 @@ std::string trace_line(std::string_view payload) {
     return R"({"id":"moby.buildkit.trace","aux":")" + berth::detail::base64_encode(payload) + "\"}\n";
 }
 
-} // namespace
+}  // namespace
 
 // ---- 1. the BuildKit trace: a bound per message, not only per line ----
+
+// Each layer's errors are caught as berth::error, and code() names the layer's category.
+template <class F>
+std::string category_of(F&& f) {
+    try {
+        f();
+    } catch (const berth::error& e) { return e.code().category().name(); } catch (const std::exception& e) {
+        return std::string("not a berth::error: ") + e.what();
+    }
+    return "no throw";
+}
+
+TEST_CASE("every layer's error is a berth::error whose code names the layer") {
+    // thrown by berth itself
+    const std::string not_tar(512, 'x');
+    CHECK(category_of([&] {
+              berth::tar::reader r;
+              r.feed(not_tar);
+              (void)r.next();
+          }) == "berth.tar");
+    CHECK(category_of([] { berth::parse_docker_host("ftp://x"); }) == "generic");  // bad input: errc::invalid_argument
+    CHECK(category_of([] { berth::parse_image_reference("a//b"); }) == "generic");
+    CHECK(category_of([] { berth::load_docker_context("../x"); }) == "berth.context");
+    CHECK(category_of([] { berth::buildkit::decode_status_response(std::string(10, '\xff') + "\x01"); }) ==
+          "berth.protocol");
+    asio::io_context ioc;
+    mock_engine engine(ioc.get_executor());
+    mock_client client(engine);
+    engine.on(verb::get, "/containers/gone/json", reply::error(404, "No such container: gone"));
+    CHECK(category_of([&] { run_on_mock(ioc, client.containers().inspect("gone")); }) == "berth.engine");
+    engine.on(verb::get, "/containers/cut/json", reply::json(200, "{\"Id\": "));
+    CHECK(category_of([&] { run_on_mock(ioc, client.containers().inspect("cut")); }) == "berth.protocol");
+    engine.refuse_connections();
+    client.close_idle_connections();
+    CHECK(category_of([&] { run_on_mock(ioc, client.containers().inspect("any")); }) == "system");  // the OS's own code
+    CHECK_THROWS_AS(run_on_mock(ioc, client.containers().inspect("any")), berth::connection_error);
+
+    // made here: each type's code and category
+    using berth::error;
+    CHECK(category_of([] { throw berth::tls_error(berth::tls_errc::unknown_ca, "tcp://h:2376", "verify"); }) ==
+          "berth.tls");
+    CHECK(category_of([] { throw berth::ssh_error(berth::ssh_errc::remote_docker_missing, "ssh://h", "", 127, ""); }) ==
+          "berth.ssh");
+    CHECK(category_of([] { throw berth::registry_error(berth::registry_errc::not_found, 404, "m", "e"); }) ==
+          "berth.registry");
+    CHECK(category_of([] { throw berth::credential_error(berth::credential_errc::helper_failed, "h"); }) ==
+          "berth.credential");
+    CHECK(category_of([] {
+              throw berth::task_failed_error(berth::cluster_errc::task_unplaceable, "s", "t", "pending",
+                                             "no suitable node");
+          }) == "berth.cluster");
+    CHECK(category_of([] { throw berth::node_address_error({}, "no label"); }) == "berth.cluster");
+    CHECK(category_of([] { throw berth::file_not_found(berth::file_not_found::side::host, "/x"); }) == "berth.eval");
+    CHECK(category_of([] { throw berth::script_failed(3); }) == "berth.eval");
+
+    // code() is the enum: no kind() or reason() beside it
+    berth::tls_error tls(berth::tls_errc::unknown_ca, "tcp://h:2376", "self-signed certificate");
+    CHECK(tls.code() == berth::tls_errc::unknown_ca);
+    CHECK(tls.message() == "self-signed certificate");
+    CHECK(tls.endpoint() == "tcp://h:2376");
+    berth::registry_error denied(berth::registry_errc::unauthorized, 401, "denied", "POST /images/create");
+    CHECK(denied.code() == berth::registry_errc::unauthorized);
+    CHECK(denied.status() == 401);
+    berth::task_failed_error failed(berth::cluster_errc::task_failed, "s", "t", "rejected", "no such image");
+    CHECK(failed.code() == berth::cluster_errc::task_failed);
+    CHECK(failed.message() == "no such image");
+    // every protocol_errc is also the generic protocol_error condition
+    CHECK(berth::protocol_error(berth::protocol_errc::truncated, "e", "cut").code() ==
+          boost::system::errc::protocol_error);
+    // what() is berth's own text, without Boost's "[category:value]"
+    CHECK(std::string(denied.what()) == "POST /images/create -> 401: denied");
+}
 
 TEST_CASE("hostile: a BuildKit trace of many empty vertexes stops at the bound on entries per message") {
     std::string payload;
@@ -121,7 +177,7 @@ TEST_CASE("hostile: a build whose trace line holds 100000 empty vertexes fails w
     berth::build_options options;
     options.builder = berth::builder::buildkit;
     options.network_mode = "none";
-    auto e = thrown<berth::protocol_error>([&] { run(ioc, client.images().build(context, options)); });
+    auto e = thrown<berth::protocol_error>([&] { run_on_mock(ioc, client.images().build(context, options)); });
     CHECK(std::string(e.what()).find("entries in one message") != std::string::npos);
 }
 
@@ -142,7 +198,7 @@ TEST_CASE("hostile: POST /auth answered 200 with a body that echoes the password
     mock_engine engine(ioc.get_executor());
     engine.on(verb::post, "/auth", reply::text(200, "you sent password=" + password + " <- not JSON"));
     mock_client client(engine);
-    auto e = thrown<berth::protocol_error>([&] { run(ioc, client.images().check_auth(credentials())); });
+    auto e = thrown<berth::protocol_error>([&] { run_on_mock(ioc, client.images().check_auth(credentials())); });
     CHECK(std::string(e.what()).find("not valid JSON") != std::string::npos);
     CHECK_FALSE(leaks(e.what(), password));
 }
@@ -153,8 +209,8 @@ TEST_CASE("hostile: an error reply to POST /auth cut where the password starts l
     // the password straddles the 4096 bytes of the (not JSON) message kept
     engine.on(verb::post, "/auth", reply::text(401, std::string(4090, 'x') + password));
     mock_client client(engine);
-    auto e = thrown<berth::registry_error>([&] { run(ioc, client.images().check_auth(credentials())); });
-    CHECK(e.reason() == berth::registry_errc::unauthorized);
+    auto e = thrown<berth::registry_error>([&] { run_on_mock(ioc, client.images().check_auth(credentials())); });
+    CHECK(e.code() == berth::registry_errc::unauthorized);
     CHECK_FALSE(leaks(e.what(), password));
     CHECK_FALSE(leaks(e.message(), password));
 }
@@ -168,13 +224,19 @@ TEST_CASE("hostile: a pull whose progress line echoes the credentials quotes non
     mock_client client(engine);
     berth::pull_options options;
     options.credentials = credentials();
-    auto e = thrown<berth::protocol_error>([&] { run(ioc, client.images().pull("127.0.0.1:5000/app:1", options)); });
+    auto e = thrown<berth::protocol_error>(
+        [&] { run_on_mock(ioc, client.images().pull("127.0.0.1:5000/app:1", options)); });
     CHECK_FALSE(leaks(e.what(), password));
     CHECK_FALSE(leaks(e.what(), header));
     // and an error message inside the stream has them redacted
     engine.on(verb::post, "/images/create",
-              reply::chunked(200, {R"({"error":"denied for )" + password + R"("})" "\n"}, "application/json"));
-    auto r = thrown<berth::registry_error>([&] { run(ioc, client.images().pull("127.0.0.1:5000/app:1", options)); });
+              reply::chunked(200,
+                             {R"({"error":"denied for )" + password +
+                              R"("})"
+                              "\n"},
+                             "application/json"));
+    auto r = thrown<berth::registry_error>(
+        [&] { run_on_mock(ioc, client.images().pull("127.0.0.1:5000/app:1", options)); });
     CHECK(std::string(r.what()).find("<redacted>") != std::string::npos);
     CHECK_FALSE(leaks(r.what(), password));
 }
@@ -183,18 +245,22 @@ TEST_CASE("hostile: a build's error that echoes X-Registry-Config credentials ha
     asio::io_context ioc;
     mock_engine engine(ioc.get_executor());
     engine.on(verb::post, "/build",
-              reply::chunked(200, {R"({"error":"pull failed with )" + password + R"("})" "\n"}, "application/json"));
+              reply::chunked(200,
+                             {R"({"error":"pull failed with )" + password +
+                              R"("})"
+                              "\n"},
+                             "application/json"));
     mock_client client(engine);
     berth::http::memory_source context{std::string_view("context")};
     berth::build_options options;
     options.builder = berth::builder::legacy;
     options.registry_config["127.0.0.1:5000"] = credentials();
-    auto e = thrown<berth::build_error>([&] { run(ioc, client.images().build(context, options)); });
+    auto e = thrown<berth::build_error>([&] { run_on_mock(ioc, client.images().build(context, options)); });
     CHECK_FALSE(leaks(e.what(), password));
     // a 500 that echoes the X-Registry-Config header is redacted too
     auto header = berth::registry_config_header(options.registry_config);
     engine.on(verb::post, "/build", reply::error(500, "bad header " + header));
-    auto r = thrown<berth::engine_error>([&] { run(ioc, client.images().build(context, options)); });
+    auto r = thrown<berth::engine_error>([&] { run_on_mock(ioc, client.images().build(context, options)); });
     CHECK(r.status() == 500);
     CHECK_FALSE(leaks(r.what(), header));
 }
@@ -212,13 +278,13 @@ TEST_CASE("hostile: a 500 with a 2 MiB body is a server_error with a bounded mes
     engine.on(verb::get, "/info", reply::text(500, std::string(2 << 20, 'e')));
     engine.on(verb::get, "/images/app/json", reply::json(200, R"({"Id":"sha256:1"})"));
     mock_client client(engine);
-    auto e = thrown<berth::engine_error>([&] { run(ioc, client.system().info()); });
+    auto e = thrown<berth::engine_error>([&] { run_on_mock(ioc, client.system().info()); });
     CHECK(e.status() == 500);
     CHECK(e.code() == berth::engine_errc::server_error);
     CHECK(e.message().size() < 4200);
     CHECK(e.message().find("(1048576 bytes)") != std::string::npos);  // the part read, no more
     // the cut connection is not reused: the next request gets its own reply
-    CHECK(run(ioc, client.images().inspect("app")).id == "sha256:1");
+    CHECK(run_on_mock(ioc, client.images().inspect("app")).id == "sha256:1");
 }
 
 TEST_CASE("hostile: a 401 from POST /auth with a 2 MiB body is still unauthorized") {
@@ -226,28 +292,28 @@ TEST_CASE("hostile: a 401 from POST /auth with a 2 MiB body is still unauthorize
     mock_engine engine(ioc.get_executor());
     engine.on(verb::post, "/auth", reply::text(401, std::string(2 << 20, 'u')));
     mock_client client(engine);
-    auto e = thrown<berth::registry_error>([&] { run(ioc, client.images().check_auth(credentials())); });
+    auto e = thrown<berth::registry_error>([&] { run_on_mock(ioc, client.images().check_auth(credentials())); });
     CHECK(e.status() == 401);
-    CHECK(e.reason() == berth::registry_errc::unauthorized);
+    CHECK(e.code() == berth::registry_errc::unauthorized);
 }
 
 // ---- 6. configuration files are capped ----
 
 TEST_CASE("hostile: a config.json over 1 MiB is a credential_error naming the file") {
-    scratch_dir dir;
-    dir.write("config.json", R"({"auths":{}})" + std::string((1 << 20) + 10, ' '));
+    temp_dir dir("berth-h19b");
+    write_file(dir / "config.json", R"({"auths":{}})" + std::string((1 << 20) + 10, ' '));
     asio::io_context ioc;
     berth::credential_options o;
     o.config_dir = dir.path;
-    auto e = thrown<berth::credential_error>([&] { run(ioc, berth::find_credentials("127.0.0.1:5000", o)); });
+    auto e = thrown<berth::credential_error>([&] { run_on_mock(ioc, berth::find_credentials("127.0.0.1:5000", o)); });
     CHECK(std::string(e.what()).find((dir.path / "config.json").string()) != std::string::npos);
     CHECK(std::string(e.what()).find("larger than 1048576 bytes") != std::string::npos);
 }
 
 TEST_CASE("hostile: a .dockerignore over 1 MiB is a limit_exceeded tar error") {
-    scratch_dir dir;
-    dir.write("Dockerfile", "FROM scratch\n");
-    dir.write(".dockerignore", std::string((1 << 20) + 10, '#'));
+    temp_dir dir("berth-h19b");
+    write_file(dir / "Dockerfile", "FROM scratch\n");
+    write_file(dir / ".dockerignore", std::string((1 << 20) + 10, '#'));
     berth::tar::pack_options o;
     o.use_dockerignore = true;
     auto e = thrown<berth::tar::error>([&] { berth::tar::packer p(dir.path, "", o); });
@@ -269,11 +335,11 @@ TEST_CASE("hostile: a credential helper's reply over 1 MiB or not JSON is refuse
 // ---- 8. outside text is quoted once, bounded ----
 
 TEST_CASE("hostile: a 100 KB host in a context's meta.json makes a short error message") {
-    scratch_dir dir;
+    temp_dir dir("berth-h19b");
     const std::string name = "hostile";
     const std::string host(100000, 'h');
-    dir.write(fs::path("contexts/meta") / berth::detail::context_digest(name) / "meta.json",
-              R"({"Name":"hostile","Endpoints":{"docker":{"Host":")" + host + R"(://x"}}})");
+    write_file(dir / fs::path("contexts/meta") / berth::detail::context_digest(name) / "meta.json",
+               R"({"Name":"hostile","Endpoints":{"docker":{"Host":")" + host + R"(://x"}}})");
     auto e = thrown<berth::invalid_host>([&] { berth::load_docker_context(name, dir.path); });
     const std::string what = e.what();
     CHECK(what.size() < 400);
@@ -296,14 +362,99 @@ TEST_CASE("hostile: outside text in messages is quoted once and bounded") {
     auto e = thrown<berth::context_error>([] { berth::load_docker_context(std::string(100000, '-'), "/nonexistent"); });
     CHECK(std::string(e.what()).size() < 400);
     // a 100 KB key in config.json's auths
-    scratch_dir dir;
-    dir.write("config.json", R"({"auths":{")" + std::string(100000, 'k') + R"(":{"auth":"!!"}}})");
+    temp_dir dir("berth-h19b");
+    write_file(dir / "config.json", R"({"auths":{")" + std::string(100000, 'k') + R"(":{"auth":"!!"}}})");
     asio::io_context ioc;
     berth::credential_options o;
     o.config_dir = dir.path;
-    auto c = thrown<berth::credential_error>([&] { run(ioc, berth::find_credentials("127.0.0.1:5000", o)); });
+    auto c = thrown<berth::credential_error>([&] { run_on_mock(ioc, berth::find_credentials("127.0.0.1:5000", o)); });
     CHECK(std::string(c.what()).size() < 600);
     // a 1 MB reply that is not JSON is quoted in 80 bytes
     auto p = thrown<berth::protocol_error>([] { berth::json_read::parse(std::string(1000000, '<'), "GET /info"); });
     CHECK(std::string(p.what()).size() < 200);
+}
+
+// ---- bad arguments: one type, one code, whatever the layer ----
+
+// Every bad argument or option is a berth::invalid_argument_error (a berth::error) whose code() is the generic
+// invalid_argument; what() still says what was wrong.
+template <class F>
+std::string bad_argument_text(F&& f) {
+    auto e = thrown<berth::invalid_argument_error>(std::forward<F>(f));
+    CHECK(e.code() == boost::system::errc::invalid_argument);
+    CHECK(std::string_view(e.code().category().name()) == "generic");
+    const berth::error& base = e;  // one catch for every bad input
+    return base.what();
+}
+
+TEST_CASE("bad input: a bad command line, copy path, option or address is an invalid_argument_error") {
+    // a command line split as a shell would
+    CHECK(bad_argument_text([] { berth::split_command("echo 'unterminated"); }) ==
+          "unterminated ' in command: echo 'unterminated");
+    CHECK(bad_argument_text([] { berth::split_command("echo \"open"); }) == "unterminated \" in command: echo \"open");
+    CHECK(bad_argument_text([] { berth::split_command("echo trailing\\"); }) ==
+          "trailing backslash in command: echo trailing\\");
+
+    // copy destinations and sources the engine is never asked about
+    asio::io_context ioc;
+    mock_engine engine(ioc.get_executor());
+    mock_client client(engine);
+    berth::basic_container<mock_engine> box{&client, "app", "app"};
+    temp_dir t;
+    write_file(t.path / "file.txt", "x");
+    berth::copy_options quiet;
+    quiet.verbose = false;
+    CHECK(bad_argument_text([&] {
+              run_on_mock(ioc, berth::copy_to_container(box, t.path / "file.txt", "tmp/file.txt", quiet));
+          }) == "copy_to_container: dest must be an absolute container path, got 'tmp/file.txt'");
+    CHECK(bad_argument_text([&] {
+              run_on_mock(ioc, berth::copy_to_container(box, t.path / "file.txt", "/tmp/..", quiet));
+          }) == "copy_to_container: dest must name a file or directory, not '/'");
+    CHECK(bad_argument_text([&] {
+              run_on_mock(ioc, berth::copy_from_container(box, std::string("/tmp/a\0b", 8), t.path / "out", quiet));
+          }) == "copy_from_container: source contains a NUL byte");
+    CHECK(engine.requests().empty());
+
+    // options
+    CHECK(contains(bad_argument_text([&] {
+                       berth::client_options pinned;
+                       pinned.api_version = "1.41/x";
+                       (void)berth::client::at(ioc.get_executor(), "unix:///nonexistent.sock", pinned);
+                   }),
+                   "client_options.api_version"));
+    CHECK(bad_argument_text([&] {
+              berth::tar::extract_options o;
+              o.keep_special_bits = true;
+              o.permissions = berth::tar::permissions::data_filter;
+              berth::tar::extractor x(t.path / "x", o);
+          }) == "tar::extract_options: keep_special_bits needs permissions::exact");
+    CHECK(bad_argument_text([&] {
+              berth::past_events_query q;
+              q.since = std::chrono::system_clock::now();
+              q.until = q.since - std::chrono::hours(1);
+              run_on_mock(ioc, berth::past_events(client.core(), q));
+          }) == "berth::past_events: until is before since");
+    berth::run_options both;
+    both.exec.cmd = {"true"};
+    both.verbose = false;
+    CHECK(contains(bad_argument_text([&] { run_on_mock(ioc, berth::exec(box, berth::argv("true"), both)); }),
+                   "run_options::exec.cmd must be empty"));
+    CHECK(engine.requests().empty());
+
+    // the older bad-input types are the same kind of error
+    (void)bad_argument_text([] { berth::parse_docker_host("ftp://x"); });
+    (void)bad_argument_text([] { berth::parse_image_reference("a//b"); });
+}
+
+TEST_CASE("bad input: a log file that cannot be opened is a berth::error with the system's code, naming the file") {
+    temp_dir t;
+    auto e = thrown<berth::error>([&] { berth::setup_logger(t.path); });  // a directory: open(2) says EISDIR
+    CHECK(e.code() == boost::system::errc::is_a_directory);
+    CHECK(std::string_view(e.code().category().name()) == "system");
+    CHECK(std::string(e.what()) == "berth: cannot open log file " + t.path.string() + ": Is a directory");
+
+    write_file(t.path / "plain", "x");
+    auto nested = thrown<berth::error>([&] { berth::setup_logger(t.path / "plain" / "log.txt"); });
+    CHECK(std::string_view(nested.code().category().name()) == "system");
+    CHECK(contains(nested.what(), (t.path / "plain").string()));
 }

@@ -1,6 +1,7 @@
 // Unit tests of the pieces under the engine client that need no connection: engine addresses, URL encoding,
 // base64, the multiplexed-stream decoder, engine error classification and API version comparison.
 #include <berth/detail/base64.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/client.hpp>
 #include <berth/engine/error.hpp>
@@ -11,11 +12,19 @@
 #include <doctest/doctest.h>
 
 #include "support/checks.hpp"
+#include "support/run.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/assert/source_location.hpp>
 
 #include <cctype>
+#include <chrono>
+#include <exception>
+#include <optional>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -32,9 +41,7 @@ std::string rejection(std::string_view spec) {
     try {
         auto a = parse_docker_host(spec);
         FAIL_CHECK("'" << std::string(spec) << "' was accepted as " << a.to_string());
-    } catch (const berth::invalid_host& e) {
-        return e.what();
-    }
+    } catch (const berth::invalid_host& e) { return e.what(); }
     return {};
 }
 
@@ -75,7 +82,7 @@ demuxed demux(std::string_view bytes, std::size_t step, bool* at_boundary = null
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("http") {
 
@@ -124,8 +131,8 @@ TEST_CASE("parse_docker_host: tcp addresses") {
 }
 
 TEST_CASE("host_address::to_string gives back an address that parses to the same") {
-    for (std::string spec : {"unix:///var/run/docker.sock", "tcp://10.0.0.2:2375", "tcp://[::1]:2376",
-                             "tcp://[2001:db8::7]:9999"}) {
+    for (std::string spec :
+         {"unix:///var/run/docker.sock", "tcp://10.0.0.2:2375", "tcp://[::1]:2376", "tcp://[2001:db8::7]:9999"}) {
         CAPTURE(spec);
         auto a = parse_docker_host(spec);
         CHECK(a.to_string() == spec);
@@ -181,8 +188,11 @@ TEST_CASE("parse_docker_host: every malformed address is an invalid_host saying 
     }
 }
 
-TEST_CASE("invalid_host is an std::invalid_argument") {
-    CHECK_THROWS_AS(parse_docker_host("ftp://x"), std::invalid_argument);
+TEST_CASE("invalid_host is a berth::error with the generic invalid_argument code") {
+    CHECK_THROWS_AS(parse_docker_host("ftp://x"), berth::error);
+    try {
+        parse_docker_host("ftp://x");
+    } catch (const berth::invalid_host& e) { CHECK(e.code() == boost::system::errc::invalid_argument); }
 }
 
 TEST_CASE("docker_host_from_env") {
@@ -292,9 +302,9 @@ TEST_CASE("demultiplexer: the same output whether fed whole, byte by byte or in 
                          frame(0, "stdin echo") + frame(2, big) + frame(3, "system error");
 
     demuxed expected;
-    expected.runs = {{output_stream::stdout_, "hello "},     {output_stream::stderr_, "warning\n"},
-                     {output_stream::stdout_, "world\n"},    {output_stream::stdin_, "stdin echo"},
-                     {output_stream::stderr_, big},          {output_stream::system_error, "system error"}};
+    expected.runs = {{output_stream::stdout_, "hello "},  {output_stream::stderr_, "warning\n"},
+                     {output_stream::stdout_, "world\n"}, {output_stream::stdin_, "stdin echo"},
+                     {output_stream::stderr_, big},       {output_stream::system_error, "system error"}};
     bool at_boundary = false;
     CHECK(demux(stream, 0, &at_boundary) == expected);
     CHECK(at_boundary);
@@ -456,9 +466,9 @@ TEST_CASE("an API version is digits.digits and nothing else (it goes into every 
     CHECK(parse_api_version("1.41") == std::pair{1, 41});
     CHECK(parse_api_version("1.9") == std::pair{1, 9});
     CHECK(parse_api_version("10.1000") == std::pair{10, 1000});
-    for (std::string_view bad : {"", "1", "1.", ".41", "1.41.0", "v1.41", "1.41 ", " 1.41", "1.-4", "+1.41",
-                                 "1.40/../../evil", "1.41\r\nX-Evil: 1", "1.41/containers", "1.41?x=1", "1.41#",
-                                 "1.12345", "12345.1", "1,41", "4.3.1"})
+    for (std::string_view bad :
+         {"", "1", "1.", ".41", "1.41.0", "v1.41", "1.41 ", " 1.41", "1.-4", "+1.41", "1.40/../../evil",
+          "1.41\r\nX-Evil: 1", "1.41/containers", "1.41?x=1", "1.41#", "1.12345", "12345.1", "1,41", "4.3.1"})
         CHECK_MESSAGE(!parse_api_version(bad), std::string(bad));
     CHECK_FALSE(parse_api_version(std::string_view("1.4\0", 4)));
     CHECK_FALSE(parse_api_version("1.41\r\n"));
@@ -502,7 +512,7 @@ TEST_CASE("negotiation: no version in common is an unsupported_api_version_error
     auto future_engine = refusal("1.70", "1.60", "");
     CHECK(contains(future_engine, "1.60 to 1.70"));
     CHECK(contains(future_engine, "1.40 to 1.56"));
-    CHECK(contains(refusal("1.51", "1.44", "1.41"), "pinned to 1.41"));        // Docker 29.0, pinned too low
+    CHECK(contains(refusal("1.51", "1.44", "1.41"), "pinned to 1.41"));           // Docker 29.0, pinned too low
     CHECK(contains(refusal("1.41", "1.12", "1.44"), "newer than the engine's"));  // Docker 20.10, pinned too high
 }
 
@@ -526,9 +536,9 @@ TEST_CASE("a pinned API version outside berth's range, or not a version, is refu
         options.api_version = std::move(pinned);
         return berth::client::at(ioc.get_executor(), "unix:///nonexistent.sock", std::move(options));
     };
-    CHECK_THROWS_AS(make("1.39"), std::invalid_argument);
-    CHECK_THROWS_AS(make("1.57"), std::invalid_argument);
-    CHECK_THROWS_AS(make("1.41/x"), std::invalid_argument);
+    CHECK_THROWS_AS(make("1.39"), berth::invalid_argument_error);
+    CHECK_THROWS_AS(make("1.57"), berth::invalid_argument_error);
+    CHECK_THROWS_AS(make("1.41/x"), berth::invalid_argument_error);
     CHECK_NOTHROW(make("1.40"));
     CHECK_NOTHROW(make("1.56"));
     CHECK_NOTHROW(make(""));
@@ -540,7 +550,8 @@ TEST_CASE("Docker's refusal of a client version is an unsupported_api_version_er
                                               "please upgrade your client to a newer version",
                                               "GET /v1.41/containers/json"),
                     berth::unsupported_api_version_error);
-    CHECK_THROWS_AS(berth::throw_engine_error(400, "client version 1.56 is too new. Maximum supported API version is 1.41",
+    CHECK_THROWS_AS(berth::throw_engine_error(400,
+                                              "client version 1.56 is too new. Maximum supported API version is 1.41",
                                               "GET /v1.56/containers/json"),
                     berth::unsupported_api_version_error);
     CHECK_THROWS_AS(berth::throw_engine_error(400, "invalid reference format", "POST /v1.41/containers/create"),
@@ -549,9 +560,7 @@ TEST_CASE("Docker's refusal of a client version is an unsupported_api_version_er
         berth::throw_engine_error(400, "invalid reference format", "e");
     } catch (const berth::unsupported_api_version_error&) {
         FAIL_CHECK("an ordinary 400 taken for a version refusal");
-    } catch (const berth::engine_error& e) {
-        CHECK(e.code() == berth::engine_errc::bad_request);
-    }
+    } catch (const berth::engine_error& e) { CHECK(e.code() == berth::engine_errc::bad_request); }
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -593,15 +602,14 @@ TEST_CASE("an integer field that does not fit its type is a protocol_error, not 
 // Transport error texts
 // ------------------------------------------------------------------------------------------------------------
 
-TEST_CASE("a transport_error keeps its code and says where, without Boost's source location") {
+TEST_CASE("a connection_error keeps its code and says where, without Boost's source location") {
     boost::system::error_code located = boost::asio::error::connection_refused;
     static constexpr auto here = BOOST_CURRENT_LOCATION;
     located.assign(located.value(), located.category(), &here);
     REQUIRE(contains(boost::system::system_error(located, "x").what(), " at "));  // what Boost alone would print
-    berth::transport_error e(located, "unix:///tmp/x.sock: POST /v1.41/containers/create: connect");
+    berth::connection_error e(located, "unix:///tmp/x.sock: POST /v1.41/containers/create: connect");
     CHECK(e.code() == boost::asio::error::connection_refused);
-    CHECK(std::string(e.what()) ==
-          "unix:///tmp/x.sock: POST /v1.41/containers/create: connect: " + located.message());
+    CHECK(std::string(e.what()) == "unix:///tmp/x.sock: POST /v1.41/containers/create: connect: " + located.message());
     const boost::system::system_error& as_system_error = e;
     CHECK(as_system_error.code() == boost::asio::error::connection_refused);
     CHECK_FALSE(e.code().has_location());
@@ -618,9 +626,150 @@ TEST_CASE("a transport's words about a failed connect are kept, without what the
     const std::string plain = refused.message();
     CHECK(connect_failure_detail(boost::system::system_error(refused), address) == "");
     CHECK(connect_failure_detail(boost::system::system_error(refused, "connect to " + address), address) == "");
-    CHECK(connect_failure_detail(berth::transport_error(refused, address), address) == "");
-    CHECK(connect_failure_detail(berth::transport_error(refused, "ssh: Permission denied (publickey)"), address) ==
+    CHECK(connect_failure_detail(berth::connection_error(refused, address), address) == "");
+    CHECK(connect_failure_detail(berth::connection_error(refused, "ssh: Permission denied (publickey)"), address) ==
           "ssh: Permission denied (publickey)");
 }
 
-} // TEST_SUITE
+}  // TEST_SUITE("http")
+
+TEST_SUITE("poll") {
+using berth::detail::poll_policy;
+using berth::detail::poll_until;
+using std::chrono::milliseconds;
+using poll_clock = std::chrono::steady_clock;
+
+template <class T>
+T run_poll(boost::asio::awaitable<T> op) {
+    boost::asio::io_context ioc;
+    return berth_test::run_on_mock(ioc, std::move(op), std::chrono::seconds(60));
+}
+
+TEST_CASE("poll_until: pauses grow by the factor and stop growing at max") {
+    const poll_policy policy{.first = milliseconds(20), .max = milliseconds(500), .factor = 2};
+    std::vector<poll_policy::duration> pauses{policy.first};
+    while (pauses.size() < 8) pauses.push_back(berth::detail::next_pause(policy, pauses.back()));
+    const std::vector<poll_policy::duration> expected{milliseconds(20),  milliseconds(40),  milliseconds(80),
+                                                      milliseconds(160), milliseconds(320), milliseconds(500),
+                                                      milliseconds(500), milliseconds(500)};
+    CHECK(pauses == expected);
+    const poll_policy steady{.first = milliseconds(20), .max = milliseconds(20), .factor = 1};
+    CHECK(berth::detail::next_pause(steady, milliseconds(20)) == milliseconds(20));
+}
+
+TEST_CASE("poll_until: the first answer ends the poll, with its value; the pauses between checks are the policy's") {
+    std::vector<poll_clock::time_point> checked;
+    auto check = [&]() -> boost::asio::awaitable<std::optional<int>> {
+        checked.push_back(poll_clock::now());
+        if (checked.size() == 6) co_return 42;
+        co_return std::nullopt;
+    };
+    const poll_policy policy{.first = milliseconds(2), .max = milliseconds(10), .factor = 2};
+    CHECK(run_poll(poll_until(check, policy)) == std::optional<int>(42));
+    REQUIRE(checked.size() == 6);
+    const std::vector<milliseconds> pauses{milliseconds(2), milliseconds(4), milliseconds(8), milliseconds(10),
+                                           milliseconds(10)};
+    for (std::size_t i = 0; i < pauses.size(); ++i)
+        CHECK(checked[i + 1] - checked[i] >= pauses[i]);  // a timer never ends early
+}
+
+TEST_CASE("poll_until: when the attempts run out it answers false after exactly that many checks") {
+    int checks = 0;
+    auto never = [&]() -> boost::asio::awaitable<bool> {
+        ++checks;
+        co_return false;
+    };
+    const poll_policy policy{.first = milliseconds(1), .max = milliseconds(1), .attempts = 4};
+    CHECK_FALSE(run_poll(poll_until(never, policy)));
+    CHECK(checks == 4);
+}
+
+TEST_CASE("poll_until: a deadline cuts the pause before it short, checks once more at it, then answers nothing") {
+    std::vector<poll_clock::time_point> checked;
+    auto never = [&]() -> boost::asio::awaitable<std::optional<int>> {
+        checked.push_back(poll_clock::now());
+        co_return std::nullopt;
+    };
+    const poll_policy hour{.first = std::chrono::hours(1), .max = std::chrono::hours(1)};
+    const auto deadline = poll_clock::now() + milliseconds(20);
+    CHECK(run_poll(poll_until(never, hour, deadline)) ==
+          std::nullopt);  // an hour's pause would outlast run_poll's limit
+    REQUIRE(checked.size() == 2);
+    CHECK(checked[1] >= deadline);
+
+    checked.clear();
+    CHECK(run_poll(poll_until(never, hour, poll_clock::now() - milliseconds(1))) == std::nullopt);
+    CHECK(checked.size() == 1);  // a deadline already passed: one check, no pause
+
+    checked.clear();
+    poll_policy first_pause = hour;
+    first_pause.pause_first = true;
+    const auto soon = poll_clock::now() + milliseconds(20);
+    CHECK(run_poll(poll_until(never, first_pause, soon)) == std::nullopt);  // the first pause is cut short too
+    REQUIRE(checked.size() == 1);
+    CHECK(checked[0] >= soon);
+}
+
+TEST_CASE("poll_until: pause_first waits before the first check; a pause function is asked with the checks so far") {
+    std::vector<poll_clock::time_point> checked;
+    auto second_time = [&]() -> boost::asio::awaitable<bool> {
+        checked.push_back(poll_clock::now());
+        co_return checked.size() == 2;
+    };
+    const poll_policy later{.first = milliseconds(5), .max = milliseconds(5), .pause_first = true};
+    const auto began = poll_clock::now();
+    CHECK(run_poll(poll_until(second_time, later)));
+    REQUIRE(checked.size() == 2);
+    CHECK(checked[0] - began >= milliseconds(5));
+
+    checked.clear();
+    std::vector<std::size_t> asked;
+    poll_policy paced;
+    paced.pause = [&](std::size_t checks, poll_policy::duration waited) -> poll_policy::duration {
+        asked.push_back(checks);
+        CHECK(waited >= poll_policy::duration::zero());
+        return milliseconds(1);
+    };
+    auto fourth_time = [&]() -> boost::asio::awaitable<bool> {
+        checked.push_back(poll_clock::now());
+        co_return checked.size() == 4;
+    };
+    CHECK(run_poll(poll_until(fourth_time, paced)));
+    CHECK(asked == std::vector<std::size_t>{1, 2, 3});
+}
+
+TEST_CASE("poll_until: what the check throws passes through; cancellation during a pause ends the poll") {
+    auto broken = []() -> boost::asio::awaitable<bool> {
+        throw std::runtime_error("the check failed");
+        co_return false;
+    };
+    CHECK_THROWS_WITH(run_poll(poll_until(broken, poll_policy{})), "the check failed");
+
+    boost::asio::io_context ioc;
+    boost::asio::cancellation_signal cancel;
+    int checks = 0;
+    auto never = [&]() -> boost::asio::awaitable<bool> {
+        ++checks;
+        co_return false;
+    };
+    const poll_policy hour{.first = std::chrono::hours(1), .max = std::chrono::hours(1)};
+    std::exception_ptr error;
+    bool done = false;
+    boost::asio::co_spawn(ioc, poll_until(never, hour),
+                          boost::asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, bool) {
+                              error = e;
+                              done = true;
+                          }));
+    boost::asio::steady_timer soon(ioc, milliseconds(10));
+    soon.async_wait([&](boost::system::error_code) { cancel.emit(boost::asio::cancellation_type::terminal); });
+    const auto limit = poll_clock::now() + std::chrono::seconds(60);
+    while (!done && ioc.run_one_until(limit) > 0) {}
+    REQUIRE(done);
+    CHECK(checks == 1);
+    REQUIRE(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const boost::system::system_error& e) { CHECK(e.code() == boost::asio::error::operation_aborted); }
+}
+
+}  // TEST_SUITE("poll")

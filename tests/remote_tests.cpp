@@ -2,6 +2,8 @@
 // and sshd that scripts/remote starts on loopback (it prints the BERTH_TLS_* and BERTH_SSH_* variables read here).
 // Also the transport's own failures that need no engine (a unix socket that is not there).
 #include "support/engines.hpp"
+#include "support/shell.hpp"
+#include "support/tcp_proxy.hpp"
 
 #include <berth/transport/tls.hpp>
 
@@ -46,14 +48,16 @@ struct env_guard {
     }
     ~env_guard() {
         for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-            if (it->second) ::setenv(it->first.c_str(), it->second->c_str(), 1);
-            else ::unsetenv(it->first.c_str());
+            if (it->second)
+                ::setenv(it->first.c_str(), it->second->c_str(), 1);
+            else
+                ::unsetenv(it->first.c_str());
         }
     }
     // A clean slate for the docker CLI's own variables.
     void clear_docker() {
-        for (const char* v : {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY", "DOCKER_TLS",
-                              "DOCKER_CERT_PATH"})
+        for (const char* v :
+             {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH"})
             unset(v);
     }
 };
@@ -100,8 +104,8 @@ berth::engine_endpoint ssh_endpoint(const remote_setup& r, const std::string& ke
     ep.address = berth::parse_docker_host(r.ssh_host);
     ep.ssh.identity_file = (r.ssh_dir / key).string();
     // Only this key, only this host's key, and none of the machine's ssh configuration.
-    ep.ssh.extra_args = {"-F", "none", "-o", "IdentitiesOnly=yes",
-                         "-o", "UserKnownHostsFile=" + (r.ssh_dir / "known_hosts").string()};
+    ep.ssh.extra_args = {
+        "-F", "none", "-o", "IdentitiesOnly=yes", "-o", "UserKnownHostsFile=" + (r.ssh_dir / "known_hosts").string()};
     return ep;
 }
 
@@ -114,12 +118,10 @@ asio::awaitable<bool> ping_endpoint(berth::engine_endpoint ep) {
 template <class Error>
 std::optional<Error> failure_of(berth::engine_endpoint ep) {
     try {
-        run(ping_endpoint(std::move(ep)));
+        run_to_completion(ping_endpoint(std::move(ep)));
         FAIL_CHECK("the connection succeeded");
-    } catch (const Error& e) {
-        return e;
-    } catch (const std::exception& e) {
-        FAIL_CHECK("another error: " << e.what());
+    } catch (const Error& e) { return e; } catch (const std::exception& e) {
+        FAIL_CHECK("another error: " << std::string(e.what()));
     }
     return std::nullopt;
 }
@@ -145,14 +147,14 @@ asio::awaitable<void> evaluation_workflow(berth::client& c, std::string cleanup_
     auto box = co_await berth::build_container(c, o);
     REQUIRE(box.has_value());
 
-    co_await berth::copy_to_container(*box, t / "in", "/work/in", false);
+    co_await berth::copy_to_container(*box, t / "in", "/work/in", {.verbose = false});
     auto cmd = berth::argv("sh", "-c",
-                           "cat /hyperagents/marker.txt /work/in/a.txt; wc -c < /work/in/sub/b.bin; "
+                           "cat /repo/marker.txt /work/in/a.txt; wc -c < /work/in/sub/b.bin; "
                            "echo made > /work/in/out.txt; exit 3");
     auto r = co_await berth::exec(*box, cmd);
     CHECK(r.exit_code == 3);
     CHECK(r.output == "from the repository\nalpha\n1048576\n");
-    co_await berth::copy_from_container(*box, "/work/in", t / "back/in", false);
+    co_await berth::copy_from_container(*box, "/work/in", t / "back/in", {.verbose = false});
     CHECK(read_file(t / "back/in/out.txt") == "made\n");
     CHECK(read_file(t / "back/in/a.txt") == "alpha\n");
     CHECK(fs::file_size(t / "back/in/sub/b.bin") == (1u << 20));
@@ -181,70 +183,52 @@ std::vector<int> ssh_children() {
     return out;
 }
 
-// Runs a shell command; its stdout, and its exit status in *status.
-std::string shell(const std::string& command, int* status = nullptr) {
-    std::string out;
-    FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-    REQUIRE(p != nullptr);
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-    int st = ::pclose(p);
-    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
-}
-
 // The docker CLI used as the reference for contexts (BERTH_DOCKER_CLI, else the first `docker` in PATH).
 std::string docker_cli() {
     const char* v = std::getenv("BERTH_DOCKER_CLI");
     return v && *v ? v : "docker";
 }
 
-// A loopback TCP port relayed to a unix socket: the engine over plain HTTP.
-asio::awaitable<void> relay(asio::generic::stream_protocol::socket& from, asio::generic::stream_protocol::socket& to) {
-    std::array<char, 16384> buf;
-    for (;;) {
-        auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
-        if (ec) break;
-        auto [wec, w] = co_await asio::async_write(to, asio::buffer(buf.data(), n), asio::as_tuple(asio::use_awaitable));
-        (void)w;
-        if (wec) break;
-    }
-    boost::system::error_code ignored;
-    to.shutdown(asio::socket_base::shutdown_send, ignored);
-}
-
-asio::awaitable<void> proxy_connection(asio::ip::tcp::socket tcp, std::string path) {
-    using namespace asio::experimental::awaitable_operators;
-    auto ex = co_await asio::this_coro::executor;
-    asio::generic::stream_protocol::socket client(ex, asio::generic::stream_protocol(AF_INET, IPPROTO_TCP), tcp.release());
-    asio::generic::stream_protocol::socket engine(ex);
-    co_await engine.async_connect(asio::local::stream_protocol::endpoint(path), asio::use_awaitable);
-    co_await (relay(client, engine) && relay(engine, client));
-}
-
-asio::awaitable<void> plain_proxy(asio::ip::tcp::acceptor& acceptor, std::string unix_path) {
-    for (;;) {
-        auto [ec, tcp] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-        if (ec) co_return;
-        asio::co_spawn(acceptor.get_executor(), proxy_connection(std::move(tcp), unix_path), asio::detached);
-    }
-}
-
 // Pings over TLS through the proxy, keeps the tls_error, and ends the proxy.
+// `wc -c` fed stdin over the client's transport: it finishes, and counts every byte, only when the end of stdin
+// (the half-close) reaches the engine through that transport. A hang would be the failure: a time limit makes it
+// one that shows.
+asio::awaitable<void> exec_stdin_word_count(berth::client& c, std::string cleanup_address) {
+    const auto name = unique_name("stdin-wc");
+    container_guard guard{cleanup_address, name};
+    auto id = co_await start_idle_container(c, name);
+    std::string input;
+    for (int i = 0; i < 5000; ++i) input += static_cast<char>(i * 31);  // binary, NULs among it
+    input = input + std::string(300000, 'z');
+    berth::exec_options ex;
+    ex.cmd = {"wc", "-c"};
+    ex.stdin_ = berth::stdin_source::text(input);
+    berth::collected_output out;
+    ex.on_output = std::ref(out);
+    CHECK(co_await berth::with_timeout(c.execs().run(id, ex), 120s) == 0);
+    CHECK(out.stdout_text == std::to_string(input.size()) + "\n");
+    // and back: `cat` returns the bytes exactly
+    berth::exec_options echo;
+    echo.cmd = {"cat"};
+    echo.stdin_ = berth::stdin_source::text(input);
+    berth::collected_output back;
+    echo.on_output = std::ref(back);
+    CHECK(co_await berth::with_timeout(c.execs().run(id, echo), 120s) == 0);
+    CHECK(back.stdout_text == input);
+}
+
 asio::awaitable<void> tls_ping_through(berth::engine_endpoint ep, std::optional<berth::tls_error>& caught,
                                        asio::ip::tcp::acceptor& acceptor) {
     try {
         co_await ping_endpoint(ep);
-    } catch (const berth::tls_error& e) {
-        caught = e;
-    } catch (const std::exception& e) {
+    } catch (const berth::tls_error& e) { caught = e; } catch (const std::exception& e) {
         std::string what = e.what();
         FAIL_CHECK("another error: " << what);
     }
     acceptor.close();
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("remote") {
 
@@ -257,7 +241,7 @@ TEST_CASE("a failed connect to a unix socket names the socket and keeps the syst
     const std::string path = (t / "no-engine-here.sock").string();
     berth::socket_transport transport(asio::system_executor(), berth::parse_docker_host("unix://" + path));
     try {
-        run(transport.connect());
+        run_to_completion(transport.connect());
         FAIL("connected to a socket that does not exist");
     } catch (const boost::system::system_error& e) {
         CHECK(e.code() == boost::system::errc::no_such_file_or_directory);
@@ -265,14 +249,12 @@ TEST_CASE("a failed connect to a unix socket names the socket and keeps the syst
     }
     // and through a client request
     try {
-        run([](std::string address) -> asio::awaitable<void> {
+        run_to_completion([](std::string address) -> asio::awaitable<void> {
             auto c = berth::client::at(co_await asio::this_coro::executor, address);
             co_await c.system().ping();
         }("unix://" + path));
         FAIL("pinged a socket that does not exist");
-    } catch (const boost::system::system_error& e) {
-        CHECK(contains(e.what(), path));
-    }
+    } catch (const boost::system::system_error& e) { CHECK(contains(e.what(), path)); }
 }
 
 TEST_CASE("ssh addresses as the docker CLI reads them") {
@@ -303,15 +285,28 @@ TEST_CASE("ssh addresses as the docker CLI reads them") {
 TEST_CASE("the ssh command line is the docker CLI's, with BatchMode, and options never read as the host") {
     berth::engine_endpoint ep;
     ep.address = berth::parse_docker_host("ssh://me@box:2222");
-    std::vector<std::string> plain{"ssh", "-o", "ConnectTimeout=30", "-o", "BatchMode=yes", "-T", "-l", "me", "-p",
-                                   "2222", "--", "box", "docker", "system", "dial-stdio"};
+    std::vector<std::string> plain{
+        "ssh",    "-o",     "ConnectTimeout=30", "-o", "BatchMode=yes", "-T", "-l", "me", "-p", "2222", "--", "box",
+        "docker", "system", "dial-stdio"};
     CHECK(berth::ssh_command(ep) == plain);
     ep.address = berth::parse_docker_host("ssh://box/var/run/my docker.sock");
     ep.ssh.program = "/opt/ssh";
     ep.ssh.identity_file = "/keys/id";
     ep.ssh.extra_args = {"-o", "ConnectTimeout=5", "-v"};
-    std::vector<std::string> custom{"/opt/ssh", "-o", "BatchMode=yes", "-T", "-i", "/keys/id", "-o", "ConnectTimeout=5",
-                                    "-v", "--", "box", "docker", "'--host=unix:///var/run/my docker.sock'", "system",
+    std::vector<std::string> custom{"/opt/ssh",
+                                    "-o",
+                                    "BatchMode=yes",
+                                    "-T",
+                                    "-i",
+                                    "/keys/id",
+                                    "-o",
+                                    "ConnectTimeout=5",
+                                    "-v",
+                                    "--",
+                                    "box",
+                                    "docker",
+                                    "'--host=unix:///var/run/my docker.sock'",
+                                    "system",
                                     "dial-stdio"};
     CHECK(berth::ssh_command(ep) == custom);
 }
@@ -322,7 +317,7 @@ TEST_CASE("the ssh program missing is an ssh_error naming it") {
     ep.ssh.program = "/nonexistent/berth-ssh";
     auto e = failure_of<berth::ssh_error>(ep);
     REQUIRE(e);
-    CHECK(e->kind() == berth::ssh_errc::ssh_not_found);
+    CHECK(e->code() == berth::ssh_errc::ssh_not_found);
     CHECK(contains(e->what(), "/nonexistent/berth-ssh"));
     CHECK(contains(e->what(), "ssh://127.0.0.1"));
 }
@@ -371,7 +366,7 @@ TEST_CASE("TLS material that cannot be used is a tls_error naming the file, befo
         berth::socket_transport transport(asio::system_executor(), ep);
         FAIL("accepted a CA file that does not exist");
     } catch (const berth::tls_error& e) {
-        CHECK(e.kind() == berth::tls_errc::bad_material);
+        CHECK(e.code() == berth::tls_errc::bad_material);
         CHECK(contains(e.what(), "missing.pem"));
     }
     ep.tls.ca_file = (t / "ca.pem").string();
@@ -391,7 +386,7 @@ TEST_CASE("without <berth/transport/tls.hpp>, a TLS endpoint says what to includ
         berth::socket_transport transport(asio::system_executor(), ep);
         FAIL_CHECK("a TLS endpoint was accepted without TLS support");
     } catch (const berth::tls_error& e) {
-        CHECK(e.kind() == berth::tls_errc::not_available);
+        CHECK(e.code() == berth::tls_errc::not_available);
         CHECK(contains(e.what(), "berth/transport/tls.hpp"));
         CHECK(contains(e.what(), "-lssl"));
     }
@@ -407,7 +402,7 @@ TEST_CASE("an unknown or malformed context is a context_error") {
         berth::load_docker_context("nowhere");
         FAIL("found a context that does not exist");
     } catch (const berth::context_error& e) {
-        CHECK(e.kind() == berth::context_errc::not_found);
+        CHECK(e.code() == berth::context_errc::not_found);
         CHECK(contains(e.what(), "nowhere"));
     }
     CHECK_THROWS_AS(berth::load_docker_context("../x"), berth::context_error);
@@ -432,11 +427,20 @@ TEST_CASE("the evaluation workflow over TLS, from DOCKER_HOST, DOCKER_TLS_VERIFY
     env.set("DOCKER_HOST", r->tls_host);
     env.set("DOCKER_TLS_VERIFY", "1");
     env.set("DOCKER_CERT_PATH", r->certs.string());
-    run([](remote_setup r) -> asio::awaitable<void> {
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
         auto c = berth::client::from_env(co_await asio::this_coro::executor);
         CHECK(c.transport().endpoint().uses_tls());
         CHECK(co_await c.system().ping());
         co_await evaluation_workflow(c, r.engine_socket);
+    }(*r));
+}
+
+TEST_CASE("exec: stdin over TLS: wc -c sees the end of stdin (close_notify and FIN)") {
+    auto r = remote();
+    if (!r) return;
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
+        auto c = berth::client::at(co_await asio::this_coro::executor, tls_endpoint(r, r.certs));
+        co_await exec_stdin_word_count(c, r.engine_socket);
     }(*r));
 }
 
@@ -448,15 +452,15 @@ TEST_CASE("TLS failures are typed, name the engine and do not hang") {
         ep.tls.ca_file = (r->certs / "other/ca.pem").string();
         auto e = failure_of<berth::tls_error>(ep);
         REQUIRE(e);
-        CHECK(e->kind() == berth::tls_errc::unknown_ca);
+        CHECK(e->code() == berth::tls_errc::unknown_ca);
         CHECK(e->code() == berth::tls_errc::unknown_ca);
         CHECK(contains(e->what(), r->tls_host));
-        CHECK(contains(e->reason(), "certificate"));
+        CHECK(contains(e->message(), "certificate"));
     }
     SUBCASE("no client certificate") {
         auto e = failure_of<berth::tls_error>(tls_endpoint(*r, r->certs, false));
         REQUIRE(e);
-        CHECK(e->kind() == berth::tls_errc::certificate_rejected);
+        CHECK(e->code() == berth::tls_errc::certificate_rejected);
         CHECK(contains(e->what(), r->tls_host));
     }
     SUBCASE("a client certificate from a CA the server does not trust") {
@@ -464,14 +468,14 @@ TEST_CASE("TLS failures are typed, name the engine and do not hang") {
         ep.tls.ca_file = (r->certs / "ca.pem").string();
         auto e = failure_of<berth::tls_error>(ep);
         REQUIRE(e);
-        CHECK(e->kind() == berth::tls_errc::certificate_rejected);
+        CHECK(e->code() == berth::tls_errc::certificate_rejected);
     }
     SUBCASE("a host name the server's certificate does not name") {
         auto ep = tls_endpoint(*r, r->certs);
         ep.address.host = "localhost";  // the certificate names IP 127.0.0.1 only
         auto e = failure_of<berth::tls_error>(ep);
         REQUIRE(e);
-        CHECK(e->kind() == berth::tls_errc::host_name_mismatch);
+        CHECK(e->code() == berth::tls_errc::host_name_mismatch);
         CHECK(contains(e->what(), "tcp://localhost:"));
     }
     SUBCASE("plain HTTP to the TLS port") {
@@ -479,21 +483,21 @@ TEST_CASE("TLS failures are typed, name the engine and do not hang") {
         ep.address = berth::parse_docker_host(r->tls_host);
         auto e = failure_of<berth::tls_error>(ep);
         REQUIRE(e);
-        CHECK(e->kind() == berth::tls_errc::requires_tls);
+        CHECK(e->code() == berth::tls_errc::requires_tls);
         CHECK(contains(e->what(), "DOCKER_TLS_VERIFY"));
     }
     SUBCASE("TLS to a plain-HTTP port") {
         asio::io_context io;
         asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
         auto port = acceptor.local_endpoint().port();
-        asio::co_spawn(io, plain_proxy(acceptor, berth::parse_docker_host(r->engine_socket).path), asio::detached);
+        asio::co_spawn(io, tcp_proxy(acceptor, berth::parse_docker_host(r->engine_socket).path), asio::detached);
         std::optional<berth::tls_error> caught;
         auto ep = tls_endpoint(*r, r->certs);
         ep.address.port = port;
         asio::co_spawn(io, tls_ping_through(ep, caught, acceptor), asio::detached);
         io.run();
         REQUIRE(caught);
-        CHECK(caught->kind() == berth::tls_errc::not_tls);
+        CHECK(caught->code() == berth::tls_errc::not_tls);
         CHECK(contains(caught->what(), std::to_string(port)));
     }
 }
@@ -501,7 +505,7 @@ TEST_CASE("TLS failures are typed, name the engine and do not hang") {
 TEST_CASE("later TLS connections of a transport resume its session, and another transport's do not") {
     auto r = remote();
     if (!r) return;
-    run([](remote_setup r) -> asio::awaitable<void> {
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
         auto resumed = [](berth::connection_stream& s) {
             auto* tls = dynamic_cast<berth::detail::tls_stream*>(s.layered());
             REQUIRE(tls);
@@ -525,10 +529,11 @@ TEST_CASE("later TLS connections of a transport resume its session, and another 
 TEST_CASE("a TLS connection taken for an exec stream is replaced in the background; a unix one is not") {
     auto r = remote();
     if (!r) return;
-    run([](remote_setup r) -> asio::awaitable<void> {
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
         auto ex = co_await asio::this_coro::executor;
         auto spare_after_release = [&](berth::socket_transport transport) -> asio::awaitable<std::size_t> {
-            auto pool = std::make_shared<berth::http::connection_pool<berth::socket_transport>>(std::move(transport), 4);
+            auto pool = std::make_shared<berth::http::connection_pool<berth::socket_transport>>(std::move(transport),
+                                                                                                4);
             auto taken = co_await pool->acquire(pool);
             REQUIRE(pool->idle_connections() == 0);
             auto stream = taken.release();  // as an exec's upgraded stream is taken
@@ -541,14 +546,15 @@ TEST_CASE("a TLS connection taken for an exec stream is replaced in the backgrou
             co_return pool->idle_connections();
         };
         CHECK(co_await spare_after_release(berth::socket_transport(ex, tls_endpoint(r, r.certs))) == 1);
-        CHECK(co_await spare_after_release(berth::socket_transport(ex, berth::parse_docker_host(r.engine_socket))) == 0);
+        CHECK(co_await spare_after_release(berth::socket_transport(ex, berth::parse_docker_host(r.engine_socket))) ==
+              0);
     }(*r));
 }
 
 // A TLS server on loopback with the test's server certificate: sends `payload` as soon as the handshake is done
 // (records of 16 KiB, as Asio's SSL stream writes them), then keeps what the client sends until it closes.
-asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::ssl::context& ctx, const std::string& payload,
-                                      std::string& received) {
+asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::ssl::context& ctx,
+                                      const std::string& payload, std::string& received) {
     auto tcp = co_await acceptor.async_accept(asio::use_awaitable);
     asio::ssl::stream<asio::ip::tcp::socket> tls(std::move(tcp), ctx);
     co_await tls.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
@@ -561,7 +567,8 @@ asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::s
     }
 }
 
-TEST_CASE("a TLS read returns every record that has arrived, a large write is sent whole, and a read can be cancelled") {
+TEST_CASE(
+    "a TLS read returns every record that has arrived, a large write is sent whole, and a read can be cancelled") {
     auto r = remote();
     if (!r) return;
     asio::io_context io;
@@ -593,14 +600,16 @@ TEST_CASE("a TLS read returns every record that has arrived, a large write is se
         REQUIRE(tls);
         // Until the kernel holds at least three records' worth of the payload (a condition, not a time).
         asio::steady_timer pause(ex);
-        for (int queued = 0; ::ioctl(tls->lowest_layer().native_handle(), FIONREAD, &queued) == 0 && queued < 48 * 1024;) {
+        for (int queued = 0;
+             ::ioctl(tls->lowest_layer().native_handle(), FIONREAD, &queued) == 0 && queued < 48 * 1024;) {
             pause.expires_after(1ms);
             co_await pause.async_wait(asio::use_awaitable);
         }
         got.resize(payload.size());
         first_read = co_await stream.async_read_some(asio::buffer(got), asio::use_awaitable);
         for (std::size_t total = *first_read; total < got.size();)
-            total += co_await stream.async_read_some(asio::buffer(got.data() + total, got.size() - total), asio::use_awaitable);
+            total += co_await stream.async_read_some(asio::buffer(got.data() + total, got.size() - total),
+                                                     asio::use_awaitable);
 
         const std::size_t wrote = co_await stream.async_write_some(asio::buffer(upload), asio::use_awaitable);
         CHECK(wrote == upload.size());
@@ -608,9 +617,9 @@ TEST_CASE("a TLS read returns every record that has arrived, a large write is se
         // Nothing more will come: the read waits on the socket until its cancellation slot is signalled.
         asio::cancellation_signal cancel;
         std::array<char, 1024> buf;
-        stream.async_read_some(asio::buffer(buf), asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec, std::size_t) {
-                                   cancelled_read = ec;
-                               }));
+        stream.async_read_some(asio::buffer(buf),
+                               asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec,
+                                                                               std::size_t) { cancelled_read = ec; }));
         co_await asio::post(ex, asio::use_awaitable);
         CHECK_FALSE(cancelled_read);
         cancel.emit(asio::cancellation_type::terminal);
@@ -631,6 +640,57 @@ TEST_CASE("a TLS read returns every record that has arrived, a large write is se
     CHECK(*cancelled_read == asio::error::operation_aborted);
 }
 
+// A TLS server on loopback that resets every connection once the client's first request has arrived (as a server
+// closing on its refusal of a client certificate may: its alert is lost to the reset).
+asio::awaitable<void> tls_server_resetting(asio::ip::tcp::acceptor& acceptor, asio::ssl::context& ctx) {
+    for (;;) {
+        auto tcp = co_await acceptor.async_accept(asio::use_awaitable);
+        asio::ssl::stream<asio::ip::tcp::socket> tls(std::move(tcp), ctx);
+        co_await tls.async_handshake(asio::ssl::stream_base::server, asio::use_awaitable);
+        char first = 0;  // the request may already sit in the TLS layer's buffer, read with the handshake's end
+        co_await tls.async_read_some(asio::buffer(&first, 1), asio::use_awaitable);
+        tls.next_layer().set_option(asio::socket_base::linger(true, 0));  // close at once: a reset
+        tls.next_layer().close();
+    }
+}
+
+TEST_CASE("a TLS server that asked for a client certificate and then resets the connection refused the certificate") {
+    auto r = remote();
+    if (!r) return;
+    for (const bool asks : {true, false}) {
+        CAPTURE(asks);
+        asio::io_context io;
+        asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+        asio::ssl::context server_ctx(asio::ssl::context::tls_server);
+        server_ctx.use_certificate_chain_file((r->certs / "server-cert.pem").string());
+        server_ctx.use_private_key_file((r->certs / "server-key.pem").string(), asio::ssl::context::pem);
+        if (asks) {
+            server_ctx.set_verify_mode(asio::ssl::verify_peer);  // asks; the handshake takes any answer
+            server_ctx.set_verify_callback([](bool, asio::ssl::verify_context&) { return true; });
+        }
+        asio::co_spawn(io, tls_server_resetting(acceptor, server_ctx), asio::detached);
+        auto ep = tls_endpoint(*r, r->certs);
+        ep.address.port = acceptor.local_endpoint().port();
+        std::exception_ptr failure;
+        asio::co_spawn(io, ping_endpoint(ep), [&](std::exception_ptr e, bool) {
+            failure = e;
+            io.stop();
+        });
+        io.run();
+        REQUIRE(failure);
+        try {
+            std::rethrow_exception(failure);
+        } catch (const berth::tls_error& e) {
+            CHECK(asks);
+            CHECK(e.code() == berth::tls_errc::certificate_rejected);
+            CHECK(contains(e.what(), "asking for a client certificate"));
+        } catch (const berth::error& e) {
+            CHECK_FALSE(asks);  // a reset from a server that asked for nothing is the connection's failure
+            CHECK(e.code() != boost::asio::error::timed_out);
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------------------
 // ssh against the private sshd
 // ------------------------------------------------------------------------------------------------------------
@@ -639,7 +699,7 @@ TEST_CASE("the evaluation workflow over ssh://, and no ssh child outlives its co
     auto r = remote();
     if (!r) return;
     REQUIRE(ssh_children().empty());
-    run([](remote_setup r) -> asio::awaitable<void> {
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
         auto c = berth::client::at(co_await asio::this_coro::executor, ssh_endpoint(r, "id_good"));
         co_await evaluation_workflow(c, r.engine_socket);
         // idle keep-alive connections are ssh children still running: the check below can see them
@@ -656,13 +716,24 @@ TEST_CASE("the evaluation workflow over ssh://, and no ssh child outlives its co
     CHECK(ssh_children().empty());
 }
 
+TEST_CASE("exec: stdin over ssh: wc -c sees the end of stdin (through ssh and docker system dial-stdio)") {
+    auto r = remote();
+    if (!r) return;
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
+        auto c = berth::client::at(co_await asio::this_coro::executor, ssh_endpoint(r, "id_good"));
+        co_await exec_stdin_word_count(c, r.engine_socket);
+        c.close_idle_connections();
+    }(*r));
+    CHECK(ssh_children().empty());
+}
+
 TEST_CASE("ssh failures are typed and carry ssh's own message") {
     auto r = remote();
     if (!r) return;
     SUBCASE("a key the server does not accept") {
         auto e = failure_of<berth::ssh_error>(ssh_endpoint(*r, "id_wrong"));
         REQUIRE(e);
-        CHECK(e->kind() == berth::ssh_errc::authentication_refused);
+        CHECK(e->code() == berth::ssh_errc::authentication_refused);
         CHECK(e->exit_status() == 255);
         CHECK(contains(e->ssh_stderr(), "Permission denied"));
         CHECK(contains(e->what(), "Permission denied"));
@@ -671,7 +742,7 @@ TEST_CASE("ssh failures are typed and carry ssh's own message") {
     SUBCASE("no docker on the remote side") {
         auto e = failure_of<berth::ssh_error>(ssh_endpoint(*r, "id_nodocker"));
         REQUIRE(e);
-        CHECK(e->kind() == berth::ssh_errc::remote_docker_missing);
+        CHECK(e->code() == berth::ssh_errc::remote_docker_missing);
         CHECK(e->exit_status() == 127);
         CHECK(contains(e->what(), "docker"));
     }
@@ -680,7 +751,7 @@ TEST_CASE("ssh failures are typed and carry ssh's own message") {
         ep.ssh.extra_args.back() = "UserKnownHostsFile=/dev/null";
         auto e = failure_of<berth::ssh_error>(ep);
         REQUIRE(e);
-        CHECK(e->kind() == berth::ssh_errc::host_key_rejected);
+        CHECK(e->code() == berth::ssh_errc::host_key_rejected);
         CHECK(contains(e->what(), "Host key verification failed"));
     }
     CHECK(ssh_children().empty());
@@ -703,7 +774,8 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
         std::string name, docker_option;
     };
     std::vector<made> contexts{
-        {"berth-tls", "host=" + r->tls_host + ",ca=" + certs + "/ca.pem,cert=" + certs + "/cert.pem,key=" + certs + "/key.pem"},
+        {"berth-tls",
+         "host=" + r->tls_host + ",ca=" + certs + "/ca.pem,cert=" + certs + "/cert.pem,key=" + certs + "/key.pem"},
         {"berth-ca-only", "host=" + r->tls_host + ",ca=" + certs + "/ca.pem"},
         {"berth-skip", "host=" + r->tls_host + ",skip-tls-verify=true"},
         {"berth-unix", "host=" + r->engine_socket},
@@ -712,14 +784,15 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
     };
     for (auto& m : contexts) {
         int status = 0;
-        auto out = shell(cli + " context create " + m.name + " --docker '" + m.docker_option + "'", &status);
+        auto out = shell_output(cli + " context create " + m.name + " --docker '" + m.docker_option + "' 2>&1",
+                                &status);
         INFO(out);
         REQUIRE(status == 0);
     }
     for (auto& m : contexts) {
         CAPTURE(m.name);
         int status = 0;
-        auto text = shell(cli + " context inspect " + m.name, &status);
+        auto text = shell_output(cli + " context inspect " + m.name + " 2>&1", &status);
         INFO(text);
         REQUIRE(status == 0);
         auto inspected = boost::json::parse(text).as_array().at(0).as_object();
@@ -747,7 +820,7 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
     }
 
     SUBCASE("a client from a named context reaches the engine over TLS") {
-        run([]() -> asio::awaitable<void> {
+        run_to_completion([]() -> asio::awaitable<void> {
             auto c = berth::client::from_context(co_await asio::this_coro::executor, "berth-tls");
             CHECK(c.transport().endpoint().uses_tls());
             CHECK(co_await c.system().ping());
@@ -756,20 +829,18 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
         }());
         // the CA alone checks the server; without a client certificate the server refuses
         try {
-            run([]() -> asio::awaitable<void> {
+            run_to_completion([]() -> asio::awaitable<void> {
                 auto c = berth::client::from_context(co_await asio::this_coro::executor, "berth-ca-only");
                 co_await berth::with_timeout(c.system().ping(), 60s);
             }());
             FAIL("the server accepted a client without a certificate");
-        } catch (const berth::tls_error& e) {
-            CHECK(e.kind() == berth::tls_errc::certificate_rejected);
-        }
+        } catch (const berth::tls_error& e) { CHECK(e.code() == berth::tls_errc::certificate_rejected); }
     }
     SUBCASE("the current context, as the CLI names it: DOCKER_HOST over DOCKER_CONTEXT over currentContext") {
         auto show = [&] {
             int status = 0;
             // (`docker context show` is newer than Debian's CLI 20.10; inspect without a name shows the current one)
-            auto out = shell(cli + " context inspect --format '{{.Name}}'", &status);
+            auto out = shell_output(cli + " context inspect --format '{{.Name}}' 2>&1", &status);
             while (!out.empty() && out.back() == '\n') out.pop_back();
             INFO(out);
             CHECK(status == 0);
@@ -780,7 +851,7 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
         REQUIRE(std::system((cli + " context use berth-tls >/dev/null 2>&1").c_str()) == 0);
         CHECK(berth::current_docker_context_name() == "berth-tls");
         CHECK(show() == "berth-tls");
-        run([]() -> asio::awaitable<void> {
+        run_to_completion([]() -> asio::awaitable<void> {
             auto c = berth::client::from_env(co_await asio::this_coro::executor);
             CHECK(c.transport().endpoint().uses_tls());
             CHECK(co_await c.system().ping());
@@ -798,4 +869,4 @@ TEST_CASE("contexts made with `docker context create` resolve as `docker context
     }
 }
 
-} // TEST_SUITE
+}  // TEST_SUITE("remote")

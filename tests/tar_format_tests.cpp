@@ -5,6 +5,9 @@
 #include <boost/crc.hpp>
 #include <doctest/doctest.h>
 
+#include "support/files.hpp"
+#include "support/shell.hpp"
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +23,10 @@
 namespace tar = berth::tar;
 namespace fs = std::filesystem;
 using ev = tar::reader::event;
+using berth_test::read_file;
+using berth_test::shell_output;
+using berth_test::temp_dir;
+using berth_test::write_file;
 
 namespace {
 
@@ -63,9 +70,7 @@ std::vector<member> read_members(std::string_view ar, std::size_t chunk = ~std::
 tar::error read_error(std::string_view ar, std::size_t chunk = ~std::size_t{0}, tar::reader_options opt = {}) {
     try {
         read_members(ar, chunk, opt);
-    } catch (const tar::error& e) {
-        return e;
-    }
+    } catch (const tar::error& e) { return e; }
     FAIL("no tar::error thrown");
     return tar::error(tar::errc::io_error, "unreachable");
 }
@@ -82,9 +87,9 @@ std::string listing(const std::vector<member>& ms) {
     for (const auto& m : ms) {
         const auto& e = m.e;
         std::ostringstream l;
-        l << e.name << '|' << static_cast<char>(e.type) << '|' << e.size << '|' << std::oct << e.mode << std::dec
-          << '|' << e.mtime << '|' << e.linkname << '|' << e.uid << '|' << e.gid << '|' << e.uname << '|' << e.gname
-          << '|' << (e.type == tar::entry_type::file ? crc32(m.content) : 0) << '\n';
+        l << e.name << '|' << static_cast<char>(e.type) << '|' << e.size << '|' << std::oct << e.mode << std::dec << '|'
+          << e.mtime << '|' << e.linkname << '|' << e.uid << '|' << e.gid << '|' << e.uname << '|' << e.gname << '|'
+          << (e.type == tar::entry_type::file ? crc32(m.content) : 0) << '\n';
         out += l.str();
     }
     return out;
@@ -109,43 +114,9 @@ tar::entry file_entry(std::string name, std::uint64_t size) {
     return e;
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    return {std::istreambuf_iterator<char>(f), {}};
+bool have_tool(const std::string& name) {
+    return berth_test::shell_status("command -v " + name + " >/dev/null 2>&1") == 0;
 }
-
-void spit(const fs::path& p, std::string_view s) {
-    std::ofstream f(p, std::ios::binary);
-    f.write(s.data(), static_cast<std::streamsize>(s.size()));
-}
-
-// Runs a shell command; returns its stdout, and its exit status in *status.
-std::string run(const std::string& cmd, int* status = nullptr) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::array<char, 4096> buf;
-    std::size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-    const int rc = pclose(p);
-    if (status) *status = rc;
-    return out;
-}
-
-bool have_tool(const std::string& name) { return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0; }
-
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string t = (fs::temp_directory_path() / "berth-tarfmt-XXXXXX").string();
-        REQUIRE(mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 // The reference listing: Python's tarfile reads every format here; it prints the fields `listing` prints.
 constexpr const char* python_lister = R"PY(
@@ -164,14 +135,14 @@ sys.stdout.buffer.write(''.join(out).encode('utf-8', 'surrogateescape'))
 
 std::string python_listing(const temp_dir& d, const fs::path& archive) {
     const auto script = d.path / "list.py";
-    if (!fs::exists(script)) spit(script, python_lister);
+    if (!fs::exists(script)) write_file(script, python_lister);
     int rc = 0;
-    auto out = run("/usr/bin/python3 '" + script.string() + "' '" + archive.string() + "'", &rc);
+    auto out = shell_output("/usr/bin/python3 '" + script.string() + "' '" + archive.string() + "'", &rc);
     CHECK(rc == 0);
     return out;
 }
 
-} // namespace
+}  // namespace
 
 TEST_SUITE("tar format") {
 
@@ -208,7 +179,7 @@ TEST_CASE("numeric fields: octal, base-256, garbage") {
 
 TEST_CASE("header block round trip, USTAR prefix split and GNU base-256") {
     tar::header h;
-    h.name = std::string(60, 'a') + "/" + std::string(89, 'b'); // 150 bytes: needs the prefix
+    h.name = std::string(60, 'a') + "/" + std::string(89, 'b');  // 150 bytes: needs the prefix
     h.typeflag = '0';
     h.mode = 04755;
     h.uid = 1000;
@@ -246,7 +217,7 @@ TEST_CASE("header block round trip, USTAR prefix split and GNU base-256") {
 
 TEST_CASE("checksum: unsigned and signed sums accepted, anything else rejected") {
     tar::header h;
-    h.name = "caf\xc3\xa9"; // bytes >= 0x80 make the two sums differ
+    h.name = "caf\xc3\xa9";  // bytes >= 0x80 make the two sums differ
     std::array<char, 512> b;
     tar::encode_header_block(h, b);
     const auto sums = tar::compute_checksums(b);
@@ -288,11 +259,12 @@ TEST_CASE("PAX records: parse, encode with self-referential length") {
 }
 
 TEST_CASE("PAX records: every malformation is bad_pax_record at the record's offset") {
-    for (std::string_view bad : {"x a=b\n", "6 a=b", "5 a=b\n", "7 a=b\n", "6 ab\n\n", "5 =b\n", "6 a=bX",
-                                 "-6 a=b\n", "99999999999999999999 a=b\n", "6\0a=b\n"}) {
+    for (std::string_view bad : {"x a=b\n", "6 a=b", "5 a=b\n", "7 a=b\n", "6 ab\n\n", "5 =b\n", "6 a=bX", "-6 a=b\n",
+                                 "99999999999999999999 a=b\n", "6\0a=b\n"}) {
         CAPTURE(bad);
         try {
-            tar::parse_pax_records(bad, [](auto, auto) {}, 1000);
+            tar::parse_pax_records(
+                bad, [](auto, auto) {}, 1000);
             FAIL("accepted");
         } catch (const tar::error& e) {
             CHECK(e.code() == tar::errc::bad_pax_record);
@@ -300,9 +272,10 @@ TEST_CASE("PAX records: every malformation is bad_pax_record at the record's off
         }
     }
     try {
-        tar::parse_pax_records("6 a=b\n6 a=b", [](auto, auto) {}, 1000);
+        tar::parse_pax_records(
+            "6 a=b\n6 a=b", [](auto, auto) {}, 1000);
     } catch (const tar::error& e) {
-        CHECK(e.offset() == 1006); // the second record
+        CHECK(e.offset() == 1006);  // the second record
     }
 }
 
@@ -341,8 +314,8 @@ std::vector<member> tricky_members() {
     add(file_entry(p300 + "f", 0), "300-byte path");
     add(file_entry("dir/h\xc3\xa9llo-\xe2\x82\xac.txt", 0), "utf-8");
     tar::entry big_ids = file_entry("ids", 0);
-    big_ids.uid = 3'000'000; // over 7 octal digits
-    big_ids.gid = 5'000'000; // GNU tar refuses ids over 32 bits, so stay under
+    big_ids.uid = 3'000'000;  // over 7 octal digits
+    big_ids.gid = 5'000'000;  // GNU tar refuses ids over 32 bits, so stay under
     big_ids.uname = std::string(40, 'u');
     big_ids.gname = "gr\xc3\xbcppe";
     big_ids.mode = 06751;
@@ -383,7 +356,7 @@ TEST_CASE("writer: PAX only when needed; sub-second mtimes on request; big sizes
     e.mtime_nsec = 5;
     std::string out;
     tar::encode_header(e, out);
-    CHECK(out.size() == 512); // nothing USTAR cannot hold
+    CHECK(out.size() == 512);  // nothing USTAR cannot hold
     out.clear();
     tar::encode_header(e, out, {.preserve_subsecond = true});
     CHECK(out.size() > 512);
@@ -435,12 +408,12 @@ void rechecksum(std::string& ar, std::size_t at) {
                       static_cast<std::uint64_t>(tar::compute_checksums(b).unsigned_sum));
     b[155] = ' ';
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("reader errors carry kind, offset and entry name") {
     {
         auto ar = two_files();
-        ar[1024] = 'X'; // second header's name: checksum no longer matches
+        ar[1024] = 'X';  // second header's name: checksum no longer matches
         const auto e = read_error(ar);
         CHECK(e.code() == tar::errc::bad_checksum);
         CHECK(e.offset() == 1024);
@@ -448,7 +421,7 @@ TEST_CASE("reader errors carry kind, offset and entry name") {
     }
     {
         auto ar = two_files();
-        std::memcpy(ar.data() + 1024 + 124, "0000000z000", 11); // size
+        std::memcpy(ar.data() + 1024 + 124, "0000000z000", 11);  // size
         rechecksum(ar, 1024);
         const auto e = read_error(ar, 1);
         CHECK(e.code() == tar::errc::bad_header_field);
@@ -457,7 +430,7 @@ TEST_CASE("reader errors carry kind, offset and entry name") {
     }
     {
         auto ar = two_files();
-        tar::format_base256(std::span<char>(ar.data() + 1024 + 124, 12), -5); // negative size
+        tar::format_base256(std::span<char>(ar.data() + 1024 + 124, 12), -5);  // negative size
         rechecksum(ar, 1024);
         const auto e = read_error(ar);
         CHECK(e.code() == tar::errc::bad_header_field);
@@ -471,7 +444,7 @@ TEST_CASE("reader errors carry kind, offset and entry name") {
         auto ar = write_archive({{x, ""}});
         const auto pos = ar.find("8 bbb=2\n");
         REQUIRE(pos != std::string::npos);
-        ar[pos] = '9'; // "9 bbb=2\n" + the padding NUL: no newline at its end
+        ar[pos] = '9';  // "9 bbb=2\n" + the padding NUL: no newline at its end
         const auto e = read_error(ar, 7);
         CHECK(e.code() == tar::errc::bad_pax_record);
         CHECK(e.offset() == pos);
@@ -484,7 +457,7 @@ TEST_CASE("reader errors carry kind, offset and entry name") {
         const auto pos = ar.find("6 k=v\n");
         REQUIRE(pos != std::string::npos);
         ar.replace(pos, 6, std::string("9 path=\0\n", 9));
-        std::memcpy(ar.data() + 124, "00000000011", 11); // payload size 6 -> 9
+        std::memcpy(ar.data() + 124, "00000000011", 11);  // payload size 6 -> 9
         rechecksum(ar, 0);
         const auto e = read_error(ar);
         CHECK(e.code() == tar::errc::bad_pax_record);
@@ -535,8 +508,13 @@ TEST_CASE("reader: sparse map errors") {
     REQUIRE(good.size() == 1);
     CHECK(good[0].e.size == 20);
     CHECK(good[0].content == std::string("\0\0abc\0\0\0\0\0de\0\0\0\0\0\0\0\0", 20));
-    for (auto [map, real] : {std::pair{"2,3,10,3", "20"}, {"2,3,10,2", "11"}, {"10,2,2,3", "20"}, {"2,3,4,2", "20"},
-                             {"2,3,10", "20"}, {"2,3,x,2", "20"}, {"2,3,10,2", "-1"}}) {
+    for (auto [map, real] : {std::pair{"2,3,10,3", "20"},
+                             {"2,3,10,2", "11"},
+                             {"10,2,2,3", "20"},
+                             {"2,3,4,2", "20"},
+                             {"2,3,10", "20"},
+                             {"2,3,x,2", "20"},
+                             {"2,3,10,2", "-1"}}) {
         const std::string_view which = map;
         CAPTURE(which);
         const auto e = read_error(make(map, real, "abcde"));
@@ -558,8 +536,10 @@ TEST_CASE("reader: truncation anywhere is truncated or a clean end, never anythi
                                               {.require_end_marker = strict});
                 // By default only the whole archive, end marker included, is complete. Without the marker rule
                 // a clean end is at a block boundary, or after the first zero block.
-                if (strict) CHECK(n == ar.size());
-                else CHECK((n % 512 == 0 || n >= ar.size() - 512));
+                if (strict)
+                    CHECK(n == ar.size());
+                else
+                    CHECK((n % 512 == 0 || n >= ar.size() - 512));
                 CHECK(full.starts_with(listing(got)));
             } catch (const tar::error& e) {
                 CHECK(e.code() == tar::errc::truncated);
@@ -579,11 +559,11 @@ TEST_CASE("reader: old archives and oddities") {
     std::string ar(1536, '\0');
     tar::encode_header_block(h, tar::block_span(ar.data(), 512));
     h.name = "olddir/f";
-    h.typeflag = '7'; // contiguous file
+    h.typeflag = '7';  // contiguous file
     h.size = 2;
     tar::encode_header_block(h, tar::block_span(ar.data() + 512, 512));
     ar.insert(1024, std::string("hi") + std::string(510, '\0'));
-    ar.append(512, '\0'); // the end-of-archive marker: two zero blocks
+    ar.append(512, '\0');  // the end-of-archive marker: two zero blocks
     const auto ms = read_members(ar, 3);
     REQUIRE(ms.size() == 2);
     CHECK(ms[0].e.type == tar::entry_type::directory);
@@ -597,7 +577,8 @@ TEST_CASE("reader: old archives and oddities") {
         CHECK(read_error(ar.substr(0, cut)).code() == tar::errc::truncated);
         CHECK(read_members(ar.substr(0, cut), 1, {.require_end_marker = false}).size() == 2);
     }
-    CHECK(read_members(ar.substr(0, 2048) + "garbage that is not a header", 1, {.require_end_marker = false}).size() == 2);
+    CHECK(read_members(ar.substr(0, 2048) + "garbage that is not a header", 1, {.require_end_marker = false}).size() ==
+          2);
 }
 
 TEST_CASE("reader: PAX global headers apply to later members; local ones to one") {
@@ -649,12 +630,12 @@ std::string ext_header(char type, const std::string& payload) {
 // `ar` written to a file in `d`, listed by GNU tar and bsdtar (names only); empty when a tool refuses it.
 std::string tool_names(const temp_dir& d, const std::string& tool, const std::string& ar) {
     const auto p = d.path / "tool.tar";
-    spit(p, ar);
+    write_file(p, ar);
     int rc = 0;
-    auto out = run(tool + " -tf '" + p.string() + "' 2>/dev/null", &rc);
+    auto out = shell_output(tool + " -tf '" + p.string() + "' 2>/dev/null", &rc);
     return rc == 0 ? out : std::string();
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("reader: nothing fed, or an empty slice, asks for more") {
     // Regression (UBSan): an empty span's data() is null, and memcpy from null is undefined even for 0 bytes.
@@ -675,7 +656,7 @@ TEST_CASE("PAX numbers: leading zeros beyond 19 digits are read like Go, Python,
     CHECK(tar::parse_pax_integer(z) == 0);
     CHECK(tar::parse_pax_integer("-" + z + "9223372036854775808") == INT64_MIN);
     CHECK(tar::parse_pax_integer(z + "9223372036854775807") == INT64_MAX);
-    CHECK_FALSE(tar::parse_pax_integer(z + "9223372036854775808")); // still range-checked
+    CHECK_FALSE(tar::parse_pax_integer(z + "9223372036854775808"));  // still range-checked
     CHECK_FALSE(tar::parse_pax_integer(z + "12345678901234567890"));
     CHECK_FALSE(tar::parse_pax_integer(z + "x"));
     CHECK(tar::parse_pax_time(z + "17.5") == tar::pax_time{17, 500'000'000});
@@ -701,7 +682,7 @@ TEST_CASE("PAX numbers: leading zeros beyond 19 digits are read like Go, Python,
     CHECK(ms[0].e.mtime == 1700000000);
     CHECK(ms[0].e.mtime_nsec == 250'000'000);
     temp_dir d;
-    spit(d.path / "zeros.tar", ar);
+    write_file(d.path / "zeros.tar", ar);
     CHECK(python_listing(d, d.path / "zeros.tar") == listing(ms));
     if (have_tool("tar")) CHECK(tool_names(d, "tar", ar) == "f\n");
     if (have_tool("bsdtar")) CHECK(tool_names(d, "bsdtar", ar) == "f\n");
@@ -734,11 +715,11 @@ TEST_CASE("reader: a later PAX header for the same member replaces the earlier o
     temp_dir d;
     if (have_tool("tar")) CHECK(tool_names(d, "tar", ar) == "header-name\nnext\n");
     if (have_tool("tar")) {
-        spit(d.path / "twice.tar", ar);
-        CHECK(run("tar --numeric-owner -tvf '" + (d.path / "twice.tar").string() + "' | head -n1 | tr -s ' ' | cut -d' ' -f2")
-              == "0/0\n");
-        CHECK(run("tar -tvf '" + (d.path / "twice.tar").string() + "' | head -n1 | tr -s ' ' | cut -d' ' -f2") ==
-              "second/0\n");
+        write_file(d.path / "twice.tar", ar);
+        CHECK(shell_output("tar --numeric-owner -tvf '" + (d.path / "twice.tar").string() +
+                           "' | head -n1 | tr -s ' ' | cut -d' ' -f2") == "0/0\n");
+        CHECK(shell_output("tar -tvf '" + (d.path / "twice.tar").string() +
+                           "' | head -n1 | tr -s ' ' | cut -d' ' -f2") == "second/0\n");
     }
 }
 
@@ -753,7 +734,7 @@ TEST_CASE("reader: non-regular members report the size they carry; no data block
     std::string ar;
     tar::encode_header(dir, ar);
     tar::encode_header(link, ar);
-    std::memcpy(ar.data() + 124, "00000001274", 11); // 700
+    std::memcpy(ar.data() + 124, "00000001274", 11);  // 700
     rechecksum(ar, 0);
     std::memcpy(ar.data() + 512 + 124, "00000000005", 11);
     rechecksum(ar, 512);
@@ -769,12 +750,12 @@ TEST_CASE("reader: non-regular members report the size they carry; no data block
     CHECK(ms[2].e.name == "f");
     CHECK(ms[2].content == "hi");
     temp_dir d;
-    spit(d.path / "sizes.tar", ar);
+    write_file(d.path / "sizes.tar", ar);
     CHECK(python_listing(d, d.path / "sizes.tar") == listing(ms));
 }
 
 TEST_CASE("reader: an archive is complete only with its end-of-archive marker") {
-    const auto ar = two_files(); // ends with two zero blocks
+    const auto ar = two_files();  // ends with two zero blocks
     REQUIRE(ar.size() == 4 * 512 + tar::end_of_archive_size);
     CHECK(read_members(ar, 100).size() == 2);
     {
@@ -785,7 +766,7 @@ TEST_CASE("reader: an archive is complete only with its end-of-archive marker") 
         CHECK(std::string(e.what()).find("end-of-archive marker") != std::string::npos);
     }
     {
-        const auto e = read_error(std::string_view(ar).substr(0, 2048 + 512), 100); // one zero block of two
+        const auto e = read_error(std::string_view(ar).substr(0, 2048 + 512), 100);  // one zero block of two
         CHECK(e.code() == tar::errc::truncated);
         CHECK(e.offset() == 2560);
     }
@@ -795,7 +776,7 @@ TEST_CASE("reader: an archive is complete only with its end-of-archive marker") 
         const auto e = read_error(lone, 1);
         CHECK(e.code() == tar::errc::bad_header_field);
         CHECK(e.offset() == 1024);
-        CHECK(read_members(lone, 1, {.require_end_marker = false}).size() == 1); // GNU tar's reading
+        CHECK(read_members(lone, 1, {.require_end_marker = false}).size() == 1);  // GNU tar's reading
     }
     {
         // extension headers, then the end marker: their member is missing
@@ -805,7 +786,7 @@ TEST_CASE("reader: an archive is complete only with its end-of-archive marker") 
     CHECK(read_members(std::string_view(ar).substr(0, 1024), 100, {.require_end_marker = false}).size() == 1);
     CHECK(read_members(std::string_view(ar).substr(0, 2560), 100, {.require_end_marker = false}).size() == 2);
     CHECK(read_members(std::string_view(ar).substr(0, 0), 100, {.require_end_marker = false}).empty());
-    CHECK(read_error("").code() == tar::errc::truncated); // not even an empty archive
+    CHECK(read_error("").code() == tar::errc::truncated);  // not even an empty archive
 }
 
 // ---------------------------------------------------------------------------------------------------- gzip
@@ -815,7 +796,7 @@ TEST_CASE("gzip: round trip through the sink and the push decompressor, in small
     std::string gz;
     {
         auto collect = [&](std::span<const char> b) { gz.append(b.data(), b.size()); };
-        tar::gzip_sink<decltype(collect)> sink(collect, 6, 100); // tiny buffer: many output pieces
+        tar::gzip_sink<decltype(collect)> sink(collect, 6, 100);  // tiny buffer: many output pieces
         tar::writer w(std::ref(sink));
         for (const auto& m : ms) {
             w.add(m.e);
@@ -838,7 +819,7 @@ TEST_CASE("gzip: round trip through the sink and the push decompressor, in small
     const auto plain = write_archive(ms);
     CHECK(gunzip_all(gz, 1, 7) == plain);
     CHECK(gunzip_all(gz, 4096, 1 << 16) == plain);
-    CHECK(gunzip_all(gz + gz + std::string(10, '\0'), 333, 512) == plain + plain); // multi-member, padding
+    CHECK(gunzip_all(gz + gz + std::string(10, '\0'), 333, 512) == plain + plain);  // multi-member, padding
 
     // Straight into the reader from the callback.
     tar::gunzip g;
@@ -855,17 +836,13 @@ TEST_CASE("gzip: round trip through the sink and the push decompressor, in small
     try {
         gunzip_all(std::string_view(gz).substr(0, gz.size() - 5), 100, 4096);
         FAIL("truncated gzip accepted");
-    } catch (const tar::error& e) {
-        CHECK(e.code() == tar::errc::truncated);
-    }
+    } catch (const tar::error& e) { CHECK(e.code() == tar::errc::truncated); }
     auto corrupt = gz;
-    corrupt[gz.size() - 6] ^= 0x55; // CRC
+    corrupt[gz.size() - 6] ^= 0x55;  // CRC
     CHECK_THROWS_AS(gunzip_all(corrupt, 100, 4096), tar::error);
     try {
         gunzip_all("definitely not gzip", 100, 4096);
-    } catch (const tar::error& e) {
-        CHECK(e.code() == tar::errc::bad_compressed_data);
-    }
+    } catch (const tar::error& e) { CHECK(e.code() == tar::errc::bad_compressed_data); }
 }
 
 // ------------------------------------------------------------------------------------------------ interop
@@ -897,19 +874,19 @@ touch -d '1999-12-31 23:59:59' a.txt
         script += "mkdir -p " + p300 + "; printf 300 > " + p300 + std::string(45, 'z') + "\n";
         script += "ln -s " + std::string(200, 't') + " longlink\n";
     }
-    spit(root.parent_path() / "make-tree.sh", script);
+    write_file(root.parent_path() / "make-tree.sh", script);
     REQUIRE(std::system(("bash '" + (root.parent_path() / "make-tree.sh").string() + "'").c_str()) == 0);
 }
 
 void check_same_as_python(const temp_dir& d, const fs::path& archive) {
     CAPTURE(archive.string());
-    const auto data = slurp(archive);
+    const auto data = read_file(archive);
     const auto expected = python_listing(d, archive);
     CHECK(!expected.empty());
     CHECK(listing(read_members(data)) == expected);
     CHECK(listing(read_members(data, 1)) == expected);
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("interop: archives written by GNU tar, bsdtar and Python tarfile") {
     if (!have_tool("tar") || !have_tool("/usr/bin/python3")) {
@@ -928,18 +905,21 @@ TEST_CASE("interop: archives written by GNU tar, bsdtar and Python tarfile") {
         {"gnu-gnu.tar", gnu + "--format=gnu -cf '%o' -C " + tree(0) + " ."},
         {"gnu-posix.tar", gnu + "--format=posix -cf '%o' -C " + tree(0) + " ."},
         {"py-pax.tar", "/usr/bin/python3 -c \"import tarfile,sys; t=tarfile.open(sys.argv[1],'w',format=tarfile."
-                       "PAX_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " + tree(0)},
+                       "PAX_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " +
+                           tree(0)},
         {"py-gnu.tar", "/usr/bin/python3 -c \"import tarfile,sys; t=tarfile.open(sys.argv[1],'w',format=tarfile."
-                       "GNU_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " + tree(0)},
+                       "GNU_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " +
+                           tree(0)},
         {"py-ustar.tar", "/usr/bin/python3 -c \"import tarfile,sys; t=tarfile.open(sys.argv[1],'w',format=tarfile."
-                         "USTAR_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " + tree(1)},
+                         "USTAR_FORMAT); t.add(sys.argv[2],'.'); t.close()\" '%o' " +
+                             tree(1)},
         {"gnu-posix.tar.gz", gnu + "--format=posix -czf '%o' -C " + tree(0) + " ."},
     };
     for (auto [name, cmd] : cmds) {
         cmd.replace(cmd.find("%o"), 2, out(name).string());
         REQUIRE(std::system(cmd.c_str()) == 0);
         if (name.ends_with(".gz")) {
-            const auto gz = slurp(out(name));
+            const auto gz = read_file(out(name));
             REQUIRE(tar::looks_gzipped(gz));
             tar::gunzip g;
             std::string plain;
@@ -981,10 +961,11 @@ TEST_CASE("interop: GNU tar sparse files (old GNU, PAX 0.0, 0.1, 1.0)") {
     for (const std::string opts : {"--format=gnu", "--format=oldgnu", "--format=posix --sparse-version=0.0",
                                    "--format=posix --sparse-version=0.1", "--format=posix --sparse-version=1.0"}) {
         const auto p = d.path / "sparse.tar";
-        REQUIRE(std::system(("tar --sort=name --sparse " + opts + " -cf '" + p.string() + "' -C " + src + " .").c_str()) == 0);
+        REQUIRE(std::system(
+                    ("tar --sort=name --sparse " + opts + " -cf '" + p.string() + "' -C " + src + " .").c_str()) == 0);
         CAPTURE(opts);
-        const auto raw = slurp(p);
-        CHECK(raw.size() < 400'000); // the sparse form was used: holes (of 1.4 MB) are not stored
+        const auto raw = read_file(p);
+        CHECK(raw.size() < 400'000);  // the sparse form was used: holes (of 1.4 MB) are not stored
         check_same_as_python(d, p);
     }
 }
@@ -997,7 +978,7 @@ TEST_CASE("interop: archives written by berth list identically in GNU tar, bsdta
     temp_dir d;
     const auto ms = tricky_members();
     const auto p = d.path / "berth.tar";
-    spit(p, write_archive(ms));
+    write_file(p, write_archive(ms));
     const auto mine = listing(ms);
     CHECK(python_listing(d, p) == mine);
 
@@ -1006,8 +987,8 @@ TEST_CASE("interop: archives written by berth list identically in GNU tar, bsdta
     for (const auto& m : ms) {
         const auto& e = m.e;
         std::string line;
-        line += e.type == tar::entry_type::directory ? 'd'
-                : e.type == tar::entry_type::symlink ? 'l'
+        line += e.type == tar::entry_type::directory  ? 'd'
+                : e.type == tar::entry_type::symlink  ? 'l'
                 : e.type == tar::entry_type::hardlink ? 'h'
                                                       : '-';
         const char* rwx = "rwxrwxrwx";
@@ -1026,10 +1007,10 @@ TEST_CASE("interop: archives written by berth list identically in GNU tar, bsdta
         expected_gnu += line + '\n';
     }
     // Squeeze GNU tar's column padding so the comparison is about values.
-    auto gnu = run("TZ=UTC LC_ALL=C.UTF-8 tar --numeric-owner --full-time --quoting-style=literal -tvf '" + p.string() +
-                   "' | tr -s ' '");
+    auto gnu = shell_output("TZ=UTC LC_ALL=C.UTF-8 tar --numeric-owner --full-time --quoting-style=literal -tvf '" +
+                            p.string() + "' | tr -s ' '");
     CHECK(gnu == expected_gnu);
-    std::string gnu_content = run("tar -xOf '" + p.string() + "'"), my_content;
+    std::string gnu_content = shell_output("tar -xOf '" + p.string() + "'"), my_content;
     for (const auto& m : ms)
         if (m.e.type == tar::entry_type::file) my_content += m.content;
     CHECK(gnu_content == my_content);
@@ -1037,7 +1018,9 @@ TEST_CASE("interop: archives written by berth list identically in GNU tar, bsdta
     if (have_tool("bsdtar")) {
         // bsdtar re-archives what it read; Python then lists bsdtar's archive.
         const auto q = d.path / "bsd.tar";
-        REQUIRE(std::system(("LC_ALL=C.UTF-8 bsdtar --format=pax -cf '" + q.string() + "' @'" + p.string() + "'").c_str()) == 0);
+        REQUIRE(std::system(
+                    ("LC_ALL=C.UTF-8 bsdtar --format=pax -cf '" + q.string() + "' @'" + p.string() + "'").c_str()) ==
+                0);
         CHECK(python_listing(d, q) == mine);
     } else {
         MESSAGE("SKIPPED part: bsdtar missing");
@@ -1058,11 +1041,11 @@ TEST_CASE("seed corpus (tests/data/tar) lists like Python's tarfile") {
     int n = 0;
     for (const auto& f : fs::directory_iterator(dir)) {
         const auto name = f.path().filename().string();
-        if (!name.ends_with(".tar")) continue; // .tar.gz is covered through gunzip elsewhere
+        if (!name.ends_with(".tar")) continue;  // .tar.gz is covered through gunzip elsewhere
         check_same_as_python(d, f.path());
         ++n;
     }
     CHECK(n >= 10);
 }
 
-} // TEST_SUITE
+}  // TEST_SUITE("tar format")

@@ -8,6 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include "support/files.hpp"
+#include "support/shell.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,39 +29,13 @@
 
 namespace tar = berth::tar;
 namespace fs = std::filesystem;
+using berth_test::read_file;
+using berth_test::shell_status;
+using berth_test::temp_dir;
+using berth_test::write_file;
 
 namespace {
 
-// A fresh directory under /tmp, removed (without following symlinks) at scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::string t = (fs::temp_directory_path() / "berth-tarfs-XXXXXX").string();
-        REQUIRE(::mkdtemp(t.data()) != nullptr);
-        path = t;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        for (auto& e : fs::recursive_directory_iterator(path, ec)) // undo 0555 dirs so removal works
-            if (e.is_directory(ec) && !e.is_symlink(ec)) fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(path, ec);
-    }
-    fs::path operator/(const std::string& s) const { return path / s; }
-};
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
-void write_file(const fs::path& p, std::string_view content) {
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << content;
-}
-
-// Names directly in `dir` (not recursive): what "nothing was created outside the destination" is checked with.
 std::set<std::string> names_in(const fs::path& dir) {
     std::set<std::string> out;
     for (auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
@@ -72,16 +49,17 @@ std::set<std::string> tree(const fs::path& dir) {
     return out;
 }
 
-} // namespace
+}  // namespace
 namespace doctest {
-template <> struct StringMaker<std::set<std::string>> {
+template <>
+struct StringMaker<std::set<std::string>> {
     static String convert(const std::set<std::string>& s) {
         std::string out = "{";
         for (auto& x : s) out += "\"" + x + "\" ";
         return (out + "}").c_str();
     }
 };
-} // namespace doctest
+}  // namespace doctest
 namespace {
 tar::entry make_entry(std::string name, tar::entry_type type, std::string linkname = {}, std::uint64_t size = 0) {
     tar::entry e;
@@ -109,8 +87,12 @@ member mdir(std::string name, std::uint32_t mode = 0755) {
     e.mode = mode;
     return {e, {}};
 }
-member slink(std::string name, std::string target) { return {make_entry(std::move(name), tar::entry_type::symlink, std::move(target)), {}}; }
-member hlink(std::string name, std::string target) { return {make_entry(std::move(name), tar::entry_type::hardlink, std::move(target)), {}}; }
+member slink(std::string name, std::string target) {
+    return {make_entry(std::move(name), tar::entry_type::symlink, std::move(target)), {}};
+}
+member hlink(std::string name, std::string target) {
+    return {make_entry(std::move(name), tar::entry_type::hardlink, std::move(target)), {}};
+}
 
 void extract_all(tar::extractor& x, const std::vector<member>& ms) {
     for (auto& m : ms) {
@@ -122,7 +104,8 @@ void extract_all(tar::extractor& x, const std::vector<member>& ms) {
 }
 
 // Runs `ms` into a fresh `dest` under a fresh temp dir and expects the last member to fail with `code`.
-tar::errc expect_refusal(const std::vector<member>& ms, bool fallback, const std::function<void(const temp_dir&)>& plant = {}) {
+boost::system::error_code expect_refusal(const std::vector<member>& ms, bool fallback,
+                                         const std::function<void(const temp_dir&)>& plant = {}) {
     temp_dir t;
     fs::create_directory(t / "dest");
     if (plant) plant(t);
@@ -131,7 +114,7 @@ tar::errc expect_refusal(const std::vector<member>& ms, bool fallback, const std
     o.force_fallback = fallback;
     tar::extractor x(t / "dest", o);
     CHECK(x.uses_openat2() == !fallback);
-    tar::errc code{};
+    boost::system::error_code code{};
     bool threw = false;
     try {
         extract_all(x, ms);
@@ -141,11 +124,11 @@ tar::errc expect_refusal(const std::vector<member>& ms, bool fallback, const std
         CHECK(e.entry_name() == ms.back().e.name);
     }
     CHECK(threw);
-    CHECK(names_in(t.path) == before); // nothing created next to the destination
+    CHECK(names_in(t.path) == before);  // nothing created next to the destination
     return code;
 }
 
-} // namespace
+}  // namespace
 
 
 namespace {
@@ -159,7 +142,7 @@ struct node {
     long long mtime;
     std::string sha;
     std::string link;
-    std::string inode_group; // first name (sorted) of the names sharing this inode, for hard links
+    std::string inode_group;  // first name (sorted) of the names sharing this inode, for hard links
     bool operator==(const node&) const = default;
 };
 using snapshot = std::map<std::string, node>;
@@ -200,7 +183,8 @@ snapshot snap(const fs::path& root, bool symlink_mtimes = true) {
         } else {
             x.type = 'o';
         }
-        if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) x.inode_group = first.try_emplace({st.st_dev, st.st_ino}, n).first->second;
+        if (!S_ISDIR(st.st_mode) && st.st_nlink > 1)
+            x.inode_group = first.try_emplace({st.st_dev, st.st_ino}, n).first->second;
         out[n] = x;
     }
     return out;
@@ -249,7 +233,7 @@ void build_tree(const fs::path& r) {
 std::string pack_to_string(const fs::path& src, const std::string& name, tar::pack_options o = {}) {
     tar::packer p(src, name, o);
     std::string out;
-    std::vector<char> buf(4093); // odd size: exercises every boundary
+    std::vector<char> buf(4093);  // odd size: exercises every boundary
     while (std::size_t n = p.read(buf)) out.append(buf.data(), n);
     CHECK(p.bytes_produced() == out.size());
     CHECK(out.size() % 512 == 0);
@@ -271,10 +255,16 @@ std::vector<listed> read_archive(std::string_view bytes) {
         for (bool more = true; more;) {
             switch (r.next()) {
             case tar::reader::event::need_more: more = false; break;
-            case tar::reader::event::entry: out.push_back({r.current(), {}}); h = {}; break;
+            case tar::reader::event::entry:
+                out.push_back({r.current(), {}});
+                h = {};
+                break;
             case tar::reader::event::data: h.update(r.data()); break;
             case tar::reader::event::entry_end: out.back().sha = h.hex_digest(); break;
-            case tar::reader::event::end: more = false; ended = true; break;
+            case tar::reader::event::end:
+                more = false;
+                ended = true;
+                break;
             }
         }
     }
@@ -293,56 +283,126 @@ void unpack(const std::string& archive, const fs::path& dest, bool fallback, std
     u.finish();
 }
 
-int run(const std::string& cmd) {
-    int rc = std::system(cmd.c_str());
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
-} // namespace
+}  // namespace
 
 TEST_SUITE("tar fs") {
 
 // The single-pattern table of moby/patternmatcher's TestMatches (MatchesOrParentMatches column).
 TEST_CASE("dockerignore: moby pattern table") {
-    struct row { const char* pattern; const char* text; bool pass; };
+    struct row {
+        const char* pattern;
+        const char* text;
+        bool pass;
+    };
     const row rows[] = {
-        {"**", "file", true}, {"**", "file/", true}, {"**/", "file", true}, {"**/", "file/", true},
-        {"**", "/", true}, {"**/", "/", true}, {"**", "dir/file", true}, {"**/", "dir/file", true},
-        {"**", "dir/file/", true}, {"**/", "dir/file/", true}, {"**/**", "dir/file", true},
-        {"**/**", "dir/file/", true}, {"dir/**", "dir/file", true}, {"dir/**", "dir/file/", true},
-        {"dir/**", "dir/dir2/file", true}, {"dir/**", "dir/dir2/file/", true}, {"**/dir", "dir", true},
-        {"**/dir", "dir/file", true}, {"**/dir2/*", "dir/dir2/file", true}, {"**/dir2/*", "dir/dir2/file/", true},
-        {"**/dir2/**", "dir/dir2/dir3/file", true}, {"**/dir2/**", "dir/dir2/dir3/file/", true},
-        {"**file", "file", true}, {"**file", "dir/file", true}, {"**/file", "dir/file", true},
-        {"**file", "dir/dir/file", true}, {"**/file", "dir/dir/file", true}, {"**/file*", "dir/dir/file", true},
-        {"**/file*", "dir/dir/file.txt", true}, {"**/file*txt", "dir/dir/file.txt", true},
-        {"**/file*.txt", "dir/dir/file.txt", true}, {"**/file*.txt*", "dir/dir/file.txt", true},
-        {"**/**/*.txt", "dir/dir/file.txt", true}, {"**/**/*.txt2", "dir/dir/file.txt", false},
-        {"**/*.txt", "file.txt", true}, {"**/**/*.txt", "file.txt", true}, {"a**/*.txt", "a/file.txt", true},
-        {"a**/*.txt", "a/dir/file.txt", true}, {"a**/*.txt", "a/dir/dir/file.txt", true},
-        {"a/*.txt", "a/dir/file.txt", false}, {"a/*.txt", "a/file.txt", true}, {"a/*.txt**", "a/file.txt", true},
-        {"a[b-d]e", "ae", false}, {"a[b-d]e", "ace", true}, {"a[b-d]e", "aae", false}, {"a[^b-d]e", "aze", true},
-        {".*", ".foo", true}, {".*", "foo", false}, {"abc.def", "abcdef", false}, {"abc.def", "abc.def", true},
-        {"abc.def", "abcZdef", false}, {"abc?def", "abcZdef", true}, {"abc?def", "abcdef", false},
-        {"**/foo/bar", "foo/bar", true}, {"**/foo/bar", "dir/foo/bar", true}, {"**/foo/bar", "dir/dir2/foo/bar", true},
-        {"abc/**", "abc", false}, {"abc/**", "abc/def", true}, {"abc/**", "abc/def/ghi", true},
-        {"**/.foo", ".foo", true}, {"**/.foo", "bar.foo", false}, {"a(b)c/def", "a(b)c/def", true},
-        {"a(b)c/def", "a(b)c/xyz", false}, {"a.|)$(}+{bc", "a.|)$(}+{bc", true},
-        {"dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true},
+        {"**", "file", true},
+        {"**", "file/", true},
+        {"**/", "file", true},
+        {"**/", "file/", true},
+        {"**", "/", true},
+        {"**/", "/", true},
+        {"**", "dir/file", true},
+        {"**/", "dir/file", true},
+        {"**", "dir/file/", true},
+        {"**/", "dir/file/", true},
+        {"**/**", "dir/file", true},
+        {"**/**", "dir/file/", true},
+        {"dir/**", "dir/file", true},
+        {"dir/**", "dir/file/", true},
+        {"dir/**", "dir/dir2/file", true},
+        {"dir/**", "dir/dir2/file/", true},
+        {"**/dir", "dir", true},
+        {"**/dir", "dir/file", true},
+        {"**/dir2/*", "dir/dir2/file", true},
+        {"**/dir2/*", "dir/dir2/file/", true},
+        {"**/dir2/**", "dir/dir2/dir3/file", true},
+        {"**/dir2/**", "dir/dir2/dir3/file/", true},
+        {"**file", "file", true},
+        {"**file", "dir/file", true},
+        {"**/file", "dir/file", true},
+        {"**file", "dir/dir/file", true},
+        {"**/file", "dir/dir/file", true},
+        {"**/file*", "dir/dir/file", true},
+        {"**/file*", "dir/dir/file.txt", true},
+        {"**/file*txt", "dir/dir/file.txt", true},
+        {"**/file*.txt", "dir/dir/file.txt", true},
+        {"**/file*.txt*", "dir/dir/file.txt", true},
+        {"**/**/*.txt", "dir/dir/file.txt", true},
+        {"**/**/*.txt2", "dir/dir/file.txt", false},
+        {"**/*.txt", "file.txt", true},
+        {"**/**/*.txt", "file.txt", true},
+        {"a**/*.txt", "a/file.txt", true},
+        {"a**/*.txt", "a/dir/file.txt", true},
+        {"a**/*.txt", "a/dir/dir/file.txt", true},
+        {"a/*.txt", "a/dir/file.txt", false},
+        {"a/*.txt", "a/file.txt", true},
+        {"a/*.txt**", "a/file.txt", true},
+        {"a[b-d]e", "ae", false},
+        {"a[b-d]e", "ace", true},
+        {"a[b-d]e", "aae", false},
+        {"a[^b-d]e", "aze", true},
+        {".*", ".foo", true},
+        {".*", "foo", false},
+        {"abc.def", "abcdef", false},
+        {"abc.def", "abc.def", true},
+        {"abc.def", "abcZdef", false},
+        {"abc?def", "abcZdef", true},
+        {"abc?def", "abcdef", false},
+        {"**/foo/bar", "foo/bar", true},
+        {"**/foo/bar", "dir/foo/bar", true},
+        {"**/foo/bar", "dir/dir2/foo/bar", true},
+        {"abc/**", "abc", false},
+        {"abc/**", "abc/def", true},
+        {"abc/**", "abc/def/ghi", true},
+        {"**/.foo", ".foo", true},
+        {"**/.foo", "bar.foo", false},
+        {"a(b)c/def", "a(b)c/def", true},
+        {"a(b)c/def", "a(b)c/xyz", false},
+        {"a.|)$(}+{bc", "a.|)$(}+{bc", true},
+        {"dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+         "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true},
         {"dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true},
-        {"a\\\\", "a\\", true}, {"a\\*b", "a*b", true},
+        {"a\\\\", "a\\", true},
+        {"a\\*b", "a*b", true},
         // Go's filepath.Match table as patternmatcher's TestMatch runs it (parent matching included).
-        {"abc", "abc", true}, {"*", "abc", true}, {"*c", "abc", true}, {"a*", "a", true}, {"a*", "abc", true},
-        {"a*", "ab/c", true}, {"a*/b", "abc/b", true}, {"a*/b", "a/c/b", false},
-        {"a*b*c*d*e*/f", "axbxcxdxe/f", true}, {"a*b*c*d*e*/f", "axbxcxdxexxx/f", true},
-        {"a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false}, {"a*b*c*d*e*/f", "axbxcxdxexxx/fff", false},
-        {"a*b?c*x", "abxbbxdbxebxczzx", true}, {"a*b?c*x", "abxbbxdbxebxczzy", false}, {"ab[c]", "abc", true},
-        {"ab[b-d]", "abc", true}, {"ab[e-g]", "abc", false}, {"ab[^c]", "abc", false}, {"ab[^b-d]", "abc", false},
-        {"ab[^e-g]", "abc", true}, {"a\\*b", "ab", false}, {"a?b", "a\u263Ab", true}, {"a[^a]b", "a\u263Ab", true},
-        {"a???b", "a\u263Ab", false}, {"a[^a][^a][^a]b", "a\u263Ab", false}, {"[a-\u03B6]*", "\u03B1", true},
-        {"*[a-\u03B6]", "A", false}, {"a?b", "a/b", false}, {"a*b", "a/b", false}, {"[\\]a]", "]", true},
-        {"[\\-]", "-", true}, {"[x\\-]", "x", true}, {"[x\\-]", "-", true}, {"[x\\-]", "z", false},
-        {"[\\-x]", "x", true}, {"[\\-x]", "-", true}, {"[\\-x]", "a", false}, {"*x", "xxx", true},
+        {"abc", "abc", true},
+        {"*", "abc", true},
+        {"*c", "abc", true},
+        {"a*", "a", true},
+        {"a*", "abc", true},
+        {"a*", "ab/c", true},
+        {"a*/b", "abc/b", true},
+        {"a*/b", "a/c/b", false},
+        {"a*b*c*d*e*/f", "axbxcxdxe/f", true},
+        {"a*b*c*d*e*/f", "axbxcxdxexxx/f", true},
+        {"a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false},
+        {"a*b*c*d*e*/f", "axbxcxdxexxx/fff", false},
+        {"a*b?c*x", "abxbbxdbxebxczzx", true},
+        {"a*b?c*x", "abxbbxdbxebxczzy", false},
+        {"ab[c]", "abc", true},
+        {"ab[b-d]", "abc", true},
+        {"ab[e-g]", "abc", false},
+        {"ab[^c]", "abc", false},
+        {"ab[^b-d]", "abc", false},
+        {"ab[^e-g]", "abc", true},
+        {"a\\*b", "ab", false},
+        {"a?b", "a\u263Ab", true},
+        {"a[^a]b", "a\u263Ab", true},
+        {"a???b", "a\u263Ab", false},
+        {"a[^a][^a][^a]b", "a\u263Ab", false},
+        {"[a-\u03B6]*", "\u03B1", true},
+        {"*[a-\u03B6]", "A", false},
+        {"a?b", "a/b", false},
+        {"a*b", "a/b", false},
+        {"[\\]a]", "]", true},
+        {"[\\-]", "-", true},
+        {"[x\\-]", "x", true},
+        {"[x\\-]", "-", true},
+        {"[x\\-]", "z", false},
+        {"[\\-x]", "x", true},
+        {"[\\-x]", "-", true},
+        {"[\\-x]", "a", false},
+        {"*x", "xxx", true},
     };
     for (auto& r : rows) {
         CAPTURE(r.pattern);
@@ -360,18 +420,22 @@ TEST_CASE("dockerignore: malformed patterns are errors") {
         try {
             tar::dockerignore di(pats);
             FAIL("accepted");
-        } catch (const tar::error& e) {
-            CHECK(e.code() == tar::errc::bad_pattern);
-        }
+        } catch (const tar::error& e) { CHECK(e.code() == tar::errc::bad_pattern); }
     }
 }
 
 TEST_CASE("dockerignore: exceptions, last match wins") {
-    struct row { std::vector<std::string> pats; const char* text; bool pass; };
+    struct row {
+        std::vector<std::string> pats;
+        const char* text;
+        bool pass;
+    };
     const row rows[] = {
         {{"**", "!util/docker/web"}, "util/docker/web/foo", false},
         {{"**", "!util/docker/web", "util/docker/web/foo"}, "util/docker/web/foo", true},
-        {{"**", "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"}, "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", false},
+        {{"**", "!dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl"},
+         "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+         false},
         {{"**", "!dist/*.whl"}, "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", false},
         {{"!fileutils.go", "*.go"}, "fileutils.go", true},
         {{"*.go", "!fileutils.go"}, "fileutils.go", false},
@@ -398,7 +462,7 @@ TEST_CASE("dockerignore: file syntax") {
     CHECK(di.excluded("node_modules/x/y.js"));
     CHECK(di.excluded("debug.log"));
     CHECK_FALSE(di.excluded("important.log"));
-    CHECK_FALSE(di.excluded("sub/debug.log")); // '*' does not cross '/'
+    CHECK_FALSE(di.excluded("sub/debug.log"));  // '*' does not cross '/'
     CHECK(di.excluded("build/out/a.o"));
     CHECK_FALSE(di.excluded("build"));
     CHECK(di.has_exceptions());
@@ -429,7 +493,8 @@ TEST_CASE("extractor: refusals, openat2 and fallback") {
         // Hard links: only to members this extractor wrote, inside the destination.
         CHECK(expect_refusal({hlink("h", "/etc/passwd")}, fb) == errc::unsafe_link);
         CHECK(expect_refusal({hlink("h", "../outside/f")}, fb) == errc::unsafe_link);
-        CHECK(expect_refusal({hlink("h", "preexisting")}, fb, [](const temp_dir& t) { write_file(t / "dest/preexisting", "p"); }) == errc::unsafe_link);
+        CHECK(expect_refusal({hlink("h", "preexisting")}, fb,
+                             [](const temp_dir& t) { write_file(t / "dest/preexisting", "p"); }) == errc::unsafe_link);
         CHECK(expect_refusal({hlink("h", "never")}, fb) == errc::unsafe_link);
         // Devices and fifos unless opted in.
         auto dev = make_entry("dev", tar::entry_type::char_device);
@@ -458,7 +523,7 @@ TEST_CASE("extractor: a pre-existing symlink inside the destination pointing out
         CHECK(expect_refusal({mfile("pre/f", "x")}, fb, plant) == tar::errc::through_symlink);
         CHECK(expect_refusal({mfile("rel/f", "x")}, fb, plant) == tar::errc::through_symlink);
         CHECK(expect_refusal({mdir("pre/sub")}, fb, plant) == tar::errc::through_symlink);
-        if (!fb) // only the kernel can tell that a lexically inside target resolves outside through "pre"
+        if (!fb)  // only the kernel can tell that a lexically inside target resolves outside through "pre"
             CHECK(expect_refusal({slink("x", "pre/f")}, fb, plant) == tar::errc::unsafe_link);
         temp_dir t;
         fs::create_directory(t / "dest");
@@ -485,9 +550,7 @@ TEST_CASE("extractor: limits") {
     try {
         extract_all(x, {mfile("a", "x"), mfile("b", "y")});
         FAIL("no limit");
-    } catch (const tar::error& e) {
-        CHECK(e.code() == tar::errc::limit_exceeded);
-    }
+    } catch (const tar::error& e) { CHECK(e.code() == tar::errc::limit_exceeded); }
 }
 
 TEST_CASE("extractor: exact modes, mtimes, deferred directory metadata, special bits") {
@@ -509,7 +572,7 @@ TEST_CASE("extractor: exact modes, mtimes, deferred directory metadata, special 
         CHECK(st.st_mtim.tv_sec == 1'000'000'000);
         CHECK(st.st_mtim.tv_nsec == 123'456'789);
         REQUIRE(::stat((t / "ro/f").c_str(), &st) == 0);
-        CHECK((st.st_mode & 07777) == 0755); // setuid stripped
+        CHECK((st.st_mode & 07777) == 0755);  // setuid stripped
         CHECK(st.st_mtim.tv_sec == 1'600'000'000);
         CHECK(st.st_nlink == 2);
         REQUIRE(::stat((t / "ro/g").c_str(), &st) == 0);
@@ -551,17 +614,17 @@ TEST_CASE("extractor: replacing files is all or nothing") {
             auto m = mfile("keep", std::string(100, 'x'));
             x.begin(m.e);
             x.write(std::string_view(m.content).substr(0, 10));
-            x.abort(); // the stream failed mid-member
+            x.abort();  // the stream failed mid-member
             auto n = mfile("new", std::string(100, 'y'));
             x.begin(n.e);
             x.write(std::string_view(n.content).substr(0, 10));
-        } // destroyed mid-member
+        }  // destroyed mid-member
         CHECK(read_file(t / "keep") == "good");
         CHECK(tree(t.path) == std::set<std::string>{"keep", "link"});
         tar::extractor x(t.path, o);
-        extract_all(x, {mfile("keep", "better"), mfile("link", "replaces the link, not its target"),
-                        slink("keep2", "keep"), slink("keep2", "link"), hlink("keep3", "keep"),
-                        hlink("keep3", "keep")});
+        extract_all(x,
+                    {mfile("keep", "better"), mfile("link", "replaces the link, not its target"),
+                     slink("keep2", "keep"), slink("keep2", "link"), hlink("keep3", "keep"), hlink("keep3", "keep")});
         CHECK(read_file(t / "keep") == "better");
         CHECK(fs::is_regular_file(fs::symlink_status(t / "link")));
         CHECK(fs::read_symlink(t / "keep2") == "link");
@@ -599,12 +662,18 @@ struct umask_scope {
 
 // Members with every kind of mode the data filter changes.
 std::vector<member> mode_zoo() {
-    return {mdir("d-world", 0777),          mdir("d-private", 0700),
-            mdir("d-sticky", 01777),        mfile("world-writable", "w", 0666),
-            mfile("group-write-exec", "g", 0775), mfile("suid", "s", 04755),
-            mfile("sgid-no-owner-x", "x", 02071), mfile("nothing", "n", 0),
-            mfile("other-x-only", "o", 0601), mfile("d-world/inside", "i", 0646),
-            hlink("hard", "world-writable"), slink("sym", "nothing")};
+    return {mdir("d-world", 0777),
+            mdir("d-private", 0700),
+            mdir("d-sticky", 01777),
+            mfile("world-writable", "w", 0666),
+            mfile("group-write-exec", "g", 0775),
+            mfile("suid", "s", 04755),
+            mfile("sgid-no-owner-x", "x", 02071),
+            mfile("nothing", "n", 0),
+            mfile("other-x-only", "o", 0601),
+            mfile("d-world/inside", "i", 0646),
+            hlink("hard", "world-writable"),
+            slink("sym", "nothing")};
 }
 
 std::string archive_of(const std::vector<member>& ms) {
@@ -624,13 +693,13 @@ std::map<std::string, unsigned> modes_in(const fs::path& root) {
         if (n.type != 'l') out[name] = n.mode;
     return out;
 }
-} // namespace
+}  // namespace
 
 TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by default") {
     const std::map<std::string, unsigned> want_022 = {
-        {"d-private", 0700}, {"d-sticky", 0755}, {"d-world", 0755}, {"d-world/inside", 0644}, {"group-write-exec", 0755},
-        {"hard", 0644}, {"nothing", 0600}, {"other-x-only", 0600}, {"sgid-no-owner-x", 0640}, {"suid", 0755},
-        {"world-writable", 0644}};
+        {"d-private", 0700},        {"d-sticky", 0755}, {"d-world", 0755},       {"d-world/inside", 0644},
+        {"group-write-exec", 0755}, {"hard", 0644},     {"nothing", 0600},       {"other-x-only", 0600},
+        {"sgid-no-owner-x", 0640},  {"suid", 0755},     {"world-writable", 0644}};
     for (bool fb : {false, true}) {
         CAPTURE(fb);
         umask_scope mask(022);
@@ -657,8 +726,8 @@ TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by 
         fs::create_directory(t / "pre");
         fs::permissions(t / "pre", static_cast<fs::perms>(0711));
         tar::extractor x(t.path);
-        extract_all(x, {mdir("pre", 0777), mdir("pre", 0700), mdir("new", 0700), mdir("new", 0777),
-                        mdir("new2", 0777), mdir("new2", 0700)});
+        extract_all(x, {mdir("pre", 0777), mdir("pre", 0700), mdir("new", 0700), mdir("new", 0777), mdir("new2", 0777),
+                        mdir("new2", 0700)});
         CHECK(modes_in(t.path) == std::map<std::string, unsigned>{{"new", 0755}, {"new2", 0700}, {"pre", 0711}});
     }
     if (::system("/usr/bin/python3 -c 'import tarfile; tarfile.data_filter' 2>/dev/null") == 0) {
@@ -668,8 +737,10 @@ TEST_CASE("extractor: permissions follow PEP 706's data filter and the umask by 
         temp_dir t;
         write_file(t / "zoo.tar", archive_of(mode_zoo()));
         fs::create_directory(t / "py");
-        REQUIRE(run("/usr/bin/python3 -c \"import sys,tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], "
-                    "filter='data')\" " + (t / "zoo.tar").string() + " " + (t / "py").string()) == 0);
+        REQUIRE(
+            shell_status("/usr/bin/python3 -c \"import sys,tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], "
+                         "filter='data')\" " +
+                         (t / "zoo.tar").string() + " " + (t / "py").string()) == 0);
         fs::create_directory(t / "berth");
         unpack(archive_of(mode_zoo()), t / "berth", false, 512, tar::permissions::data_filter);
         CHECK(modes_in(t / "py").at("d-private") == 0755);
@@ -707,20 +778,22 @@ TEST_CASE("extractor: exact modes on request; special bits only with them") {
     CHECK(got["sgid-no-owner-x"] == 02071);
     CHECK(got["d-sticky"] == 01777);
     o.permissions = tar::permissions::data_filter;
-    CHECK_THROWS_AS(tar::extractor(t.path, o), std::invalid_argument);
+    CHECK_THROWS_AS(tar::extractor(t.path, o), berth::invalid_argument_error);
 }
 
 TEST_CASE("extractor: restrictive directory modes survive, wide ones are narrowed to 0755, after the contents") {
     umask_scope mask(022);
-    const std::vector<member> tree_members = {
-        mdir("d700", 0700), mfile("d700/secret", "s", 0600),
-        mdir("d500", 0500), mfile("d500/inside", "i", 0644), mdir("d500/sub", 0500), mfile("d500/sub/run", "r", 0755),
-        mdir("d750", 0750), mfile("d750/tool", "t", 0755), mfile("d750/key", "k", 0600),
-        mdir("d777", 0777), mdir("d775", 0775), mdir("d1777", 01777), mdir("d2750", 02750), mdir("d770", 0770)};
+    const std::vector<member> tree_members = {mdir("d700", 0700),           mfile("d700/secret", "s", 0600),
+                                              mdir("d500", 0500),           mfile("d500/inside", "i", 0644),
+                                              mdir("d500/sub", 0500),       mfile("d500/sub/run", "r", 0755),
+                                              mdir("d750", 0750),           mfile("d750/tool", "t", 0755),
+                                              mfile("d750/key", "k", 0600), mdir("d777", 0777),
+                                              mdir("d775", 0775),           mdir("d1777", 01777),
+                                              mdir("d2750", 02750),         mdir("d770", 0770)};
     const std::map<std::string, unsigned> want = {
-        {"d700", 0700}, {"d700/secret", 0600}, {"d500", 0500}, {"d500/inside", 0644}, {"d500/sub", 0500},
-        {"d500/sub/run", 0755}, {"d750", 0750}, {"d750/tool", 0755}, {"d750/key", 0600}, {"d777", 0755},
-        {"d775", 0755}, {"d1777", 0755}, {"d2750", 0750}, {"d770", 0750}};
+        {"d700", 0700},         {"d700/secret", 0600}, {"d500", 0500},      {"d500/inside", 0644}, {"d500/sub", 0500},
+        {"d500/sub/run", 0755}, {"d750", 0750},        {"d750/tool", 0755}, {"d750/key", 0600},    {"d777", 0755},
+        {"d775", 0755},         {"d1777", 0755},       {"d2750", 0750},     {"d770", 0750}};
     for (bool fb : {false, true}) {
         CAPTURE(fb);
         temp_dir t;
@@ -750,8 +823,8 @@ TEST_CASE("extractor: restrictive directory modes survive, wide ones are narrowe
         // 0700 they were created with (a partial tree stays private and removable), whatever the archive said.
         temp_dir t;
         fs::create_directory(t / "dest");
-        auto archive = archive_of({mdir("open", 0755), mdir("ro", 0500), mfile("ro/a", "a", 0644), mdir("ro/deeper", 0555),
-                                   slink("ro/escape", "/etc")});
+        auto archive = archive_of({mdir("open", 0755), mdir("ro", 0500), mfile("ro/a", "a", 0644),
+                                   mdir("ro/deeper", 0555), slink("ro/escape", "/etc")});
         tar::unpacker u(t / "dest");
         CHECK_THROWS_AS(u.feed(archive), tar::error);
         CHECK(modes_in(t / "dest") ==
@@ -835,11 +908,12 @@ TEST_CASE("packer: round trip through the reader") {
             }
         }
     }
-    CHECK(archive == pack_to_string(t / "src", "data")); // deterministic
+    CHECK(archive == pack_to_string(t / "src", "data"));  // deterministic
     // The hard-linked pair: one member with content, one hard link to it.
     int files = 0, links = 0;
     for (auto& m : members)
-        if (m.e.name == "data/hard-a" || m.e.name == "data/sub/a.txt") (m.e.type == tar::entry_type::hardlink ? links : files)++;
+        if (m.e.name == "data/hard-a" || m.e.name == "data/sub/a.txt")
+            (m.e.type == tar::entry_type::hardlink ? links : files)++;
     CHECK(files == 1);
     CHECK(links == 1);
 }
@@ -875,7 +949,8 @@ TEST_CASE("packer: single file, empty name, subsecond mtimes, not found") {
     }
     // Sockets are skipped.
     fs::create_directories(t / "sock");
-    REQUIRE(run("python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('" + (t / "sock/s").string() + "')\"") == 0);
+    REQUIRE(shell_status("python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('" +
+                         (t / "sock/s").string() + "')\"") == 0);
     write_file(t / "sock/f", "f");
     m = read_archive(pack_to_string(t / "sock", ""));
     REQUIRE(m.size() == 1);
@@ -900,7 +975,8 @@ TEST_CASE("packer: .dockerignore") {
     std::vector<std::string> names;
     for (auto& m : read_archive(pack_to_string(c, "", o))) names.push_back(m.e.name);
     // Dockerfile and .dockerignore are always sent; "vendor" itself stays excluded, its re-included child does not.
-    CHECK(names == std::vector<std::string>{".dockerignore", "Dockerfile", "src", "src/main.c", "vendor/keep", "vendor/keep/k"});
+    CHECK(names ==
+          std::vector<std::string>{".dockerignore", "Dockerfile", "src", "src/main.c", "vendor/keep", "vendor/keep/k"});
     names.clear();
     for (auto& m : read_archive(pack_to_string(c, ""))) names.push_back(m.e.name);
     CHECK(names.size() == 12);
@@ -933,7 +1009,7 @@ TEST_CASE("unpacker: a truncated stream leaves no partial file") {
     fs::create_directory(t / "dest");
     write_file(t / "dest/two", "old two");
     tar::unpacker u(t / "dest");
-    u.feed(std::string_view(archive).substr(0, 10240 + 512 + 5000)); // stops inside "two"
+    u.feed(std::string_view(archive).substr(0, 10240 + 512 + 5000));  // stops inside "two"
     CHECK_THROWS_AS(u.finish(), tar::error);
     CHECK(read_file(t / "dest/one") == std::string(10000, 'a'));
     CHECK(read_file(t / "dest/two") == "old two");
@@ -949,11 +1025,14 @@ TEST_CASE("packer: 5 GiB sparse file streams in constant memory") {
         int fd = ::open((t / "big").c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
         REQUIRE(fd >= 0);
         REQUIRE(::ftruncate(fd, static_cast<off_t>(size)) == 0);
-        for (auto& [off, s] : marks) REQUIRE(::pwrite(fd, s.data(), s.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(s.size()));
+        for (auto& [off, s] : marks)
+            REQUIRE(::pwrite(fd, s.data(), s.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(s.size()));
         ::close(fd);
     }
     // Fingerprint of content: every non-zero byte with its offset, plus the total length.
-    auto fold = [](std::uint64_t h, std::uint64_t off, unsigned char c) { return (h ^ (off * 131 + c)) * 0x100000001b3ull; };
+    auto fold = [](std::uint64_t h, std::uint64_t off, unsigned char c) {
+        return (h ^ (off * 131 + c)) * 0x100000001b3ull;
+    };
     std::uint64_t want = 0xcbf29ce484222325ull;
     for (auto& [off, s] : marks)
         for (std::size_t i = 0; i < s.size(); ++i) want = fold(want, off + i, static_cast<unsigned char>(s[i]));
@@ -982,7 +1061,10 @@ TEST_CASE("packer: 5 GiB sparse file streams in constant memory") {
                 break;
             }
             case tar::reader::event::entry_end: break;
-            case tar::reader::event::end: ended = true; more = false; break;
+            case tar::reader::event::end:
+                ended = true;
+                more = false;
+                break;
             }
         }
     }
@@ -1031,8 +1113,10 @@ TEST_CASE("interop: GNU tar, bsdtar and python tarfile read what the packer writ
     // Listings: names, types, sizes, modes, mtimes and link names as each tool reports them.
     std::string ours;
     for (auto& m : read_archive(archive)) {
-        char type = m.e.type == tar::entry_type::directory ? 'd' : m.e.type == tar::entry_type::symlink ? 'l'
-                  : m.e.type == tar::entry_type::hardlink ? 'h' : 'f';
+        char type = m.e.type == tar::entry_type::directory  ? 'd'
+                    : m.e.type == tar::entry_type::symlink  ? 'l'
+                    : m.e.type == tar::entry_type::hardlink ? 'h'
+                                                            : 'f';
         ours += m.e.name + "|" + type + "|" + std::to_string(m.e.size) + "|" + std::to_string(m.e.mode) + "|" +
                 std::to_string(m.e.mtime) + "|" + m.e.linkname + "\n";
     }
@@ -1043,10 +1127,12 @@ with tarfile.open(sys.argv[1]) as tf:
         sys.stdout.write('%s|%s|%d|%d|%d|%s\n' % (m.name, t, m.size, m.mode, m.mtime, m.linkname))
 )";
     write_file(t / "list.py", py);
-    REQUIRE(run("/usr/bin/python3 " + (t / "list.py").string() + " " + a + " > " + (t / "py.txt").string()) == 0);
+    REQUIRE(shell_status("/usr/bin/python3 " + (t / "list.py").string() + " " + a + " > " + (t / "py.txt").string()) ==
+            0);
     CHECK(read_file(t / "py.txt") == ours);
     // GNU tar's verbose listing (numeric owners, UTC): perms, owner, size, date, time, name [-> link | link to].
-    REQUIRE(run("TZ=UTC tar --numeric-owner --full-time --quoting-style=literal -tvf " + a + " > " + (t / "gnu.txt").string()) == 0);
+    REQUIRE(shell_status("TZ=UTC tar --numeric-owner --full-time --quoting-style=literal -tvf " + a + " > " +
+                         (t / "gnu.txt").string()) == 0);
     std::istringstream gnu(read_file(t / "gnu.txt"));
     std::string line;
     std::size_t lines = 0;
@@ -1072,29 +1158,33 @@ with tarfile.open(sys.argv[1]) as tf:
     }
     CHECK(lines == members.size());
     // bsdtar agrees on the names (its mtree dump would say the same as the extraction check below).
-    REQUIRE(run("bsdtar -tf " + a + " > " + (t / "bsd.txt").string()) == 0);
+    REQUIRE(shell_status("bsdtar -tf " + a + " > " + (t / "bsd.txt").string()) == 0);
     std::string names;
     for (auto& m : members) names += m.e.name + (m.e.type == tar::entry_type::directory ? "/" : "") + "\n";
     CHECK(read_file(t / "bsd.txt") == names);
     // Extraction by each tool reproduces the source tree.
-    for (const auto& tool : std::vector<std::pair<std::string, std::string>>{
-             {"gnu", "tar -xpf " + a + " -C "},
-             {"bsd", "bsdtar -xpf " + a + " -C "},
-             {"py", "/usr/bin/python3 -c \"import sys,tarfile; tf=tarfile.open(sys.argv[1]); "
-                    "tf.extractall(sys.argv[2], **({'filter':'fully_trusted'} if hasattr(tarfile,'data_filter') else {}))\" " + a + " "}}) {
+    for (
+        const auto& tool : std::vector<std::pair<std::string, std::string>>{
+            {"gnu", "tar -xpf " + a + " -C "},
+            {"bsd", "bsdtar -xpf " + a + " -C "},
+            {"py",
+             "/usr/bin/python3 -c \"import sys,tarfile; tf=tarfile.open(sys.argv[1]); "
+             "tf.extractall(sys.argv[2], **({'filter':'fully_trusted'} if hasattr(tarfile,'data_filter') else {}))\" " +
+                 a + " "}}) {
         const std::string& dir = tool.first;
         const std::string& cmd = tool.second;
         CAPTURE(dir);
         fs::create_directory(t / dir);
-        REQUIRE(run(cmd + (t / dir).string()) == 0);
-        bool symlink_mtimes = dir != "py"; // tarfile does not set a symlink's own mtime
+        REQUIRE(shell_status(cmd + (t / dir).string()) == 0);
+        bool symlink_mtimes = dir != "py";  // tarfile does not set a symlink's own mtime
         CHECK(snap(t / dir / "data", symlink_mtimes) == snap(t / "src", symlink_mtimes));
     }
     // And the other way: GNU tar's archive of the same tree through the unpacker.
-    REQUIRE(run("tar --format=posix -cf " + (t / "g.tar").string() + " -C " + (t / "src").string() + " .") == 0);
+    REQUIRE(shell_status("tar --format=posix -cf " + (t / "g.tar").string() + " -C " + (t / "src").string() + " .") ==
+            0);
     fs::create_directory(t / "from-gnu");
     unpack(read_file(t / "g.tar"), t / "from-gnu", false);
     CHECK(snap(t / "from-gnu") == want);
 }
 
-} // TEST_SUITE
+}  // TEST_SUITE("tar fs")

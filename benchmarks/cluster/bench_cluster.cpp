@@ -61,13 +61,14 @@ double swarm_time(const json::value* v) {
     std::string s(v->as_string());
     std::tm tm{};
     int consumed = 0;
-    check(std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                      &tm.tm_min, &tm.tm_sec, &consumed) == 6,
+    check(std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                      &tm.tm_sec, &consumed) == 6,
           "unreadable timestamp " + s);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     double fraction = 0;
-    if (s[static_cast<std::size_t>(consumed)] == '.') fraction = std::stod("0" + s.substr(static_cast<std::size_t>(consumed)));
+    if (s[static_cast<std::size_t>(consumed)] == '.')
+        fraction = std::stod("0" + s.substr(static_cast<std::size_t>(consumed)));
     return static_cast<double>(timegm(&tm)) + fraction;
 }
 
@@ -112,7 +113,8 @@ asio::awaitable<std::pair<double, double>> finish(Container c) {
 
 template <class Result>
 void check_started(const Result& c, const std::string& name) {
-    check(c.has_value(), "build_container " + name + " failed: " + (c.failure() ? c.failure()->message : std::string("?")));
+    check(c.has_value(),
+          "build_container " + name + " failed: " + (c.failure() ? c.failure()->message : std::string("?")));
 }
 
 asio::awaitable<void> direct_once(berth::client& engine, const std::string& name, bool print) {
@@ -132,10 +134,10 @@ asio::awaitable<void> cluster_once(berth::cluster& cluster, const std::string& n
     double start = seconds_since(began);
     check_started(c, name);
     // Swarm's own account, from the manager's timestamps: service created, task created, task running.
-    auto service_id = cluster.service_of(c->id);
-    check(service_id.has_value(), "no service recorded for " + name);
-    auto service = co_await cluster.swarm().inspect_service(*service_id);
-    berth::swarm_filters of_service{{"service", {*service_id}}};
+    const std::string service_id = c->service_id;
+    check(!service_id.empty(), "no service recorded for " + name);
+    auto service = co_await cluster.swarm().inspect_service(service_id);
+    berth::swarm_filters of_service{{"service", {service_id}}};
     auto tasks = co_await cluster.swarm().list_tasks(of_service);
     check(tasks.size() == 1 && tasks[0].state == "running", "the task of " + name + " is not running alone");
     const auto& task = tasks[0].raw;
@@ -145,7 +147,7 @@ asio::awaitable<void> cluster_once(berth::cluster& cluster, const std::string& n
     check(status && status->is_object(), "a task without Status");
     const double ran = swarm_time(status->as_object().if_contains("Timestamp")) - created;
     const double recorded = swarm_time(task.if_contains("UpdatedAt")) - created;
-    const std::string node = c->client->transport().node().hostname;
+    const std::string node = c->node.hostname;
     auto [exec, cleanup] = co_await finish(*c);
     if (print)
         std::printf("cluster start=%.4f swarm=%.4f ran=%.4f queue=%.4f exec=%.4f cleanup=%.4f node=%s\n", start,
@@ -172,7 +174,7 @@ asio::awaitable<void> spread_one(berth::cluster& cluster, std::string name, std:
     const auto o = evaluation(name, run);
     auto c = co_await berth::build_container(cluster, o);
     check_started(c, name);
-    const std::string node = c->client->transport().node().hostname;
+    const std::string node = c->node.hostname;
     co_await finish(*c);
     ++per_node[node];
     ++ok;
@@ -195,9 +197,7 @@ asio::awaitable<void> spread(int n) {
                            if (e) {
                                try {
                                    std::rethrow_exception(e);
-                               } catch (const std::exception& what) {
-                                   std::cerr << what.what() << "\n";
-                               }
+                               } catch (const std::exception& what) { std::cerr << what.what() << "\n"; }
                            }
                            if (--running == 0) all_done.cancel();
                        });
@@ -210,7 +210,7 @@ asio::awaitable<void> spread(int n) {
     std::printf("spread ok=%d seconds=%.4f nodes=%s left=%zu\n", ok, took, nodes.c_str(), left.size());
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     const std::string mode = argc == 3 ? argv[1] : "";

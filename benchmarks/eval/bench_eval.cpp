@@ -63,7 +63,8 @@ berth::build_container_options evaluation(const settings& s, std::string name) {
     o.repo_path = s.repo;
     o.image_name = s.image;
     o.container_name = std::move(name);
-    o.network_mode = "none";  // no network on these machines
+    o.network_mode = "none";       // no network on these machines
+    o.mount_name = "hyperagents";  // where the Python peers mount it
     return o;
 }
 
@@ -83,8 +84,7 @@ asio::awaitable<void> w1(berth::client& client, const settings& s) {
     auto failing = co_await berth::exec(*box, berth::argv("sh", "-c", "exit 3"));
     try {
         berth::log_container_output(failing);
-    } catch (const berth::script_failed&) {
-    }
+    } catch (const berth::script_failed&) {}
     check(failing.exit_code == 3, "exit 3 did not report 3");
     co_await berth::cleanup_container(*box, cleanup(s));
 }
@@ -99,11 +99,11 @@ asio::awaitable<void> w1a(berth::client& client, const settings& s) {
     build.no_cache = true;
     build.force_remove_intermediate = true;
     auto log = berth::resolve_logger({});
-    berth::build_progress progress = [&log](std::string_view line) {
+    build.on_output = [&log](berth::output_stream, std::string_view line) {
         while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
         if (!line.empty()) log->info(line);
     };
-    co_await client.images().build(context, build, progress);
+    co_await client.images().build(context, build);
 }
 
 asio::awaitable<void> w4(berth::client& client, const settings& s, bool measure_usage = false) {
@@ -151,7 +151,7 @@ asio::awaitable<void> w5(berth::client& client, const settings& s, int n) {
 
 // After w5: every connection is back in the pool (none leaked), and no container of the batch is left.
 asio::awaitable<void> w5_check(berth::client& client, const settings& s) {
-    berth::list_containers_options list;
+    berth::container_list_options list;
     list.all = true;
     list.filters["name"] = {s.name + "-"};
     auto left = co_await client.containers().list(list);
@@ -221,7 +221,7 @@ asio::awaitable<void> run_step(std::string step, int n) {
     if (step == "w5") co_await w5_check(client, s);
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     if (argc < 2) {

@@ -63,8 +63,14 @@ struct tally {
     // Set when an evaluation found the engine unreachable: the feeder holds new evaluations back until then, as a
     // harness would, so that a restart costs the evaluations it interrupts rather than every one queued behind it.
     std::chrono::steady_clock::time_point engine_down_until{};
-    void fail(const std::string& kind) { std::lock_guard l(mutex); ++failed[kind]; }
-    void lose(const std::string& why) { std::lock_guard l(mutex); ++lost[why]; }
+    void fail(const std::string& kind) {
+        std::lock_guard l(mutex);
+        ++failed[kind];
+    }
+    void lose(const std::string& why) {
+        std::lock_guard l(mutex);
+        ++lost[why];
+    }
 };
 
 // Runs one step under the step limit; a step that outlives it ends with a typed time-out, never hangs.
@@ -106,12 +112,13 @@ asio::awaitable<void> evaluation(berth::client& client, const settings& s, int i
             }
             co_return;
         }
-        co_await step(berth::copy_to_container(*box, dir / "in", "/work/in", false), s);
+        co_await step(berth::copy_to_container(*box, dir / "in", "/work/in", {.verbose = false}), s);
         auto result = co_await step(
-            berth::exec(*box, berth::argv("sh", "-c", "mkdir -p /work/out && rev /work/in/data.txt > /work/out/data.txt")),
+            berth::exec(*box,
+                        berth::argv("sh", "-c", "mkdir -p /work/out && rev /work/in/data.txt > /work/out/data.txt")),
             s);
-        berth::log_container_output(result, false);
-        co_await step(berth::copy_from_container(*box, "/work/out", dir / "out", false), s);
+        berth::log_container_output(result, {.verbose = false});
+        co_await step(berth::copy_from_container(*box, "/work/out", dir / "out", {.verbose = false}), s);
         std::string expected(payload.rbegin() + 1, payload.rend());  // rev keeps the newline at the end
         expected += "\n";
         if (slurp(dir / "out" / "data.txt") == expected) {
@@ -122,13 +129,9 @@ asio::awaitable<void> evaluation(berth::client& client, const settings& s, int i
         }
     } catch (const berth::engine_error& e) {
         t.fail("engine_error " + std::to_string(e.status()));
-    } catch (const berth::protocol_error&) {
-        t.fail("protocol_error");
-    } catch (const berth::tar::error&) {
+    } catch (const berth::protocol_error&) { t.fail("protocol_error"); } catch (const berth::tar::error&) {
         t.fail("tar::error");
-    } catch (const berth::file_not_found&) {
-        t.fail("file_not_found");
-    } catch (const berth::script_failed&) {
+    } catch (const berth::file_not_found&) { t.fail("file_not_found"); } catch (const berth::script_failed&) {
         t.fail("script_failed");
     } catch (const boost::system::system_error& e) {
         t.fail("system_error: " + e.code().message());
@@ -137,9 +140,7 @@ asio::awaitable<void> evaluation(berth::client& client, const settings& s, int i
             std::lock_guard l(t.mutex);
             t.engine_down_until = std::chrono::steady_clock::now() + 1s;
         }
-    } catch (const std::exception& e) {
-        t.lose(std::string("untyped exception: ") + e.what());
-    }
+    } catch (const std::exception& e) { t.lose(std::string("untyped exception: ") + e.what()); }
     if (box) {
         berth::cleanup_options cleanup;
         cleanup.verbose = false;
@@ -194,27 +195,28 @@ long open_fds() {
 
 // Removes what failed evaluations left behind (labelled with this run), and says how much that was.
 asio::awaitable<int> sweep(berth::client& client, const settings& s) {
-    berth::list_containers_options mine;
+    berth::container_list_options mine;
     mine.all = true;
     mine.filters["label"] = {"berth.soak=" + s.run_label};
     int left = 0;
     for (auto& c : co_await client.containers().list(mine)) {
         ++left;
         try {
-            co_await client.containers().remove(c.id, true);
-        } catch (const std::exception&) {
-        }
+            co_await client.containers().remove(c.id, {.force = true});
+        } catch (const std::exception&) {}
     }
     co_return left;
 }
 
-} // namespace
+}  // namespace
 
 int main() {
     settings s;
     fs::create_directories(s.work / "repo");
-    if (const char* log = std::getenv("SOAK_LOG")) berth::setup_logger(log);
-    else berth::setup_logger((s.work / "soak.log").string());
+    if (const char* log = std::getenv("SOAK_LOG"))
+        berth::setup_logger(log);
+    else
+        berth::setup_logger((s.work / "soak.log").string());
 
     asio::io_context io;
     auto client = berth::client::from_env(io.get_executor());
@@ -268,9 +270,7 @@ int main() {
             sweep_io.run();
             return f.get();
         }();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "final sweep failed: %s\n", e.what());
-    }
+    } catch (const std::exception& e) { std::fprintf(stderr, "final sweep failed: %s\n", e.what()); }
 
     int failed = 0, lost = 0;
     for (auto& [kind, n] : t.failed) failed += n;

@@ -24,7 +24,7 @@ namespace {
 
 void fill(std::vector<char>& buf, std::uint64_t& state) {
     for (std::size_t i = 0; i + 8 <= buf.size(); i += 8) {
-        state ^= state << 13; // xorshift64: cheap and incompressible enough
+        state ^= state << 13;  // xorshift64: cheap and incompressible enough
         state ^= state >> 7;
         state ^= state << 17;
         std::memcpy(buf.data() + i, &state, 8);
@@ -96,7 +96,7 @@ int inproc(const fs::path& dir, const fs::path& scratch) {
     return 0;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
     std::vector<std::string> a(argv + 1, argv + argc);

@@ -28,7 +28,7 @@ inline std::string describe_duration(std::chrono::steady_clock::duration d) {
     return std::to_string(ms / 1000) + "." + std::to_string(ms % 1000 / 100) + " s";
 }
 
-// When the limit runs out: a boost::system::system_error with code asio::error::timed_out whose text is `what`
+// When the limit runs out: a connection_error with code asio::error::timed_out whose text is `what`
 // (say which request waited for what, so that the error names its endpoint).
 template <class T>
 boost::asio::awaitable<T> with_timeout(boost::asio::awaitable<T> operation, std::chrono::steady_clock::duration limit,
@@ -41,19 +41,19 @@ boost::asio::awaitable<T> with_timeout(boost::asio::awaitable<T> operation, std:
     auto group = asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(operation), asio::deferred),
                                                          timer.async_wait(asio::deferred));
     if constexpr (std::is_void_v<T>) {
-        auto [order, error, timer_ec] =
-            co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        auto [order, error, timer_ec] = co_await group.async_wait(asio::experimental::wait_for_one(),
+                                                                  asio::use_awaitable);
         (void)timer_ec;
-        if (order[0] == 1) throw transport_error(asio::error::timed_out, std::move(what));
+        if (order[0] == 1) throw connection_error(asio::error::timed_out, std::move(what));
         if (error) std::rethrow_exception(error);
     } else {
-        auto [order, error, value, timer_ec] =
-            co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+        auto [order, error, value, timer_ec] = co_await group.async_wait(asio::experimental::wait_for_one(),
+                                                                         asio::use_awaitable);
         (void)timer_ec;
-        if (order[0] == 1) throw transport_error(asio::error::timed_out, std::move(what));
+        if (order[0] == 1) throw connection_error(asio::error::timed_out, std::move(what));
         if (error) std::rethrow_exception(error);
         co_return std::move(value);
     }
 }
 
-} // namespace berth
+}  // namespace berth

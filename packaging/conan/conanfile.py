@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSL-1.0
 # Conan 2 recipe for berth, a header-only library. From a checkout: conan create packaging/conan
-# (scripts/consumers runs it with test_package; README shows a profile using the system's Boost and zlib).
+# (scripts/consumers runs it with test_package; docs/guide.md shows a profile using the system's Boost and zlib).
 import os
 import re
 

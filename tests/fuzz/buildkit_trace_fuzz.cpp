@@ -57,11 +57,10 @@ void read_lines(std::string_view input) {
         splitter.feed(input.substr(0, split), "fuzz", on_line);
         splitter.feed(input.substr(split), "fuzz", on_line);
         splitter.finish(on_line);
-    } catch (const berth::protocol_error&) {
-    }
+    } catch (const berth::protocol_error&) {}
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view input(reinterpret_cast<const char*>(data), size);

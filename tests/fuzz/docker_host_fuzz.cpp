@@ -19,7 +19,7 @@ bool same(const berth::host_address& a, const berth::host_address& b) {
     std::abort();
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view spec(reinterpret_cast<const char*>(data), size);
@@ -28,14 +28,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     berth::host_address a;
     try {
         a = berth::parse_docker_host(spec, default_port);
-    } catch (const berth::invalid_host&) {
-        return 0;
-    }
+    } catch (const berth::invalid_host&) { return 0; }
     const std::string printed = a.to_string();
     try {
-        if (!same(berth::parse_docker_host(printed, default_port), a)) fail("printed address parses differently", printed);
-    } catch (const berth::invalid_host&) {
-        fail("printed address does not parse", printed);
-    }
+        if (!same(berth::parse_docker_host(printed, default_port), a))
+            fail("printed address parses differently", printed);
+    } catch (const berth::invalid_host&) { fail("printed address does not parse", printed); }
     return 0;
 }

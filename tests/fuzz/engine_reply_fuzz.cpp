@@ -41,7 +41,7 @@ struct counter {
 
 struct call {
     verb method;
-    const char* path; // the route the fuzzed reply answers (as mock_engine matches it)
+    const char* path;  // the route the fuzzed reply answers (as mock_engine matches it)
     std::function<asio::awaitable<void>(mock_client&, counter&)> run;
 };
 
@@ -71,18 +71,26 @@ const std::vector<call>& calls() {
         {verb::get, "/containers/app/archive",
          [](mock_client& c, counter& n) -> asio::awaitable<void> { co_await c.archives().get("app", "/data", n); }},
         {verb::post, "/exec/e1/start",
-         [](mock_client& c, counter& n) -> asio::awaitable<void> { co_await c.execs().start("e1", n); }},
+         [](mock_client& c, counter& n) -> asio::awaitable<void> {
+             berth::exec_start_options options;
+             options.on_output = std::ref(n);
+             co_await c.execs().start("e1", options);
+         }},
         {verb::post, "/build",
          [](mock_client& c, counter& n) -> asio::awaitable<void> {
              berth::build_options options;
              options.builder = n.bytes % 2 ? berth::builder::buildkit : berth::builder::legacy;
              options.network_mode = "none";
              berth::http::memory_source context{std::string_view("not really a tar context")};
-             auto text = [&n](std::string_view s) { n.bytes += s.size(); };
-             co_await c.images().build(context, options, berth::build_progress(text));
+             options.on_output = [&n](berth::output_stream, std::string_view s) { n.bytes += s.size(); };
+             co_await c.images().build(context, options);
          }},
         {verb::get, "/containers/app/logs",
-         [](mock_client& c, counter& n) -> asio::awaitable<void> { co_await c.containers().logs("app", n); }},
+         [](mock_client& c, counter& n) -> asio::awaitable<void> {
+             berth::container_logs_options options;
+             options.on_output = std::ref(n);
+             co_await c.containers().logs("app", options);
+         }},
         {verb::get, "/info", [](mock_client& c, counter&) -> asio::awaitable<void> { co_await c.system().info(); }},
         {verb::get, "/_ping", [](mock_client& c, counter&) -> asio::awaitable<void> { co_await c.system().ping(); }},
         {verb::post, "/containers/app/wait",
@@ -109,7 +117,7 @@ std::vector<std::string> pieces_of(std::string_view bytes, std::uint32_t seed) {
     std::abort();
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
@@ -119,7 +127,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     asio::io_context ioc;
     mock_engine engine(ioc.get_executor());
-    if (data[0] & 0x80) engine.answer_as_podman(); // Podman's exec start also watches the exec's state
+    if (data[0] & 0x80) engine.answer_as_podman();  // Podman's exec start also watches the exec's state
     engine.add_container("app");
     engine.on(verb::get, "/exec/e1/json", mock_engine::exec_state("e1", "app", false, 0));
     reply fuzzed = reply::raw({});
@@ -145,17 +153,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (error) std::rethrow_exception(error);
         } catch (const berth::protocol_error&) {
         } catch (const berth::engine_error&) {
-        } catch (const boost::system::system_error&) { // transport_error, end of stream, JSON syntax
         } catch (const berth::tar::error&) {
+        } catch (const boost::system::system_error&) {  // connection_error, end of stream, JSON syntax
         } catch (const std::invalid_argument&) {
-        } catch (const std::exception& e) {
-            untyped(e.what());
-        } catch (...) {
+        } catch (const std::exception& e) { untyped(e.what()); } catch (...) {
             untyped("(not a std::exception)");
         }
         client.close_idle_connections();
         ioc.restart();
-        ioc.poll(); // the engine's side sees the client's closes and ends
+        ioc.poll();  // the engine's side sees the client's closes and ends
     }
     ioc.restart();
     ioc.poll();

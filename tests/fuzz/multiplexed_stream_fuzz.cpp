@@ -12,7 +12,7 @@
 namespace {
 
 struct decoded {
-    std::string bytes, streams; // payload bytes, and for each the stream number as a char
+    std::string bytes, streams;  // payload bytes, and for each the stream number as a char
     bool bad_header = false;
     bool at_boundary = true;
 };
@@ -42,7 +42,7 @@ decoded reference(std::span<const unsigned char> in) {
     return d;
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const unsigned char> in(data, size);
@@ -57,15 +57,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             demux.feed({reinterpret_cast<const char*>(data) + pos, n});
             pos += n;
             while (auto chunk = demux.next()) {
-                if (chunk->data.empty()) std::abort(); // an empty slice is no progress
+                if (chunk->data.empty()) std::abort();  // an empty slice is no progress
                 got.bytes.append(chunk->data.data(), chunk->data.size());
                 got.streams.append(chunk->data.size(), static_cast<char>('0' + static_cast<int>(chunk->stream)));
             }
         }
         got.at_boundary = demux.at_frame_boundary();
-    } catch (const berth::protocol_error&) {
-        got.bad_header = true;
-    }
+    } catch (const berth::protocol_error&) { got.bad_header = true; }
     if (got.bad_header != want.bad_header || got.bytes != want.bytes || got.streams != want.streams ||
         (!want.bad_header && got.at_boundary != want.at_boundary)) {
         std::fprintf(stderr, "multiplexed_stream_fuzz: the decoder disagrees with the reference decoding\n");

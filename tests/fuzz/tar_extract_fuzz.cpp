@@ -23,8 +23,7 @@ bool small_enough(std::span<const char> in) {
         r.feed(in);
         for (auto ev = r.next(); ev != tar::reader::event::need_more && ev != tar::reader::event::end; ev = r.next())
             if (ev == tar::reader::event::entry && (total += r.current().size) > (16u << 20)) return false;
-    } catch (const tar::error&) {
-    }
+    } catch (const tar::error&) {}
     return true;
 }
 
@@ -37,7 +36,7 @@ const fs::path& jail() {
     return p;
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const char> in(reinterpret_cast<const char*>(data), size);
@@ -55,14 +54,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         tar::unpacker u(dest, o);
         for (std::size_t pos = 0; pos < size; pos += split) u.feed(in.subspan(pos, std::min(split, size - pos)));
         u.finish();
-    } catch (const tar::error&) {
-    }
+    } catch (const tar::error&) {}
     for (const auto& e : fs::directory_iterator(jail()))
-        if (e.path().filename() != "dest") std::abort(); // something escaped the destination
+        if (e.path().filename() != "dest") std::abort();  // something escaped the destination
     fs::permissions(dest, fs::perms::owner_all, fs::perm_options::add, ec);
     for (auto it = fs::recursive_directory_iterator(dest, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec))
-        if (it->is_directory(ec) && !it->is_symlink(ec)) fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
+        if (it->is_directory(ec) && !it->is_symlink(ec))
+            fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
     fs::remove_all(dest, ec);
     return 0;
 }

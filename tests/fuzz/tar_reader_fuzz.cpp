@@ -11,7 +11,7 @@ namespace {
 
 namespace tar = berth::tar;
 
-struct stop {}; // enough output looked at: sparse holes may describe terabytes of zeros
+struct stop {};  // enough output looked at: sparse holes may describe terabytes of zeros
 
 struct driver {
     tar::reader r{tar::reader_options{.max_pax_size = 64 * 1024, .max_path_length = 4096, .max_entries = 10'000}};
@@ -19,9 +19,7 @@ struct driver {
     bool in_entry = false, ended = false;
 
     // Only files have content; other types report the size field they carry.
-    std::uint64_t content_size() const {
-        return r.current().type == tar::entry_type::file ? r.current().size : 0;
-    }
+    std::uint64_t content_size() const { return r.current().type == tar::entry_type::file ? r.current().size : 0; }
 
     void push(std::span<const char> bytes) {
         if (ended) return;
@@ -53,7 +51,7 @@ struct driver {
     }
 };
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const char> in(reinterpret_cast<const char*>(data), size);
@@ -84,7 +82,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         if (!d.ended) d.r.finish();
     } catch (const tar::error&) {
-    } catch (const stop&) {
-    }
+    } catch (const stop&) {}
     return 0;
 }

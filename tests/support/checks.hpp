@@ -19,10 +19,8 @@ template <class E, class F>
 E thrown(F&& f) {
     try {
         f();
-    } catch (const E& e) {
-        return e;
-    } catch (const std::exception& e) {
-        FAIL_CHECK("expected another exception type, got: " << e.what());
+    } catch (const E& e) { return e; } catch (const std::exception& e) {
+        FAIL_CHECK("expected another exception type, got: " << std::string(e.what()));
         throw;
     }
     FAIL_CHECK("no exception");
@@ -35,14 +33,12 @@ template <class E, class F>
 std::string message_of(F&& f) {
     try {
         f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const std::exception& e) {
-        FAIL_CHECK("expected another exception type, got: " << e.what());
+    } catch (const E& e) { return e.what(); } catch (const std::exception& e) {
+        FAIL_CHECK("expected another exception type, got: " << std::string(e.what()));
         return {};
     }
     FAIL_CHECK("no exception");
     return {};
 }
 
-} // namespace berth_test
+}  // namespace berth_test

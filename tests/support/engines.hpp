@@ -1,7 +1,9 @@
 #pragma once
-// Shared by the real-engine tests: which engines to run against, a way to run a coroutine to completion, unique
-// names, and the FROM-scratch busybox image (built through berth itself when missing).
+// Shared by the real-engine tests: which engines to run against, unique names, and the FROM-scratch busybox image
+// (built through berth itself when missing).
 #include "checks.hpp"
+#include "files.hpp"
+#include "run.hpp"
 
 #include <berth/berth.hpp>
 
@@ -32,15 +34,6 @@ inline bool in_ci() {
     return ci != nullptr && std::string(ci) == "true";
 }
 
-// Runs op on a fresh io_context until it completes; returns its result or rethrows its exception.
-template <class T>
-T run(asio::awaitable<T> op) {
-    asio::io_context io;
-    auto f = asio::co_spawn(io, std::move(op), asio::use_future);
-    io.run();
-    return f.get();
-}
-
 inline asio::awaitable<bool> ping(std::string address) {
     auto c = berth::client::at(co_await asio::this_coro::executor, address);
     co_return co_await c.system().ping();
@@ -48,10 +41,8 @@ inline asio::awaitable<bool> ping(std::string address) {
 
 inline bool reachable(const std::string& address) {
     try {
-        return run(ping(address));
-    } catch (const std::exception&) {
-        return false;
-    }
+        return run_to_completion(ping(address));
+    } catch (const std::exception&) { return false; }
 }
 
 // The engines named by the environment: BERTH_TEST_DOCKER_HOST (else DOCKER_HOST) and BERTH_PODMAN_HOST. An engine
@@ -85,7 +76,7 @@ template <class F>
 void for_each_engine(F body, bool docker = true, bool podman = true) {
     for (auto& e : engines(docker, podman)) {
         CAPTURE(e.name);
-        run(body(e));
+        run_to_completion(body(e));
     }
 }
 
@@ -95,30 +86,6 @@ inline std::string unique_name(std::string_view what) {
 }
 
 inline constexpr const char* base_image = "berth-busybox";
-
-// A scratch directory removed at the end of the test.
-struct temp_dir {
-    std::filesystem::path path;
-    temp_dir() {
-        std::string templ = (std::filesystem::temp_directory_path() / "berth-test-XXXXXX").string();
-        path = ::mkdtemp(templ.data());
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path, ec);
-    }
-    std::filesystem::path operator/(const std::string& p) const { return path / p; }
-};
-
-inline void write_file(const std::filesystem::path& p, std::string_view content) {
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-}
-
-inline std::string read_file(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // The base image: busybox's applets and a world-writable sticky /tmp, as in a real distribution image.
 inline constexpr std::string_view busybox_dockerfile =
@@ -165,13 +132,34 @@ struct container_guard {
     std::string name;
     static asio::awaitable<void> remove(std::string address, std::string name) {
         auto c = berth::client::at(co_await asio::this_coro::executor, address);
-        co_await c.containers().remove(name, true);
+        co_await c.containers().remove(name, {.force = true});
     }
     ~container_guard() {
         try {
-            run(remove(address, name));
-        } catch (const std::exception&) {
+            run_to_completion(remove(address, name));
+        } catch (const std::exception&) {}
+    }
+};
+
+// Removes what a test made, by name, at scope exit whatever the test did: `remove_one(client, name)` (a coroutine)
+// for each name on a client of `address`; a name already gone is skipped.
+template <class RemoveOne>
+struct removal_guard {
+    std::string address;
+    std::vector<std::string> names;
+    RemoveOne remove_one{};
+    static asio::awaitable<void> remove(std::string address, std::vector<std::string> names, RemoveOne remove_one) {
+        auto c = berth::client::at(co_await asio::this_coro::executor, address);
+        for (auto& n : names) {
+            try {
+                co_await remove_one(c, n);
+            } catch (const berth::error&) {}  // already gone
         }
+    }
+    ~removal_guard() {
+        try {
+            run_to_completion(remove(address, names, remove_one));
+        } catch (const std::exception&) {}
     }
 };
 
@@ -215,4 +203,4 @@ inline long rss_bound_kib(long plain_kib) {
 #endif
 }
 
-} // namespace berth_test
+}  // namespace berth_test

@@ -8,9 +8,11 @@
 // service. A task Swarm cannot place (its own reason, e.g. "no suitable node (insufficient resources on 3
 // nodes)") fails at once unless asked to wait; a task that fails, or does not run in time, fails too. Every
 // failure is an empty result whose failure() holds Swarm's reason (and a task_failed_error as its error), with
-// the service removed: nothing is left behind, even when the create's reply never came or was a 5xx.
+// the service removed: nothing is left behind, even when the create's reply never came or was a 5xx. The steps
+// common to every backend are in eval/build_pipeline.hpp; this is the Swarm backend.
 #include <berth/cluster/cluster.hpp>
 #include <berth/cluster/image_distribution.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/engine/registry_auth.hpp>
 #include <berth/eval/build_container.hpp>
 
@@ -19,13 +21,13 @@
 namespace berth {
 
 struct cluster_build_options : build_container_options {
-    std::vector<std::string> constraints{};    // placement constraints: "node.hostname==n2", "node.labels.zone==a"
-    std::vector<std::string> spread{};         // placement preferences: spread over "node.labels.rack"
-    std::int64_t reserve_memory_bytes = 0;     // reservations: what the scheduler sets aside on the chosen node
-    std::int64_t reserve_nano_cpus = 0;        // (memory_bytes, nano_cpus and pids_limit are the limits)
+    std::vector<std::string> constraints{};  // placement constraints: "node.hostname==n2", "node.labels.zone==a"
+    std::vector<std::string> spread{};       // placement preferences: spread over "node.labels.rack"
+    std::int64_t reserve_memory_bytes = 0;   // reservations: what the scheduler sets aside on the chosen node
+    std::int64_t reserve_nano_cpus = 0;      // (memory_bytes, nano_cpus and pids_limit are the limits)
     std::vector<generic_resource> generic_resources{};  // reserved too (nodes advertise them)
-    generic_resource gpu{"NVIDIA-GPU", 1};     // reserved when a domain contains "genesis"
-    bool wait_for_resources = false;           // an unplaceable task waits (for others to end) instead of failing
+    generic_resource gpu_resource{"NVIDIA-GPU", 1};     // reserved when request_gpus
+    bool wait_for_resources = false;  // an unplaceable task waits (for others to end) instead of failing
     std::chrono::steady_clock::duration start_timeout = std::chrono::minutes(2);  // until the task runs
 };
 
@@ -51,7 +53,7 @@ inline service_spec evaluation_service_spec(const cluster_build_options& o, cons
     s.reservations.memory_bytes = o.reserve_memory_bytes;
     s.reservations.nano_cpus = o.reserve_nano_cpus;
     s.reservations.generic = o.generic_resources;
-    if (gpu) s.reservations.generic.push_back(o.gpu);
+    if (gpu) s.reservations.generic.push_back(o.gpu_resource);
     s.restart_condition = "none";
     s.constraints = o.constraints;
     s.spread = o.spread;
@@ -100,16 +102,16 @@ inline std::chrono::milliseconds task_poll_interval(std::size_t waiting, std::ch
 
 // Polls the service's task until it runs, fails, cannot be placed, or `timeout` passes (task_failed_error).
 template <transport Transport>
-boost::asio::awaitable<placed_task> wait_for_task(basic_cluster<Transport>& swarm_cluster, const std::string& service_id,
-                                                  const std::string& service_name, bool wait_for_resources,
+boost::asio::awaitable<placed_task> wait_for_task(basic_cluster<Transport>& swarm_cluster,
+                                                  const std::string& service_id, const std::string& service_name,
+                                                  bool wait_for_resources,
                                                   std::chrono::steady_clock::duration timeout) {
     using clock = std::chrono::steady_clock;
     const auto deadline = clock::now() + timeout;
-    const auto began = clock::now();
     swarm_filters mine{{"service", {service_id}}};
     auto waiting = swarm_cluster.count_task_wait();
     swarm_task last;
-    for (;;) {
+    auto placed_or_failed = [&]() -> boost::asio::awaitable<std::optional<placed_task>> {
         auto tasks = co_await swarm_cluster.swarm().list_tasks(mine);
         for (auto& t : tasks) {
             last = t;
@@ -120,72 +122,22 @@ boost::asio::awaitable<placed_task> wait_for_task(basic_cluster<Transport>& swar
             }
             if (task_ended(t.state)) {
                 auto node = co_await describe_node(swarm_cluster, t.node_id);
-                throw task_failed_error(task_failed_error::kind::failed, service_name, t.id, t.state, why, node);
+                throw task_failed_error(cluster_errc::task_failed, service_name, t.id, t.state, why, node);
             }
             if (t.state == "pending" && !t.err.empty() && !wait_for_resources)
-                throw task_failed_error(task_failed_error::kind::unplaceable, service_name, t.id, t.state, t.err);
+                throw task_failed_error(cluster_errc::task_unplaceable, service_name, t.id, t.state, t.err);
         }
-        auto now = clock::now();
-        if (now >= deadline)
-            throw task_failed_error(task_failed_error::kind::timed_out, service_name, last.id, last.state,
-                                    (last.err.empty() ? last.message : last.err) + " (waited " +
-                                        describe_duration(timeout) + ")");
-        const auto delay = task_poll_interval(waiting.count(), now - began);
-        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
-                                    std::min<clock::duration>(delay, deadline - now));
-        co_await t.async_wait(boost::asio::use_awaitable);
-    }
-}
-
-// What one build_container call has made so far on the manager, for the cleanup after a failure.
-struct made_service {
-    std::string token;               // this call's build_call_label value
-    std::string id;                  // set once the create reply has arrived
-    bool create_unanswered = false;  // a create was sent and its outcome is unknown: no reply, or a 5xx
-};
-
-template <transport Transport>
-boost::asio::awaitable<placed_task> start_service(basic_cluster<Transport>& swarm_cluster, const cluster_build_options& o,
-                                                  const std::string& image, bool gpu, made_service& made) {
-    auto spec = evaluation_service_spec(o, image, gpu);
-    spec.labels[build_call_label] = made.token;
-    std::string auth;
-    if (swarm_cluster.options().registry_auth) auth = registry_auth_header(*swarm_cluster.options().registry_auth);
-    made.create_unanswered = true;
-    try {
-        auto created = co_await swarm_cluster.swarm().create_service(spec, auth);
-        made.id = created.id;
-    } catch (const engine_error& e) {
-        made.create_unanswered = create_outcome_unknown(e);  // a refusal made nothing; a 5xx may have
-        throw;
-    }
-    made.create_unanswered = false;
-    co_return co_await wait_for_task(swarm_cluster, made.id, o.container_name, o.wait_for_resources, o.start_timeout);
-}
-
-// Removes what the call made: the service by id, or, when the create's outcome is unknown (no reply, or a 5xx: a
-// raft proposal may commit after the manager answered), whatever service carries this call's label (asked a few
-// times, as the manager may finish the create after we gave up).
-template <transport Transport>
-boost::asio::awaitable<void> remove_made_service(basic_cluster<Transport>& swarm_cluster, const made_service& made) {
-    try {
-        if (!made.id.empty()) {
-            co_await swarm_cluster.swarm().remove_service(made.id);
-            co_return;
-        }
-        if (!made.create_unanswered) co_return;
-        swarm_filters mine{{"label", {std::string(build_call_label) + "=" + made.token}}};
-        auto delay = std::chrono::milliseconds(50);
-        for (int attempt = 0; attempt < 6; ++attempt, delay *= 2) {
-            auto found = co_await swarm_cluster.swarm().list_services(mine);
-            for (auto& s : found) co_await swarm_cluster.swarm().remove_service(s.id);
-            if (!found.empty()) co_return;
-            boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
-            co_await t.async_wait(boost::asio::use_awaitable);
-        }
-    } catch (const std::exception&) {
-        // the manager is gone too: the caller reports the original failure
-    }
+        co_return std::nullopt;
+    };
+    detail::poll_policy policy;
+    policy.pause = [&waiting](std::size_t, clock::duration waited) -> clock::duration {
+        return task_poll_interval(waiting.count(), waited);
+    };
+    auto placed = co_await detail::poll_until(placed_or_failed, policy, deadline);
+    if (placed) co_return *placed;
+    throw task_failed_error(cluster_errc::task_timed_out, service_name, last.id, last.state,
+                            (last.err.empty() ? last.message : last.err) + " (waited " + describe_duration(timeout) +
+                                ")");
 }
 
 // Network mode none on a cluster: the task's container must have no network address. A node whose default
@@ -194,16 +146,11 @@ template <transport Transport>
 boost::asio::awaitable<void> check_no_network(basic_client<Transport>& node, const std::string& container_id) {
     auto info = co_await node.containers().inspect(container_id);
     const std::string endpoint = "GET /containers/" + container_id + "/json";
-    auto* settings = json_read::optional_object(info.raw, "NetworkSettings", endpoint);
-    auto* networks = settings ? json_read::optional_object(*settings, "Networks", endpoint) : nullptr;
-    if (networks == nullptr) co_return;
-    for (auto& [name, net] : *networks) {
-        if (!net.is_object()) continue;
-        auto address = json_read::optional_string(net.get_object(), "IPAddress", endpoint);
+    for (auto& [name, address] : info.network_addresses) {
         if (!address.empty())
             throw engine_error(engine_errc::bad_request, 0,
-                               "the task's container has address " + address + " on network '" + std::string(name) +
-                                   "' of " + node.transport().describe() +
+                               "the task's container has address " + address + " on network '" + name + "' of " +
+                                   node.transport().describe() +
                                    ": Swarm cannot attach a task to network 'none', so network isolation needs nodes "
                                    "whose default network is none (dockerd --bridge=none)",
                                endpoint);
@@ -215,90 +162,124 @@ inline build_failure classify_cluster_failure(std::exception_ptr error, build_st
     try {
         std::rethrow_exception(error);
     } catch (const task_failed_error& e) {
-        f.reason = e.reason() == task_failed_error::kind::timed_out ? build_failure_reason::engine_unreachable
-                                                                    : build_failure_reason::engine_refused;
-    } catch (const node_address_error&) {
-        f.reason = build_failure_reason::engine_unreachable;
-    } catch (...) {
+        f.reason = e.code() == cluster_errc::task_timed_out ? build_failure_reason::engine_unreachable
+                                                            : build_failure_reason::engine_refused;
+    } catch (const node_address_error&) { f.reason = build_failure_reason::engine_unreachable; } catch (...) {
     }
     return f;
 }
 
-} // namespace detail
+// build_container's steps on a Swarm cluster: a service of one replica, whose task runs on a node (placement_backend).
+template <transport Transport>
+class swarm_placement {
+public:
+    using handle_type = basic_container<cluster_node_transport<Transport>>;
+
+    swarm_placement(basic_cluster<Transport>& swarm_cluster, const cluster_build_options& options, logger& log)
+        : cluster_(swarm_cluster), options_(options), log_(log) {}
+
+    boost::asio::awaitable<void> check_engine() {
+        auto engine = co_await cluster_.manager().version();
+        if (engine.kind == engine_kind::podman)
+            throw invalid_argument_error("a cluster's manager must be a Docker engine in Swarm mode (Podman has none)");
+        if (cluster_.options().registry.empty())
+            throw invalid_argument_error("cluster_options.registry is empty: the nodes pull the image from there");
+    }
+    // Built and pushed once per image (and repository, mount, rebuild), however many evaluations ask at once.
+    boost::asio::awaitable<std::string> prepare_image() {
+        push_options push;
+        if (cluster_.options().registry_auth) push.credentials = cluster_.options().registry_auth;
+        const std::string key = options_.image_name + "\n" + options_.repo_path + "\n" + options_.pull_image + "\n" +
+                                mount_name_of(options_) + (options_.force_rebuild ? "\nno-cache" : "");
+        std::function<boost::asio::awaitable<std::string>()> distribute = [this,
+                                                                           push] {  // named: g++ 12 (see docs/guide.md)
+            return distribute_image(cluster_.manager(), options_, cluster_.options().registry, push, log_);
+        };
+        co_return co_await cluster_.once(key, std::move(distribute));
+    }
+    boost::asio::awaitable<bool> remove_existing() {
+        try {
+            co_await cluster_.swarm().remove_service(options_.container_name);
+            co_return true;
+        } catch (const not_found_error&) { co_return false; }
+    }
+    std::string_view runnable_noun() const { return "service"; }
+
+    boost::asio::awaitable<std::string> create(const std::string& image, bool gpu, const std::string& token) {
+        auto spec = evaluation_service_spec(options_, image, gpu);
+        spec.labels[build_call_label] = token;
+        std::string auth;
+        if (cluster_.options().registry_auth) auth = registry_auth_header(*cluster_.options().registry_auth);
+        auto created = co_await cluster_.swarm().create_service(spec, auth);
+        co_return created.id;
+    }
+    boost::asio::awaitable<void> wait_running(const std::string& service_id) {
+        placed_ = co_await wait_for_task(cluster_, service_id, options_.container_name, options_.wait_for_resources,
+                                         options_.start_timeout);
+    }
+
+    std::string gpu_request_text() const {
+        return "GPU requested: reserving generic resource " + options_.gpu_resource.kind + "=" +
+               std::to_string(options_.gpu_resource.value);
+    }
+    // Only a task no node can take: a failed or timed-out task is not a matter of GPUs.
+    std::optional<std::string> gpu_refusal(const std::exception& e) const {
+        if (auto* t = dynamic_cast<const task_failed_error*>(&e); t && t->code() == cluster_errc::task_unplaceable)
+            return t->message();
+        return std::nullopt;
+    }
+    std::string gpu_fallback_text(const std::string& refusal) const {
+        return "No node offers " + options_.gpu_resource.kind + ", starting without GPU: " + refusal;
+    }
+
+    boost::asio::awaitable<handle_type> bind(const std::string& service_id) {
+        auto* node = co_await cluster_.node(placed_.node_id);
+        if (options_.network_mode.empty() || options_.network_mode == "none")
+            co_await check_no_network(*node, placed_.container_id);
+        if (options_.init) co_await wait_for_init(*node, placed_.container_id);
+        if (options_.verbose)
+            log_.info("Service " + options_.container_name + " running on " + node->transport().describe() +
+                      " (container " + placed_.container_id.substr(0, 12) + ")");
+        handle_type result{node,       placed_.container_id,     options_.container_name,
+                           service_id, node->transport().node(), &cluster_};
+        co_return result;
+    }
+
+    boost::asio::awaitable<void> remove(const std::string& service_id) {
+        return cluster_.swarm().remove_service(service_id);
+    }
+    boost::asio::awaitable<std::vector<std::string>> find_labelled(const std::string& label) {
+        swarm_filters mine{{"label", {label}}};
+        auto found = co_await cluster_.swarm().list_services(mine);
+        std::vector<std::string> ids;
+        for (auto& f : found) ids.push_back(f.id);
+        co_return ids;
+    }
+
+    // On Swarm a GPU refusal is an unplaceable task (a task_failed_error, classified as such); an engine error
+    // while asking for GPUs is the manager refusing the spec, as it would without them.
+    build_failure classify(std::exception_ptr error, build_step step, std::string message) const {
+        if (step == build_step::gpu_container) step = build_step::container;
+        return classify_cluster_failure(error, step, std::move(message));
+    }
+    std::string failure_context() const { return " on the cluster"; }
+
+private:
+    basic_cluster<Transport>& cluster_;
+    const cluster_build_options& options_;
+    logger& log_;
+    placed_task placed_{};
+};
+
+}  // namespace detail
 
 template <transport Transport>
-boost::asio::awaitable<basic_build_container_result<cluster_node_transport<Transport>>>
-build_container(basic_cluster<Transport>& swarm_cluster, cluster_build_options options) {
-    using result_type = basic_build_container_result<cluster_node_transport<Transport>>;
+boost::asio::awaitable<basic_build_container_result<cluster_node_transport<Transport>>> build_container(
+    basic_cluster<Transport>& swarm_cluster, cluster_build_options options) {
     auto log = resolve_logger(options.log);
-    const bool verbose = options.verbose;
-    auto say = [&](std::string_view m) {
-        if (verbose) log->info(m);
-    };
-    detail::made_service made{detail::random_token(), {}, false};
-    auto step = detail::build_step::engine;
-    detail::caught_failure caught;
-    try {
-        auto engine = co_await swarm_cluster.manager().version();
-        if (engine.kind == engine_kind::podman)
-            throw std::invalid_argument("a cluster's manager must be a Docker engine in Swarm mode (Podman has none)");
-        if (swarm_cluster.options().registry.empty())
-            throw std::invalid_argument("cluster_options.registry is empty: the nodes pull the image from there");
-
-        step = detail::build_step::image;
-        push_options push;
-        if (swarm_cluster.options().registry_auth) push.credentials = swarm_cluster.options().registry_auth;
-        const std::string key = options.image_name + "\n" + options.repo_path + "\n" + options.pull_image + "\n" +
-                                options.mount_name + (options.force_rebuild ? "\nno-cache" : "");
-        std::function<boost::asio::awaitable<std::string>()> distribute = [&] {  // named: g++ 12 (see README)
-            return distribute_image(swarm_cluster.manager(), options, swarm_cluster.options().registry, push, *log);
-        };
-        auto image = co_await swarm_cluster.once(key, std::move(distribute));
-
-        step = detail::build_step::container;
-        try {
-            co_await swarm_cluster.swarm().remove_service(options.container_name);
-            say("Removed existing service " + options.container_name);
-        } catch (const not_found_error&) {
-        }
-
-        const bool gpu = detail::wants_gpu(options.domains);
-        detail::placed_task placed;
-        if (gpu) {
-            say("GPU requested: reserving generic resource " + options.gpu.kind + "=" + std::to_string(options.gpu.value));
-            std::string refusal;  // co_await is not allowed inside a handler: note the refusal, act after it
-            try {
-                placed = co_await detail::start_service(swarm_cluster, options, image, true, made);
-            } catch (const task_failed_error& e) {
-                if (options.gpu_required || e.reason() != task_failed_error::kind::unplaceable) throw;
-                refusal = e.message();
-            }
-            if (!refusal.empty()) {
-                log->warning("No node offers " + options.gpu.kind + ", starting without GPU: " + refusal);
-                detail::made_service refused{made.token, std::exchange(made.id, {}), false};
-                co_await detail::remove_made_service(swarm_cluster, refused);
-                placed = co_await detail::start_service(swarm_cluster, options, image, false, made);
-            }
-        } else {
-            placed = co_await detail::start_service(swarm_cluster, options, image, false, made);
-        }
-        auto* node = co_await swarm_cluster.node(placed.node_id);
-        if (options.network_mode.empty() || options.network_mode == "none")
-            co_await detail::check_no_network(*node, placed.container_id);
-        if (options.init) co_await detail::wait_for_init(*node, placed.container_id);
-        swarm_cluster.remember_service(placed.container_id, made.id);
-        say("Service " + options.container_name + " running on " + node->transport().describe() + " (container " +
-            placed.container_id.substr(0, 12) + ")");
-        typename basic_cluster<Transport>::container_type result{node, placed.container_id, options.container_name};
-        co_return result;
-    } catch (const std::exception&) {
-        caught.take_current();
-    }
-    if (caught.failed) log->error("build_container(" + options.container_name + ") on the cluster failed: " + caught.message);
-    if (caught.cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
-    co_await detail::remove_made_service(swarm_cluster, made);
-    if (caught.cancelled) std::rethrow_exception(caught.cancelled);
-    co_return result_type(detail::classify_cluster_failure(caught.failed, step, std::move(caught.message)));
+    detail::swarm_placement<Transport> backend(swarm_cluster, options, *log);
+    static_assert(placement_backend<detail::swarm_placement<Transport>>);
+    co_return co_await detail::run_build_pipeline(backend, options, *log);
 }
 
-} // namespace berth
+}  // namespace berth

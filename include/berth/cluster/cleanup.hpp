@@ -1,11 +1,12 @@
 #pragma once
-// cleanup_container for a handle bound to a cluster node: removes the handle's service on the manager (so Swarm
-// never starts it again), force-removes the task's container on its node, and waits, bounded, until the node's
-// engine no longer has it. As on one engine, each step's failure is logged and none is thrown, and the report says
+// cleanup_container for a handle bound to a cluster node: removes the handle's service (its service_id, or the
+// service its container's label names) on the manager of the handle's cluster (so Swarm never starts it again),
+// force-removes the task's container on its node, and waits, bounded, until the node's engine no longer has it. As on one engine, each step's failure is logged and none is thrown, and the report says
 // what was and was not removed (a node that is down: the service is, the container is not, and the error is the
 // node_unreachable_error naming the node). Chosen by overload resolution for
 // basic_container<cluster_node_transport<T>>: the one-engine cleanup_container is untouched.
 #include <berth/cluster/cluster.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/eval/cleanup_container.hpp>
 
 #include <chrono>
@@ -22,44 +23,44 @@ inline constexpr const char* swarm_service_id_label = "com.docker.swarm.service.
 template <transport Transport>
 boost::asio::awaitable<bool> wait_until_gone(basic_client<Transport>& node, const std::string& id,
                                              std::chrono::steady_clock::duration limit) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + limit;
-    auto delay = std::chrono::milliseconds(5);
-    for (;;) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    auto gone = [&node, &id]() -> boost::asio::awaitable<bool> {
         try {
             co_await node.containers().inspect(id);
-        } catch (const not_found_error&) {
-            co_return true;
-        }
-        auto now = clock::now();
-        if (now >= deadline) co_return false;
-        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, std::min<clock::duration>(delay, deadline - now));
-        co_await t.async_wait(boost::asio::use_awaitable);
-        delay = std::min(delay * 2, std::chrono::milliseconds(100));
-    }
+        } catch (const not_found_error&) { co_return true; }
+        co_return false;
+    };
+    const poll_policy policy{.first = std::chrono::milliseconds(5), .max = std::chrono::milliseconds(100)};
+    co_return co_await poll_until(gone, policy, deadline);
 }
 
-} // namespace detail
+}  // namespace detail
 
 template <transport Transport>
 boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
                                                          cleanup_options options) {
     auto log = resolve_logger(options.log);
-    auto& swarm_cluster = c.engine().transport().cluster();
     const std::string label = c.name.empty() ? c.id.substr(0, 12) : c.name;
     const std::string where = c.engine().transport().describe();
     cleanup_report report;
     report.service_removed = false;
-    auto service = swarm_cluster.service_of(c.id);
+    if (c.owner == nullptr) {
+        std::string problem = "Cannot clean up container " + label + " on " + where +
+                              ": the handle names no cluster (owner) whose manager runs its service";
+        auto error = std::make_exception_ptr(invalid_argument_error(problem));
+        detail::note_cleanup_problem(report, options, *log, std::move(problem), error);
+        co_return report;
+    }
+    auto& swarm_cluster = *c.owner;
+    std::optional<std::string> service;
+    if (!c.service_id.empty()) service = c.service_id;
     if (!service) {
         std::string problem;
         std::exception_ptr error;
         try {
             auto info = co_await c.engine().containers().inspect(c.id);
-            if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
-                if (auto* labels = cfg->get_object().if_contains("Labels"); labels && labels->is_object())
-                    if (auto* s = labels->get_object().if_contains(detail::swarm_service_id_label); s && s->is_string())
-                        service = detail::checked_id(std::string(s->get_string()), "service id label", "GET container");
+            if (auto s = info.labels.find(detail::swarm_service_id_label); s != info.labels.end())
+                service = detail::checked_id(s->second, "service id label", "GET container");
             if (!service) problem = "it belongs to no Swarm service";
         } catch (const std::exception& e) {
             problem = e.what();
@@ -90,7 +91,9 @@ boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster
     std::exception_ptr error;
     try {
         try {
-            co_await c.engine().containers().remove(c.id, true);
+            container_remove_options forced;
+            forced.force = true;
+            co_await c.engine().containers().remove(c.id, forced);
         } catch (const engine_error&) {
             // already gone, or Swarm is removing it: the wait below tells
         }
@@ -107,16 +110,13 @@ boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster
                                      "Cannot confirm container " + label + " is gone from " + where + ": " + problem,
                                      error);
     }
-    swarm_cluster.forget_service(c.id);
     co_return report;
 }
 
 template <transport Transport>
-boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster_node_transport<Transport>> c,
-                                                         bool verbose = true) {
+boost::asio::awaitable<cleanup_report> cleanup_container(basic_container<cluster_node_transport<Transport>> c) {
     cleanup_options options;
-    options.verbose = verbose;
     return cleanup_container(std::move(c), std::move(options));
 }
 
-} // namespace berth
+}  // namespace berth

@@ -7,10 +7,11 @@
 // (parse_docker_host) and nothing else is accepted, so a label can neither name a local socket nor start a program.
 //
 // The cluster also keeps what evaluations share: the images already distributed (built and pushed once per image
-// name) and which service each container handle belongs to (for cleanup_container). It lives at a fixed address
-// (neither copied nor moved): node transports and coroutines refer to it, and it must outlive its handles.
+// name). It lives at a fixed address (neither copied nor moved): handles and coroutines refer to it, and it must
+// outlive its handles.
+#include <berth/cluster/container.hpp>
 #include <berth/cluster/node_transport.hpp>
-#include <berth/cluster/swarm_api.hpp>
+#include <berth/detail/single_flight.hpp>
 #include <berth/engine/client.hpp>
 #include <berth/engine/credentials.hpp>
 #include <berth/eval/container.hpp>
@@ -52,25 +53,24 @@ class basic_cluster {
 public:
     using node_transport_type = cluster_node_transport<Transport>;
     using node_client_type = basic_client<node_transport_type>;
-    using container_type = basic_container<node_transport_type>;
+    using container_type = basic_container<node_transport_type>;  // cluster/container.hpp
     // Makes the transport to a node's engine from its endpoint (the default: a socket_transport to it).
     using node_connector = std::function<Transport(const engine_endpoint&, const swarm_node&)>;
 
     basic_cluster(basic_client<Transport> manager, cluster_options options, node_connector connect = {})
-        : manager_(std::move(manager)), swarm_(manager_.core()), options_(std::move(options)),
+        : manager_(std::move(manager)), options_(std::move(options)),
           connect_(connect ? std::move(connect) : default_connector()) {}
     basic_cluster(const basic_cluster&) = delete;
     basic_cluster& operator=(const basic_cluster&) = delete;
 
     // The manager at `endpoint` (with TLS material: nodes are reached with the same unless options.node_tls).
-    static basic_cluster at(boost::asio::any_io_executor ex, engine_endpoint endpoint, cluster_options options)
-        requires std::same_as<Transport, socket_transport>
-    {
+    static basic_cluster at(boost::asio::any_io_executor ex, engine_endpoint endpoint,
+                            cluster_options options) requires std::same_as<Transport, socket_transport> {
         return basic_cluster(basic_client<Transport>::at(std::move(ex), std::move(endpoint)), std::move(options));
     }
 
     basic_client<Transport>& manager() { return manager_; }
-    swarm_api<Transport>& swarm() { return swarm_; }
+    swarm_api<Transport>& swarm() { return manager_.swarm(); }
     const cluster_options& options() const { return options_; }
 
     // The client of a node's own engine (never null), made on first use. Throws node_address_error when the node has no usable
@@ -80,30 +80,15 @@ public:
             std::lock_guard lock(mutex_);
             if (auto it = nodes_.find(node_id); it != nodes_.end()) co_return it->second.get();
         }
-        auto n = co_await swarm_.inspect_node(node_id);
+        auto n = co_await manager_.swarm().inspect_node(node_id);
         node_identity who{n.id, n.hostname, {}};
         auto endpoint = endpoint_for(n, who);
         who.address = endpoint.to_string();
-        auto made = std::make_unique<node_client_type>(node_transport_type(connect_(endpoint, n), who, this),
+        auto made = std::make_unique<node_client_type>(node_transport_type(connect_(endpoint, n), who),
                                                        options_.node_client);
         std::lock_guard lock(mutex_);
         auto [it, inserted] = nodes_.try_emplace(node_id, std::move(made));  // a concurrent first use may have won
         co_return it->second.get();
-    }
-
-    // Which service a container handle belongs to (recorded by build_container, dropped by cleanup_container).
-    void remember_service(const std::string& container_id, const std::string& service_id) {
-        std::lock_guard lock(mutex_);
-        services_[container_id] = service_id;
-    }
-    std::optional<std::string> service_of(const std::string& container_id) const {
-        std::lock_guard lock(mutex_);
-        auto it = services_.find(container_id);
-        return it == services_.end() ? std::nullopt : std::optional<std::string>(it->second);
-    }
-    void forget_service(const std::string& container_id) {
-        std::lock_guard lock(mutex_);
-        services_.erase(container_id);
     }
 
     // Counts the build_container calls waiting for their task at this moment (they share the manager's time).
@@ -126,73 +111,10 @@ public:
     // result (or its exception); after a failure the next caller tries again. For images built and pushed once.
     boost::asio::awaitable<std::string> once(const std::string& key,
                                              std::function<boost::asio::awaitable<std::string>()> make) {
-        std::shared_ptr<flight> f;
-        bool mine = false;
-        {
-            std::lock_guard lock(mutex_);
-            auto& slot = flights_[key];
-            if (!slot) {
-                slot = std::make_shared<flight>();
-                mine = true;
-            }
-            f = slot;
-        }
-        if (mine) co_return co_await fly(key, f, std::move(make));
-        co_return co_await await_flight(f);
+        co_return co_await built_images_.once(key, std::move(make));
     }
 
 private:
-    struct flight {
-        bool done = false;
-        std::string value{};
-        std::exception_ptr error{};
-        std::vector<std::shared_ptr<boost::asio::steady_timer>> waiters{};
-    };
-
-    boost::asio::awaitable<std::string> fly(const std::string& key, std::shared_ptr<flight> f,
-                                            std::function<boost::asio::awaitable<std::string>()> make) {
-        std::exception_ptr error;
-        std::string value;
-        try {
-            value = co_await make();
-        } catch (...) {
-            error = std::current_exception();
-        }
-        std::vector<std::shared_ptr<boost::asio::steady_timer>> waiters;
-        {
-            std::lock_guard lock(mutex_);
-            f->done = true;
-            f->value = value;
-            f->error = error;
-            waiters.swap(f->waiters);
-            if (error) flights_.erase(key);  // the next caller tries again
-        }
-        // Each waiter's timer is cancelled on its own executor: a timer is not safe to touch from another thread.
-        for (auto& t : waiters) boost::asio::post(t->get_executor(), [t] { t->cancel(); });
-        if (error) std::rethrow_exception(error);
-        co_return value;
-    }
-
-    boost::asio::awaitable<std::string> await_flight(std::shared_ptr<flight> f) {
-        for (;;) {
-            auto timer = std::make_shared<boost::asio::steady_timer>(co_await boost::asio::this_coro::executor,
-                                                                     boost::asio::steady_timer::time_point::max());
-            {
-                std::lock_guard lock(mutex_);
-                if (f->done) {
-                    if (f->error) std::rethrow_exception(f->error);
-                    co_return f->value;
-                }
-                f->waiters.push_back(timer);
-            }
-            boost::system::error_code ec;
-            co_await timer->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-            auto cs = co_await boost::asio::this_coro::cancellation_state;
-            if (cs.cancelled() != boost::asio::cancellation_type::none)
-                throw boost::system::system_error(boost::asio::error::operation_aborted, "waiting for an image");
-        }
-    }
-
     engine_endpoint endpoint_for(const swarm_node& n, const node_identity& who) {
         for (const std::string* key : {&n.id, &n.hostname})
             if (auto it = options_.node_endpoints.find(*key); it != options_.node_endpoints.end()) return it->second;
@@ -209,8 +131,10 @@ private:
         if (ep.address.scheme != host_address::kind::tcp)
             throw node_address_error(who, "the '" + options_.engine_label + "' label " +
                                               detail::quote_engine_text(label->second) + " is not a tcp:// address");
-        if (options_.node_tls) ep.tls = *options_.node_tls;
-        else if constexpr (std::same_as<Transport, socket_transport>) ep.tls = manager_.transport().endpoint().tls;
+        if (options_.node_tls)
+            ep.tls = *options_.node_tls;
+        else if constexpr (std::same_as<Transport, socket_transport>)
+            ep.tls = manager_.transport().endpoint().tls;
         return ep;
     }
 
@@ -220,22 +144,20 @@ private:
             return [ex](const engine_endpoint& ep, const swarm_node&) { return Transport(ex, ep); };
         } else {
             return [](const engine_endpoint&, const swarm_node& n) -> Transport {
-                throw std::invalid_argument("berth: basic_cluster needs a node_connector to reach node " + n.id);
+                throw invalid_argument_error("berth: basic_cluster needs a node_connector to reach node " + n.id);
             };
         }
     }
 
     basic_client<Transport> manager_;
-    swarm_api<Transport> swarm_;
     cluster_options options_;
     node_connector connect_;
     mutable std::mutex mutex_{};
     std::map<std::string, std::unique_ptr<node_client_type>> nodes_{};
-    std::map<std::string, std::string> services_{};
-    std::map<std::string, std::shared_ptr<flight>> flights_{};
+    detail::single_flight<std::string> built_images_{"waiting for an image"};
     std::atomic<std::size_t> tasks_waited_for_{0};
 };
 
 using cluster = basic_cluster<socket_transport>;
 
-} // namespace berth
+}  // namespace berth

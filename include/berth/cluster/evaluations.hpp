@@ -31,8 +31,8 @@ boost::asio::awaitable<std::vector<cluster_evaluation>> list_evaluations(basic_c
 
 struct evaluations_cleanup_report {
     std::size_t services_removed = 0;
-    std::size_t containers_removed = 0;          // removed directly on a node (Swarm had not yet)
-    std::vector<node_identity> unreachable{};    // nodes whose engine could not be asked (down, or no address)
+    std::size_t containers_removed = 0;        // removed directly on a node (Swarm had not yet)
+    std::vector<node_identity> unreachable{};  // nodes whose engine could not be asked (down, or no address)
 };
 
 template <transport Transport>
@@ -52,7 +52,7 @@ boost::asio::awaitable<evaluations_cleanup_report> cleanup_evaluations(basic_clu
             // removed meanwhile
         }
     }
-    list_containers_options mine;
+    container_list_options mine;
     mine.all = true;
     mine.filters["label"] = {label};
     auto nodes = co_await swarm_cluster.swarm().list_nodes();
@@ -67,7 +67,9 @@ boost::asio::awaitable<evaluations_cleanup_report> cleanup_evaluations(basic_clu
             auto left = co_await node->containers().list(mine);
             for (auto& c : left) {
                 try {
-                    co_await node->containers().remove(c.id, true);
+                    container_remove_options forced;
+                    forced.force = true;
+                    co_await node->containers().remove(c.id, forced);
                     ++report.containers_removed;
                 } catch (const not_found_error&) {
                     // Swarm removed it meanwhile
@@ -75,9 +77,7 @@ boost::asio::awaitable<evaluations_cleanup_report> cleanup_evaluations(basic_clu
                     // 409 "removal of container ... is already in progress": Swarm is removing it right now
                 }
             }
-        } catch (const node_unreachable_error& e) {
-            failed = e.node();
-        } catch (const node_address_error& e) {
+        } catch (const node_unreachable_error& e) { failed = e.node(); } catch (const node_address_error& e) {
             failed = e.node();
         }
         if (failed) {
@@ -88,4 +88,4 @@ boost::asio::awaitable<evaluations_cleanup_report> cleanup_evaluations(basic_clu
     co_return report;
 }
 
-} // namespace berth
+}  // namespace berth

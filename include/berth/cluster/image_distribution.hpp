@@ -12,7 +12,7 @@
 // evaluation.
 #include <berth/engine/client.hpp>
 #include <berth/engine/image_reference.hpp>
-#include <berth/eval/build_container.hpp>
+#include <berth/eval/build_pipeline.hpp>
 #include <berth/tar/packer.hpp>
 #include <berth/tar/writer.hpp>
 
@@ -56,50 +56,40 @@ inline std::string cluster_image_name(const std::string& registry, const std::st
     return registry + "/" + image_name;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Builds (when needed) and pushes the image an evaluation of `options` runs on a cluster, on `builder`'s engine;
-// returns its digest reference. The evaluation image itself follows the one-engine rules (built from repo_path
-// only when its tag is missing or force_rebuild; pull_image as given); the repository layer is always built (the
-// engine's build cache makes an unchanged tree cheap) and pushed (layers the registry has are not sent again).
+// returns its digest reference. The evaluation image itself follows the one-engine rules (detail::ensure_image:
+// built from repo_path only when its tag is missing or force_rebuild; pull_image as given); the repository layer
+// is always built (the engine's build cache makes an unchanged tree cheap) and pushed (layers the registry has are
+// not sent again).
 template <transport Transport>
 boost::asio::awaitable<std::string> distribute_image(basic_client<Transport>& builder,
                                                      const build_container_options& options,
                                                      const std::string& registry, push_options push, logger& log) {
     const bool verbose = options.verbose;
-    std::string base = options.pull_image;
+    std::string base = options.pull_image;  // the layer's FROM pulls it, with pull_image_options.credentials
     if (base.empty()) {
-        base = options.image_name;
-        if (options.force_rebuild || !(co_await builder.images().exists(base))) {
-            if (verbose) log.info("Building image " + base + (options.force_rebuild ? " (no cache)" : "") + " from " +
-                                  options.repo_path);
-            tar::pack_options pack;
-            pack.use_dockerignore = true;
-            tar::packer context(options.repo_path, "", pack);
-            build_options build;
-            build.tag = base;
-            build.no_cache = options.force_rebuild;
-            build.force_remove_intermediate = true;
-            build.network_mode = options.network_mode.empty() ? "none" : options.network_mode;
-            auto built = co_await builder.images().build(context, build);
-            if (verbose) log.info("Image " + base + " built: " + built.id);
-        }
+        // a named string: g++ 12 destroys a conditional's temporary passed by value to a coroutine twice
+        std::string build_network = options.network_mode.empty() ? "none" : options.network_mode;
+        base = co_await detail::ensure_image(builder, options, log, std::move(build_network));
     }
+    const std::string mount_name = detail::mount_name_of(options);
     const auto target = parse_image_reference(detail::cluster_image_name(registry, options.image_name));
     tar::packer tree(options.repo_path, "repo");
-    const std::string dockerfile = "FROM " + base + "\nCOPY repo /" + options.mount_name + "\n";
+    const std::string dockerfile = "FROM " + base + "\nCOPY repo /" + mount_name + "\n";
     detail::context_with_dockerfile<tar::packer> context(".berth-cluster.Dockerfile", dockerfile, tree);
     build_options layer;
     layer.tag = target.str();
     layer.dockerfile = ".berth-cluster.Dockerfile";
     layer.force_remove_intermediate = true;
     layer.network_mode = "none";
-    if (!options.pull_image.empty() && options.pull.credentials) {
+    if (!options.pull_image.empty() && options.pull_image_options.credentials) {
         auto from = parse_image_reference(options.pull_image);
-        layer.registry_config[from.registry] = *options.pull.credentials;
+        layer.registry_config[from.registry] = *options.pull_image_options.credentials;
     }
     auto built = co_await builder.images().build(context, layer);
-    if (verbose) log.info("Image " + target.str() + " with the repository at /" + options.mount_name + " built: " + built.id);
+    if (verbose) log.info("Image " + target.str() + " with the repository at /" + mount_name + " built: " + built.id);
     auto pushed = co_await builder.images().push(target.str(), push);
     if (!detail::is_sha256_digest(pushed.digest))
         throw protocol_error("POST /images/" + target.name + "/push",
@@ -109,4 +99,4 @@ boost::asio::awaitable<std::string> distribute_image(basic_client<Transport>& bu
     co_return pinned;
 }
 
-} // namespace berth
+}  // namespace berth

@@ -11,7 +11,7 @@ namespace berth::detail {
 namespace base64_alphabet {
 inline constexpr char standard[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 inline constexpr char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-} // namespace base64_alphabet
+}  // namespace base64_alphabet
 
 inline std::string base64_encode(std::string_view in, const char (&alphabet)[65] = base64_alphabet::standard) {
     std::string out;
@@ -64,4 +64,4 @@ inline std::optional<std::string> base64_decode(std::string_view in) {
     return out;
 }
 
-} // namespace berth::detail
+}  // namespace berth::detail

@@ -6,6 +6,8 @@
 // of output that never comes. Its stderr is a pipe berth drains as it comes, keeping only the last few KiB: a
 // child that prints without end costs no memory and never blocks on a full pipe. So no process of the group
 // outlives its use and none is left a zombie (one that leaves the group with setsid, a daemon, is its own).
+#include <berth/detail/poll.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -162,7 +164,7 @@ private:
         std::string tail{};  // the end of stderr: between stderr_tail_bytes and twice that once that much came
         std::optional<boost::asio::posix::stream_descriptor> stderr_pipe{};
         std::optional<boost::asio::posix::stream_descriptor> exit_watch{};  // a pidfd, readable once it exits
-        std::optional<boost::asio::steady_timer> exit_poll{};                // where there are no pidfds
+        std::optional<boost::asio::steady_timer> exit_poll{};               // where there are no pidfds
         std::chrono::milliseconds poll_delay{1};
 
         // Reads what is in the stderr pipe now (at most 1 MiB: a writer that left the group cannot hold this up);
@@ -257,16 +259,12 @@ private:
 
 // Waits (briefly, never forever) for a child whose output has ended to exit, and reaps it.
 inline boost::asio::awaitable<std::optional<int>> await_exit(child_process& child) {
-    namespace asio = boost::asio;
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    auto delay = std::chrono::milliseconds(1);
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!child.try_reap() && std::chrono::steady_clock::now() < give_up) {
-        timer.expires_after(delay);
-        co_await timer.async_wait(asio::use_awaitable);
-        delay = std::min(delay * 2, std::chrono::milliseconds(50));
-    }
+    auto reap = [&child]() -> boost::asio::awaitable<std::optional<int>> { co_return child.try_reap(); };
+    const poll_policy policy{.first = std::chrono::milliseconds(1), .max = std::chrono::milliseconds(50)};
+    auto status = co_await poll_until(reap, policy, give_up);
+    if (status) co_return status;
     co_return child.try_reap();
 }
 
-} // namespace berth::detail
+}  // namespace berth::detail

@@ -62,4 +62,4 @@ inline std::string redact_secrets(std::string text, std::span<const std::string>
     return text;
 }
 
-} // namespace berth::detail
+}  // namespace berth::detail

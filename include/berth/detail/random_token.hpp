@@ -18,4 +18,4 @@ inline std::string random_token() {
     return token;
 }
 
-} // namespace berth::detail
+}  // namespace berth::detail

@@ -28,4 +28,4 @@ private:
     int fd_ = -1;
 };
 
-} // namespace berth::detail
+}  // namespace berth::detail

@@ -45,4 +45,4 @@ private:
     std::string text_;
 };
 
-} // namespace berth::detail
+}  // namespace berth::detail

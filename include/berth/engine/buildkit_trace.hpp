@@ -5,6 +5,8 @@
 // engines that add fields still decode. A malformed payload is a buildkit::trace_error with the byte offset; every
 // length is checked against what is left before it is used, so no input can read out of bounds, and what one
 // message decodes to is bounded (trace_limits), so no input can take more memory than that.
+#include <berth/http/error.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -20,40 +22,40 @@ struct timestamp {  // google.protobuf.Timestamp
     friend bool operator==(const timestamp&, const timestamp&) = default;
 };
 
-struct vertex {  // a step of the build graph
-    std::string digest{};                 // 1: identifies the vertex in statuses and logs
-    std::vector<std::string> inputs{};    // 2
-    std::string name{};                   // 3: "[2/4] RUN make"
-    bool cached = false;                  // 4
-    std::optional<timestamp> started{};   // 5
-    std::optional<timestamp> completed{}; // 6
-    std::string error{};                  // 7: set when the vertex failed
+struct vertex {                            // a step of the build graph
+    std::string digest{};                  // 1: identifies the vertex in statuses and logs
+    std::vector<std::string> inputs{};     // 2
+    std::string name{};                    // 3: "[2/4] RUN make"
+    bool cached = false;                   // 4
+    std::optional<timestamp> started{};    // 5
+    std::optional<timestamp> completed{};  // 6
+    std::string error{};                   // 7: set when the vertex failed
 };
 
-struct vertex_status {  // a transfer or sub-task within a vertex
-    std::string id{};                     // 1
-    std::string vertex{};                 // 2
-    std::string name{};                   // 3
-    std::int64_t current = 0;             // 4
-    std::int64_t total = 0;               // 5
-    std::optional<timestamp> time{};      // 6
-    std::optional<timestamp> started{};   // 7
-    std::optional<timestamp> completed{}; // 8
+struct vertex_status {                     // a transfer or sub-task within a vertex
+    std::string id{};                      // 1
+    std::string vertex{};                  // 2
+    std::string name{};                    // 3
+    std::int64_t current = 0;              // 4
+    std::int64_t total = 0;                // 5
+    std::optional<timestamp> time{};       // 6
+    std::optional<timestamp> started{};    // 7
+    std::optional<timestamp> completed{};  // 8
 };
 
 struct vertex_log {
-    std::string vertex{};                 // 1
-    std::optional<timestamp> time{};      // 2
-    std::int64_t stream = 0;              // 3: 1 stdout, 2 stderr
-    std::string msg{};                    // 4: bytes, not necessarily whole lines
+    std::string vertex{};             // 1
+    std::optional<timestamp> time{};  // 2
+    std::int64_t stream = 0;          // 3: 1 stdout, 2 stderr
+    std::string msg{};                // 4: bytes, not necessarily whole lines
 };
 
-struct vertex_warning {  // BuildKit 0.10+ (Docker 23+)
-    std::string vertex{};                 // 1
-    std::int64_t level = 0;               // 2
-    std::string short_text{};             // 3
-    std::vector<std::string> detail{};    // 4
-    std::string url{};                    // 5
+struct vertex_warning {                 // BuildKit 0.10+ (Docker 23+)
+    std::string vertex{};               // 1
+    std::int64_t level = 0;             // 2
+    std::string short_text{};           // 3
+    std::vector<std::string> detail{};  // 4
+    std::string url{};                  // 5
 };
 
 struct status_response {
@@ -63,10 +65,12 @@ struct status_response {
     std::vector<vertex_warning> warnings{};  // 4
 };
 
-class trace_error : public std::runtime_error {
+// code() is protocol_errc::malformed: the engine's stream carried a trace berth cannot decode.
+class trace_error : public error {
 public:
     trace_error(std::size_t offset, const std::string& what)
-        : std::runtime_error("malformed BuildKit trace at byte " + std::to_string(offset) + ": " + what), offset_(offset) {}
+        : error(protocol_errc::malformed, "malformed BuildKit trace at byte " + std::to_string(offset) + ": " + what),
+          offset_(offset) {}
     std::size_t offset() const noexcept { return offset_; }
 
 private:
@@ -77,8 +81,8 @@ private:
 // empty vertex is 2 bytes on the wire), so the line bound alone would let one 16 MiB line become gigabytes.
 // Exceeding either is a trace_error.
 struct trace_limits {
-    std::size_t max_entries = 10000;                 // vertexes, statuses, logs, warnings, inputs, details, together
-    std::size_t max_bytes = std::size_t{32} << 20;   // what the decoded message takes: its entries and their text
+    std::size_t max_entries = 10000;                // vertexes, statuses, logs, warnings, inputs, details, together
+    std::size_t max_bytes = std::size_t{32} << 20;  // what the decoded message takes: its entries and their text
 };
 
 namespace detail {
@@ -96,7 +100,8 @@ public:
     void bytes(std::size_t offset, std::size_t size) {
         bytes_ += size;
         if (bytes_ > limits_.max_bytes)
-            throw trace_error(offset, "one message decodes to more than " + std::to_string(limits_.max_bytes) + " bytes");
+            throw trace_error(offset,
+                              "one message decodes to more than " + std::to_string(limits_.max_bytes) + " bytes");
     }
 
 private:
@@ -107,7 +112,8 @@ private:
 // A cursor over one message's bytes; `base` is the message's offset in the whole payload, for error messages.
 class wire_reader {
 public:
-    wire_reader(std::string_view bytes, std::size_t base, trace_budget& budget) : bytes_(bytes), base_(base), budget_(budget) {}
+    wire_reader(std::string_view bytes, std::size_t base, trace_budget& budget)
+        : bytes_(bytes), base_(base), budget_(budget) {}
 
     trace_budget& budget() const { return budget_; }
 
@@ -157,7 +163,8 @@ public:
 
     // Checks the wire type a known field must have; a mismatch is malformed, not skipped.
     void expect(unsigned type, unsigned wanted) const {
-        if (type != wanted) fail("field has wire type " + std::to_string(type) + ", expected " + std::to_string(wanted));
+        if (type != wanted)
+            fail("field has wire type " + std::to_string(type) + ", expected " + std::to_string(wanted));
     }
 
     [[noreturn]] void fail(const std::string& what) const { throw trace_error(base_ + pos_, what); }
@@ -207,9 +214,12 @@ inline timestamp timestamp_field(wire_reader& r, unsigned type) {
     auto [bytes, base] = r.delimited();
     timestamp t;
     for_each_field(bytes, base, r.budget(), [&](wire_reader& f, std::uint32_t number, unsigned t_type) {
-        if (number == 1) t.seconds = int_field(f, t_type);
-        else if (number == 2) t.nanos = static_cast<std::int32_t>(int_field(f, t_type));
-        else return false;
+        if (number == 1)
+            t.seconds = int_field(f, t_type);
+        else if (number == 2)
+            t.nanos = static_cast<std::int32_t>(int_field(f, t_type));
+        else
+            return false;
         return true;
     });
     return t;
@@ -223,7 +233,8 @@ void append_message_field(std::vector<Message>& to, wire_reader& r, unsigned typ
     r.budget().entry(r.offset(), sizeof(Message));
     auto [bytes, base] = r.delimited();
     Message m{};
-    for_each_field(bytes, base, r.budget(), [&](wire_reader& f, std::uint32_t number, unsigned t) { return decode_field(m, f, number, t); });
+    for_each_field(bytes, base, r.budget(),
+                   [&](wire_reader& f, std::uint32_t number, unsigned t) { return decode_field(m, f, number, t); });
     to.push_back(std::move(m));
 }
 
@@ -275,7 +286,7 @@ inline bool warning_field(vertex_warning& w, wire_reader& r, std::uint32_t numbe
     }
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Decodes one StatusResponse payload (the base64-decoded aux). Throws trace_error when it is malformed or exceeds
 // the limits.
@@ -295,4 +306,4 @@ inline status_response decode_status_response(std::string_view payload, const tr
     return out;
 }
 
-} // namespace berth::buildkit
+}  // namespace berth::buildkit

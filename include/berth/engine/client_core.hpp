@@ -8,7 +8,9 @@
 #include <berth/detail/outside_text.hpp>
 #include <berth/engine/error.hpp>
 #include <berth/engine/json.hpp>
+#include <berth/engine/usage_feeds.hpp>
 #include <berth/http/exchange.hpp>
+#include <berth/http/hijack.hpp>
 #include <berth/transport/socket_transport.hpp>
 #include <berth/with_timeout.hpp>
 
@@ -33,8 +35,8 @@ using verb = boost::beast::http::verb;
 enum class engine_kind { docker, podman };
 
 struct engine_version {
-    std::string version{};       // the engine's own version ("20.10.24+dfsg1", "4.3.1")
-    std::string api_version{};   // the newest API version the engine speaks
+    std::string version{};      // the engine's own version ("20.10.24+dfsg1", "4.3.1")
+    std::string api_version{};  // the newest API version the engine speaks
     std::string min_api_version{};
     std::string os, arch, kernel_version{};
     engine_kind kind = engine_kind::docker;
@@ -42,13 +44,13 @@ struct engine_version {
 };
 
 // The Engine API versions berth speaks: every request body and reply it uses is written for each version in this
-// range (see the README's list of the differences handled).
+// range (see docs/engine-api.md, "Supported engines").
 inline constexpr std::string_view oldest_api_version = "1.40";
 inline constexpr std::string_view newest_api_version = "1.56";
 
 struct client_options {
     // Empty: the newest Engine API version both berth and the engine speak (from /version). "1.44": exactly this
-    // one (it must lie within berth's range and the engine's); std::invalid_argument when it is not a version.
+    // one (it must lie within berth's range and the engine's); invalid_argument_error when it is not a version.
     std::string api_version{};
     std::size_t max_idle_connections = 16;
     // Time limit of each connect to the engine; zero means none.
@@ -68,11 +70,30 @@ struct time_limit {
     bool unlimited = false;                       // the caller asked to wait (a container wait)
 };
 
-template <transport Transport> class containers_api;
-template <transport Transport> class images_api;
-template <transport Transport> class exec_api;
-template <transport Transport> class archive_api;
-template <transport Transport> class system_api;
+template <transport Transport>
+class containers_api;
+template <transport Transport>
+class images_api;
+template <transport Transport>
+class exec_api;
+template <transport Transport>
+class archive_api;
+template <transport Transport>
+class system_api;
+template <transport Transport>
+class swarm_api;
+template <transport Transport>
+class volumes_api;
+template <transport Transport>
+class networks_api;
+template <transport Transport>
+class secrets_api;
+template <transport Transport>
+class configs_api;
+template <transport Transport>
+class plugins_api;
+template <transport Transport>
+class distribution_api;
 
 namespace detail {
 // "digits.digits" (each at most 4 digits) as numbers, so that "1.41" < "1.9" compares right; nullopt for anything
@@ -107,7 +128,8 @@ inline std::string quote_engine_text(std::string_view text) { return quote_outsi
 // (MinAPIVersion, empty when it gave none), given the caller's pinned version (empty: none).
 // A version field that is not digits.digits is a protocol_error; no version in common is an
 // unsupported_api_version_error, before anything else is sent.
-inline std::string negotiate_api_version(std::string_view engine_api, std::string_view engine_min, std::string_view pinned) {
+inline std::string negotiate_api_version(std::string_view engine_api, std::string_view engine_min,
+                                         std::string_view pinned) {
     const std::string endpoint = "GET /version";
     if (!parse_api_version(engine_api))
         throw protocol_error(endpoint, "the engine's ApiVersion " + quote_engine_text(engine_api) +
@@ -121,20 +143,22 @@ inline std::string negotiate_api_version(std::string_view engine_api, std::strin
     std::string chosen;
     if (!pinned.empty()) {
         if (api_version_less(engine_api, pinned))
-            throw unsupported_api_version_error(0, "the pinned API version " + std::string(pinned) +
-                                                       " is newer than the engine's: " + engine_range, endpoint);
+            throw unsupported_api_version_error(
+                0, "the pinned API version " + std::string(pinned) + " is newer than the engine's: " + engine_range,
+                endpoint);
         chosen = pinned;
     } else {
         chosen = api_version_less(engine_api, newest_api_version) ? std::string(engine_api)
                                                                   : std::string(newest_api_version);
         if (api_version_less(chosen, oldest_api_version))
-            throw unsupported_api_version_error(0, engine_range + ", berth needs at least " +
-                                                       std::string(oldest_api_version), endpoint);
+            throw unsupported_api_version_error(
+                0, engine_range + ", berth needs at least " + std::string(oldest_api_version), endpoint);
     }
     if (!engine_min.empty() && api_version_less(chosen, engine_min))
-        throw unsupported_api_version_error(0, engine_range + ", berth speaks " + std::string(oldest_api_version) +
-                                                   " to " + std::string(newest_api_version) +
-                                                   (pinned.empty() ? std::string() : ", pinned to " + std::string(pinned)),
+        throw unsupported_api_version_error(0,
+                                            engine_range + ", berth speaks " + std::string(oldest_api_version) +
+                                                " to " + std::string(newest_api_version) +
+                                                (pinned.empty() ? std::string() : ", pinned to " + std::string(pinned)),
                                             endpoint);
     return chosen;
 }
@@ -144,11 +168,11 @@ inline void check_pinned_api_version(std::string_view pinned) {
     if (pinned.empty()) return;
     if (!parse_api_version(pinned) || api_version_less(pinned, oldest_api_version) ||
         api_version_less(newest_api_version, pinned))
-        throw std::invalid_argument("berth: client_options.api_version " + quote_engine_text(pinned) +
-                                    " is not an API version berth speaks (" + std::string(oldest_api_version) + " to " +
-                                    std::string(newest_api_version) + ")");
+        throw invalid_argument_error("berth: client_options.api_version " + quote_engine_text(pinned) +
+                                     " is not an API version berth speaks (" + std::string(oldest_api_version) +
+                                     " to " + std::string(newest_api_version) + ")");
 }
-} // namespace detail
+}  // namespace detail
 
 template <transport Transport>
 class client_core {
@@ -161,7 +185,8 @@ public:
           pool_(std::make_shared<http::connection_pool<Transport>>(std::move(transport), options_.max_idle_connections,
                                                                    options_.connect_timeout)),
           state_(std::make_shared<negotiated_state>()), containers_(*this), images_(*this), execs_(*this),
-          archives_(*this), system_(*this) {}
+          archives_(*this), system_(*this), swarm_(*this), volumes_(*this), networks_(*this), secrets_(*this),
+          configs_(*this), plugins_(*this), distribution_(*this) {}
     client_core(const client_core&) = delete;
     client_core& operator=(const client_core&) = delete;
 
@@ -174,6 +199,13 @@ public:
     exec_api<Transport>& execs() { return execs_; }
     archive_api<Transport>& archives() { return archives_; }
     system_api<Transport>& system() { return system_; }
+    swarm_api<Transport>& swarm() { return swarm_; }
+    volumes_api<Transport>& volumes() { return volumes_; }
+    networks_api<Transport>& networks() { return networks_; }
+    secrets_api<Transport>& secrets() { return secrets_; }
+    configs_api<Transport>& configs() { return configs_; }
+    plugins_api<Transport>& plugins() { return plugins_; }
+    distribution_api<Transport>& distribution() { return distribution_; }
 
     // The engine's /version, fetched once and kept (it decides the API version and the engine kind).
     boost::asio::awaitable<engine_version> version() {
@@ -199,8 +231,8 @@ public:
             for (auto& comp : c->get_array())
                 if (comp.is_object())
                     if (auto* name = comp.get_object().if_contains("Name");
-                        name && name->is_string() && std::string_view(name->get_string()).find("Podman") !=
-                                                         std::string_view::npos)
+                        name && name->is_string() &&
+                        std::string_view(name->get_string()).find("Podman") != std::string_view::npos)
                         v.kind = engine_kind::podman;
         v.raw = o;
         std::lock_guard lock(state_->mutex);
@@ -225,8 +257,9 @@ public:
     boost::asio::awaitable<void> require_api(std::string_view version, std::string feature, std::string endpoint) {
         auto current = co_await api_version();
         if (detail::api_version_less(current, version))
-            throw unsupported_api_version_error(0, feature + " needs Engine API " + std::string(version) +
-                                                       ", and this engine is spoken to at " + current,
+            throw unsupported_api_version_error(0,
+                                                feature + " needs Engine API " + std::string(version) +
+                                                    ", and this engine is spoken to at " + current,
                                                 std::move(endpoint));
     }
 
@@ -250,6 +283,18 @@ public:
         auto r = co_await http::exchange(pool_, std::move(req), options_.http, source);
         if (r.status() >= 300) co_await throw_reply_error(r, secrets);
         co_return r;
+    }
+
+    // A websocket to the versioned `target` (GET, Upgrade: websocket) on a connection of its own; a refusal is
+    // the engine_error of its status (404: not_found_error), with the engine's message.
+    boost::asio::awaitable<
+        std::unique_ptr<http::websocket_connection<typename http::connection_pool<Transport>::connection>>>
+    open_websocket(std::string target) {
+        target = "/v" + (co_await api_version()) + target;
+        auto opening = co_await http::open_websocket(pool_, target, options_.http);
+        if (!opening.socket)
+            throw_engine_error(opening.status, error_message(opening.body, opening.status), "GET " + target);
+        co_return std::move(opening.socket);
     }
 
     // An ordinary request: the whole reply body as text, after the status check; within the request_timeout
@@ -286,6 +331,9 @@ public:
     std::size_t idle_connections() const { return pool_->idle_connections(); }
     void close_idle_connections() { pool_->close_idle(); }
 
+    // The containers' stats streams open for exec's figures (eval/usage_monitor.hpp), stopped with the client.
+    detail::usage_feeds& usage_feeds() { return usage_feeds_; }
+
     // Reads the error reply's body (its first error_body_limit bytes: a larger one is cut, and its connection
     // closed) and throws the matching engine_error with the engine's own message, `secrets` taken out of it.
     static boost::asio::awaitable<void> throw_reply_error(response_type& r, std::span<const std::string> secrets = {}) {
@@ -293,9 +341,7 @@ public:
         try {
             body = co_await r.read_prefix(error_body_limit);
         } catch (const boost::system::system_error&) {
-            // the status alone still says what happened
-        } catch (const protocol_error&) {
-            // a malformed body: likewise
+            // a cut connection or a malformed body (a protocol_error): the status alone still says what happened
         }
         throw_engine_error(r.status(), error_message(body, r.status(), secrets), r.endpoint());
     }
@@ -304,14 +350,17 @@ public:
 
     // The engine's {"message": "..."} when there is one, else the body text (trimmed), else the status; bounded
     // (detail::engine_message_limit), with `secrets` redacted before it is cut.
-    static std::string error_message(std::string_view body, unsigned status, std::span<const std::string> secrets = {}) {
+    static std::string error_message(std::string_view body, unsigned status,
+                                     std::span<const std::string> secrets = {}) {
         boost::system::error_code ec;
         auto v = json::parse(body, ec);
         std::string message;
         if (!ec && v.is_object())
-            if (auto* m = v.get_object().if_contains("message"); m && m->is_string()) message = std::string(m->get_string());
+            if (auto* m = v.get_object().if_contains("message"); m && m->is_string())
+                message = std::string(m->get_string());
         if (message.empty()) {
-            while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' ')) body.remove_suffix(1);
+            while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
+                body.remove_suffix(1);
             if (body.empty()) return "HTTP status " + std::to_string(status);
             message = std::string(body);
         }
@@ -351,6 +400,20 @@ private:
         std::string endpoint = std::string(boost::beast::http::to_string(req.method)) + " " + req.target;
         co_return co_await within(exchange_and_read(std::move(req)), options_.request_timeout, endpoint);
     }
+    // An unversioned request whose reply head is the answer (HEAD /_ping): the reply's headers, within the
+    // request_timeout.
+    boost::asio::awaitable<boost::beast::http::fields> send_for_headers(http::request req) {
+        if (options_.request_timeout.count() <= 0) co_return co_await exchange_for_headers(std::move(req));
+        std::string endpoint = std::string(boost::beast::http::to_string(req.method)) + " " + req.target;
+        co_return co_await within(exchange_for_headers(std::move(req)), options_.request_timeout, endpoint);
+    }
+    boost::asio::awaitable<boost::beast::http::fields> exchange_for_headers(http::request req) {
+        auto r = co_await http::exchange(pool_, std::move(req), options_.http);
+        if (r.status() >= 300) co_await throw_reply_error(r);
+        boost::beast::http::fields headers = r.headers();
+        co_await r.read_all(4096);
+        co_return headers;
+    }
     boost::asio::awaitable<std::string> exchange_and_read(http::request req) {
         auto r = co_await http::exchange(pool_, std::move(req), options_.http);
         if (r.status() >= 300) co_await throw_reply_error(r);
@@ -365,8 +428,16 @@ private:
     exec_api<Transport> execs_;
     archive_api<Transport> archives_;
     system_api<Transport> system_;
+    swarm_api<Transport> swarm_;
+    volumes_api<Transport> volumes_;
+    networks_api<Transport> networks_;
+    secrets_api<Transport> secrets_;
+    configs_api<Transport> configs_;
+    plugins_api<Transport> plugins_;
+    distribution_api<Transport> distribution_;
+    detail::usage_feeds usage_feeds_{};
 
     friend class system_api<Transport>;
 };
 
-} // namespace berth
+}  // namespace berth

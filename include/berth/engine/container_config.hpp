@@ -12,9 +12,9 @@
 
 namespace berth {
 
-struct device_request {  // HostConfig.DeviceRequests[]: GPUs on Docker
-    std::string driver{};                                  // "" lets the engine pick ("nvidia")
-    int count = 0;                                       // -1: all devices
+struct device_request {    // HostConfig.DeviceRequests[]: GPUs on Docker
+    std::string driver{};  // "" lets the engine pick ("nvidia")
+    int count = 0;         // -1: all devices
     std::vector<std::string> device_ids{};
     std::vector<std::vector<std::string>> capabilities{};  // e.g. {{"gpu"}}
     std::map<std::string, std::string> options{};
@@ -26,7 +26,7 @@ struct device_mapping {  // HostConfig.Devices[]: a host device, or a CDI name (
     std::string cgroup_permissions = "rwm";
 };
 
-struct mount_point {  // HostConfig.Mounts[]
+struct mount_point {            // HostConfig.Mounts[]
     std::string type = "bind";  // bind, volume, tmpfs
     std::string source{};
     std::string target{};
@@ -36,14 +36,14 @@ struct mount_point {  // HostConfig.Mounts[]
 struct host_config {
     std::vector<std::string> binds{};  // "host:container[:ro|rw]"
     std::vector<mount_point> mounts{};
-    std::string network_mode{};        // "none", "host", a network name; empty: the engine's default
+    std::string network_mode{};  // "none", "host", a network name; empty: the engine's default
     std::vector<device_request> device_requests{};
     std::vector<device_mapping> devices{};
     bool privileged = false;
-    std::optional<bool> init{};        // run an init process as PID 1 (forwards signals, reaps zombies)
+    std::optional<bool> init{};  // run an init process as PID 1 (forwards signals, reaps zombies)
     bool auto_remove = false;
-    std::int64_t memory = 0;         // bytes; 0: unlimited
-    std::int64_t nano_cpus = 0;      // 1e9 = one CPU
+    std::int64_t memory = 0;     // bytes; 0: unlimited
+    std::int64_t nano_cpus = 0;  // 1e9 = one CPU
     std::optional<std::int64_t> pids_limit{};
     std::optional<std::int64_t> shm_size{};
     std::vector<std::string> cap_add, cap_drop{};
@@ -79,7 +79,7 @@ boost::json::object to_json_map(const Map& m) {
 inline boost::json::array to_json_strings(const std::vector<std::string>& v) {
     return boost::json::array(v.begin(), v.end());
 }
-} // namespace detail
+}  // namespace detail
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const device_request& r) {
     boost::json::object o{};
@@ -143,4 +143,4 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
     jv = std::move(o);
 }
 
-} // namespace berth
+}  // namespace berth

@@ -1,11 +1,23 @@
 #pragma once
-// Containers: create, start, stop, kill, remove, inspect, list, wait, logs, stats.
+// Containers: create, start, stop, restart, kill, pause, unpause, rename, update, resize, remove, inspect, list,
+// changes, prune, wait, logs, stats, export (the filesystem as a tar, to a callback or a file), attach (hijacked or
+// over a websocket, with stdin).
 #include <berth/detail/url.hpp>
+#include <berth/engine/archive.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/container_config.hpp>
+#include <berth/engine/json_progress.hpp>
 #include <berth/engine/output_handler.hpp>
+#include <berth/http/hijack.hpp>
+
+#include <berth/http/file_body.hpp>
 
 #include <boost/json/serialize.hpp>
+
+#include <array>
+#include <chrono>
+#include <deque>
+#include <filesystem>
 
 namespace berth {
 
@@ -19,21 +31,147 @@ struct container_state {
 
 struct container_info {  // GET /containers/{id}/json
     std::string id{};
-    std::string name{};    // without the leading '/'
-    std::string image{};   // image id
+    std::string name{};   // without the leading '/'
+    std::string image{};  // image id
     container_state state;
+    std::map<std::string, std::string> labels{};  // Config.Labels
+    // NetworkSettings.Networks: each network the container is attached to, with its IPAddress (may be empty).
+    std::map<std::string, std::string> network_addresses{};
     json::object raw{};
+};
+
+struct container_processes {                            // GET /containers/{id}/top
+    std::vector<std::string> titles{};                  // Titles: the columns ("PID", "CMD", ...)
+    std::vector<std::vector<std::string>> processes{};  // Processes: one row per process, in the columns' order
 };
 
 // The cgroup figures the engine reports for a running container (GET /containers/{id}/stats, one sample). All are
 // the container's as a whole since it started, not one process's.
 struct container_stats {
-    std::uint64_t cpu_total_ns = 0;               // cpu_stats.cpu_usage.total_usage
-    std::uint64_t memory_usage_bytes = 0;         // memory_stats.usage
+    std::uint64_t cpu_total_ns = 0;                    // cpu_stats.cpu_usage.total_usage
+    std::uint64_t memory_usage_bytes = 0;              // memory_stats.usage
     std::optional<std::uint64_t> memory_peak_bytes{};  // memory_stats.max_usage: Docker on cgroup v1 only
     std::optional<std::uint64_t> memory_limit_bytes{};
-    std::optional<std::uint64_t> memory_failcnt{};     // times the memory limit was hit: Docker on cgroup v1 only
+    std::optional<std::uint64_t> memory_failcnt{};  // times the memory limit was hit: Docker on cgroup v1 only
+    // When the engine took the sample ("read"); nothing when it gave no time (Docker's empty sample of a stopped
+    // container says 0001-01-01).
+    std::optional<std::chrono::system_clock::time_point> read{};
     json::object raw{};
+};
+
+namespace detail {
+// An RFC 3339 time as the engines write it ("2026-12-07T03:50:00.123456789Z", or with a +hh:mm offset); nothing
+// when it is not one or lies before 1970 (Go's zero time).
+inline std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view t) {
+    auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
+        if (pos + len > t.size()) return std::nullopt;
+        int v = 0;
+        for (std::size_t i = pos; i < pos + len; ++i) {
+            if (t[i] < '0' || t[i] > '9') return std::nullopt;
+            v = v * 10 + (t[i] - '0');
+        }
+        return v;
+    };
+    auto y = number(0, 4), mo = number(5, 2), d = number(8, 2), h = number(11, 2), mi = number(14, 2),
+         s = number(17, 2);
+    if (!y || !mo || !d || !h || !mi || !s || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') ||
+        t[13] != ':' || t[16] != ':' || *y < 1970)
+        return std::nullopt;
+    const std::chrono::year_month_day date{std::chrono::year(*y), std::chrono::month(static_cast<unsigned>(*mo)),
+                                           std::chrono::day(static_cast<unsigned>(*d))};
+    if (!date.ok() || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+    std::chrono::nanoseconds fraction{};
+    std::size_t pos = 19;
+    if (pos < t.size() && t[pos] == '.') {
+        long long ns = 0, scale = 100000000;
+        for (++pos; pos < t.size() && t[pos] >= '0' && t[pos] <= '9'; ++pos, scale /= 10)
+            if (scale > 0) ns += (t[pos] - '0') * scale;
+        fraction = std::chrono::nanoseconds(ns);
+    }
+    std::chrono::minutes offset{};
+    if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z')) {
+        ++pos;
+    } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
+        auto oh = number(pos + 1, 2), om = number(pos + 4, 2);
+        if (!oh || !om || pos + 3 >= t.size() || t[pos + 3] != ':') return std::nullopt;
+        offset = std::chrono::minutes((*oh * 60 + *om) * (t[pos] == '-' ? -1 : 1));
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != t.size()) return std::nullopt;
+    auto local = std::chrono::sys_days(date) + std::chrono::hours(*h) + std::chrono::minutes(*mi) +
+                 std::chrono::seconds(*s) + fraction;
+    return std::chrono::time_point_cast<std::chrono::system_clock::duration>(local - offset);
+}
+
+// One stats sample (a one-shot reply, or one line of a stream).
+inline container_stats parse_container_stats(const json::value& v, const std::string& endpoint) {
+    auto& o = json_read::as_object(v, endpoint);
+    container_stats s;
+    if (auto* cpu = json_read::optional_object(o, "cpu_stats", endpoint))
+        if (auto* usage = json_read::optional_object(*cpu, "cpu_usage", endpoint))
+            s.cpu_total_ns = json_read::optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
+    if (auto* mem = json_read::optional_object(o, "memory_stats", endpoint)) {
+        s.memory_usage_bytes = json_read::optional_int_as<std::uint64_t>(*mem, "usage", endpoint);
+        auto present = [&](std::string_view key) -> std::optional<std::uint64_t> {
+            auto* p = mem->if_contains(key);
+            if (p == nullptr || p->is_null()) return std::nullopt;
+            return json_read::optional_int_as<std::uint64_t>(*mem, key, endpoint);
+        };
+        s.memory_peak_bytes = present("max_usage");
+        s.memory_limit_bytes = present("limit");
+        s.memory_failcnt = present("failcnt");
+    }
+    s.read = parse_rfc3339(json_read::optional_string(o, "read", endpoint));
+    s.raw = o;
+    return s;
+}
+
+// One stats line holds a few KiB and a few hundred values: these bounds keep a broken engine from growing one.
+inline constexpr std::size_t max_stats_line_bytes = std::size_t{1} << 20;
+inline constexpr std::size_t max_stats_values = 20000;
+
+}  // namespace detail
+
+// A container's stats as the engine streams them (GET /containers/{id}/stats?stream=true, one sample a second):
+// next() gives each sample as it comes, nothing once the engine ended the stream. Lines are bounded
+// (detail::max_stats_line_bytes, detail::max_stats_values): a broken engine cannot grow one.
+template <class Reply>
+class container_stats_stream {
+public:
+    explicit container_stats_stream(Reply reply) : reply_(std::move(reply)), endpoint_(reply_.endpoint()) {}
+
+    boost::asio::awaitable<std::optional<container_stats>> next() {
+        for (;;) {
+            if (!samples_.empty()) {
+                auto s = std::move(samples_.front());
+                samples_.pop_front();
+                co_return s;
+            }
+            if (ended_) co_return std::nullopt;
+            const std::size_t n = co_await reply_.read_some(buffer_);
+            if (n == 0) {
+                ended_ = true;
+                lines_.finish([this](std::string_view line) { take(line); });
+                continue;
+            }
+            lines_.feed(std::string_view(buffer_.data(), n), endpoint_, [this](std::string_view line) { take(line); });
+        }
+    }
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+private:
+    void take(std::string_view line) {
+        auto v = json_read::parse(line, endpoint_, json_read::quoting::excerpt, detail::max_stats_values);
+        samples_.push_back(detail::parse_container_stats(v, endpoint_));
+    }
+    Reply reply_;
+    std::string endpoint_;
+    json_lines_splitter lines_{detail::max_stats_line_bytes};
+    std::deque<container_stats> samples_{};
+    std::array<char, 16 * 1024> buffer_{};
+    bool ended_ = false;
 };
 
 struct container_summary {  // GET /containers/json
@@ -51,25 +189,112 @@ struct created_container {
     std::vector<std::string> warnings{};
 };
 
-struct list_containers_options {
+struct container_list_options {
     bool all = false;
     // The engine's filters: {"name": {"^/app$"}}, {"label": {"k=v"}}, {"status": {"exited"}}, ...
     std::map<std::string, std::vector<std::string>> filters{};
 };
 
-struct logs_options {
+struct container_logs_options {
     bool stdout_ = true;
     bool stderr_ = true;
     bool timestamps = false;
     std::string tail = "all";
     bool follow = false;
+    output_callback on_output{};  // each slice of the logs as it arrives; empty: read and dropped
 };
+
+// POST /containers/{id}/attach and GET /containers/{id}/attach/ws: the container's stdio, both ways.
+struct container_attach_options {
+    bool stream = true;     // stream: the output from now on, until the container exits (or stdin is closed)
+    bool logs = false;      // logs: the output so far first
+    bool stdout_ = true;    // stdout
+    bool stderr_ = true;    // stderr
+    stdin_source stdin_{};  // stdin: sent to the container's stdin (it must have been created with OpenStdin)
+    // detachKeys: the key sequence that detaches (the engine's default "ctrl-p,ctrl-q" when empty).
+    std::string detach_keys{};
+    output_callback on_output{};  // each slice of output as it arrives (all stdout on a tty, and on a websocket)
+};
+
+struct container_stop_options {
+    // t: seconds between the stop signal and SIGKILL; not set: the container's own stop timeout (10 s unless it
+    // was created with StopTimeout); -1 waits for the process however long it takes.
+    std::optional<int> timeout{};
+    std::string signal{};  // sent instead of the container's stop signal (SIGTERM unless set); needs Engine API 1.42
+};
+
+// POST /containers/{id}/restart takes the same two parameters as the stop, with the same meaning (the restart is a
+// stop with them, then a start): one definition, so that they cannot drift apart.
+using container_restart_options = container_stop_options;
+
+// GET /containers/{id}/changes: what changed in the container's filesystem against its image.
+enum class filesystem_change_kind {
+    modified = 0,  // Kind 0 ("C")
+    added = 1,     // Kind 1 ("A")
+    deleted = 2,   // Kind 2 ("D")
+};
+
+struct filesystem_change {
+    std::string path{};  // Path
+    filesystem_change_kind kind = filesystem_change_kind::modified;
+};
+
+struct container_prune_options {
+    // The engine's filters: {"until": {"24h"}}, {"label": {"k=v"}}, {"label!": {"k"}}.
+    std::map<std::string, std::vector<std::string>> filters{};
+};
+
+struct container_prune_result {                     // POST /containers/prune
+    std::vector<std::string> containers_deleted{};  // ContainersDeleted: the ids removed
+    std::uint64_t space_reclaimed = 0;              // SpaceReclaimed: bytes
+};
+
+struct restart_policy {           // RestartPolicy
+    std::string name{};           // Name: "", "no", "always", "unless-stopped", "on-failure"
+    int maximum_retry_count = 0;  // MaximumRetryCount: with "on-failure" only
+};
+
+// POST /containers/{id}/update: only the fields set are sent; the engine keeps the others as they are.
+struct container_update_options {
+    std::optional<std::int64_t> memory{};                   // Memory: bytes
+    std::optional<std::int64_t> memory_swap{};              // MemorySwap: memory + swap, bytes; -1 unlimited swap
+    std::optional<std::int64_t> memory_reservation{};       // MemoryReservation: the soft limit, bytes
+    std::optional<std::int64_t> cpu_shares{};               // CpuShares: relative weight
+    std::optional<std::int64_t> nano_cpus{};                // NanoCpus: 1e9 = one CPU
+    std::optional<std::int64_t> cpu_quota{};                // CpuQuota: microseconds per cpu_period
+    std::optional<std::int64_t> cpu_period{};               // CpuPeriod: microseconds
+    std::optional<std::string> cpuset_cpus{};               // CpusetCpus: "0-3", "0,1"
+    std::optional<std::int64_t> pids_limit{};               // PidsLimit: 0 or -1 unlimited
+    std::optional<berth::restart_policy> restart_policy{};  // RestartPolicy
+    // Any other field of the request body (Resources' BlkioWeight, Ulimits, ...), as the API names it. A field also
+    // set above is the typed one's: the typed value wins.
+    json::object extra{};
+};
+
+struct container_remove_options {
+    bool force = false;    // remove a running container too (killed first)
+    bool volumes = false;  // v: also remove its anonymous volumes
+};
+
+namespace detail {
+// Adds the engine's filters to a query: {"label": {"k=v"}} -> filters={"label":["k=v"]}; nothing when there are
+// none.
+inline query& add_filters(query& q, const std::map<std::string, std::vector<std::string>>& filters) {
+    if (!filters.empty()) {
+        json::object f{};
+        for (auto& [k, vals] : filters) f[k] = json::array(vals.begin(), vals.end());
+        q.add("filters", json::serialize(f));
+    }
+    return q;
+}
+}  // namespace detail
 
 template <transport Transport>
 class containers_api {
 public:
     explicit containers_api(client_core<Transport>& c) : client_(c) {}
 
+    // Engine API: POST /containers/create
     boost::asio::awaitable<created_container> create(const container_config& config, std::string_view name = {}) {
         detail::query q;
         if (!name.empty()) q.add("name", name);
@@ -92,40 +317,163 @@ public:
     }
 
     // Starting a running container is not an error (the engine answers 304).
+    // Engine API: POST /containers/{id}/start
     boost::asio::awaitable<void> start(std::string_view id) {
         co_await ignore_not_modified(verb::post, "/containers/" + detail::percent_encode(id) + "/start");
     }
 
-    // SIGTERM (or the container's stop signal, or `signal` when given), then SIGKILL after timeout_seconds (the
-    // container's own stop timeout when not given; -1 waits for the process however long it takes). Stopping a
-    // stopped container is not an error. The request's time limit is the client's request_timeout plus the grace
-    // period (10 s when not given: the engine's default), or none for -1. A signal needs Engine API 1.42.
-    boost::asio::awaitable<void> stop(std::string_view id, std::optional<int> timeout_seconds = std::nullopt,
-                                      std::string_view signal = {}) {
-        detail::query q;
-        if (timeout_seconds) q.add_number("t", *timeout_seconds);
+    // SIGTERM (or the container's stop signal, or options.signal when given), then SIGKILL after options.timeout
+    // seconds (the container's own stop timeout when not given; -1 waits for the process however long it takes).
+    // Stopping a stopped container is not an error. The request's time limit is the client's request_timeout plus
+    // the grace period (10 s when not given: the engine's default), or none for -1. A signal needs Engine API 1.42.
+    // (Overloads, not a defaulted argument: g++ 12 double-destroys a defaulted options temporary in a co_await.)
+    // Engine API: POST /containers/{id}/stop
+    boost::asio::awaitable<void> stop(std::string_view id) { return stop(id, container_stop_options{}); }
+    boost::asio::awaitable<void> stop(std::string_view id, container_stop_options options) {
         std::string target = "/containers/" + detail::percent_encode(id) + "/stop";
-        if (!signal.empty()) {
-            co_await client_.require_api("1.42", "stopping with a signal", "POST " + target);
-            q.add("signal", signal);
-        }
-        time_limit limit;
-        const int grace = timeout_seconds.value_or(default_stop_grace_seconds);
-        if (grace < 0) limit.unlimited = true;
-        else limit.extra = std::chrono::seconds(grace);
-        co_await ignore_not_modified(verb::post, target + q.str(), limit);
+        auto q = co_await stop_query(options, "stopping with a signal", target);
+        co_await ignore_not_modified(verb::post, target + q.str(), stop_time_limit(options));
     }
 
+    // Stops the container as stop() does (options.timeout, options.signal: the same meaning and the same API 1.42
+    // gate for the signal), then starts it; a stopped container is just started. The request's time limit is the
+    // client's request_timeout plus the grace period (none for -1).
+    // Engine API: POST /containers/{id}/restart
+    boost::asio::awaitable<void> restart(std::string_view id) { return restart(id, container_restart_options{}); }
+    // Engine API: POST /containers/{id}/restart
+    boost::asio::awaitable<void> restart(std::string_view id, container_restart_options options) {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/restart";
+        auto q = co_await stop_query(options, "restarting with a signal", target);
+        co_await client_.call(verb::post, target + q.str(), std::string(), stop_time_limit(options));
+    }
+
+    // Freezes the container's processes (the cgroup freezer). Pausing a paused container, or one not running, is
+    // a conflict_error (Docker's 409; Podman's 500 "container state improper", typed the same).
+    // Engine API: POST /containers/{id}/pause
+    boost::asio::awaitable<void> pause(std::string_view id) {
+        co_await change_state("/containers/" + detail::percent_encode(id) + "/pause");
+    }
+
+    // Unpausing a container that is not paused is a conflict_error, as for pause (Docker 20.10 says 500, Podman 500:
+    // both typed as the conflict they are).
+    // Engine API: POST /containers/{id}/unpause
+    boost::asio::awaitable<void> unpause(std::string_view id) {
+        co_await change_state("/containers/" + detail::percent_encode(id) + "/unpause");
+    }
+
+    // A name in use is a conflict_error; an empty one is an invalid_argument_error, before anything is sent.
+    // Engine API: POST /containers/{id}/rename
+    boost::asio::awaitable<void> rename(std::string_view id, std::string_view new_name) {
+        if (new_name.empty()) throw invalid_argument_error("berth::containers().rename: the new name is empty");
+        co_await client_.call(verb::post, "/containers/" + detail::percent_encode(id) + "/rename" +
+                                              detail::query().add("name", new_name).str());
+    }
+
+    // The container's filesystem changes against its image (a null reply: none). A Kind other than 0, 1 or 2 is a
+    // protocol_error.
+    // Engine API: GET /containers/{id}/changes
+    boost::asio::awaitable<std::vector<filesystem_change>> changes(std::string_view id) {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/changes";
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        std::vector<filesystem_change> out{};
+        if (v.is_null()) co_return out;
+        for (auto& item : json_read::as_array(v, endpoint)) {
+            auto& o = json_read::as_object(item, endpoint);
+            filesystem_change change;
+            change.path = json_read::string_field(o, "Path", endpoint);
+            if (auto* k = o.if_contains("Kind"); k == nullptr || k->is_null())
+                throw protocol_error(endpoint, "reply lacks the field 'Kind'");
+            const int kind = json_read::optional_int_as<int>(o, "Kind", endpoint);
+            if (kind < 0 || kind > 2)
+                throw protocol_error(endpoint, "field 'Kind' is " + std::to_string(kind) + ", not 0, 1 or 2");
+            change.kind = static_cast<filesystem_change_kind>(kind);
+            out.push_back(std::move(change));
+        }
+        co_return out;
+    }
+
+    // Removes the stopped containers that match options.filters (all stopped containers when none).
+    // Engine API: POST /containers/prune
+    boost::asio::awaitable<container_prune_result> prune() { return prune(container_prune_options{}); }
+    // Engine API: POST /containers/prune
+    boost::asio::awaitable<container_prune_result> prune(container_prune_options options) {
+        detail::query q;
+        std::string target = "/containers/prune" + detail::add_filters(q, options.filters).str();
+        auto v = co_await client_.call_json(verb::post, target);
+        const std::string endpoint = "POST " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        co_return container_prune_result{json_read::optional_strings(o, "ContainersDeleted", endpoint),
+                                         json_read::optional_int_as<std::uint64_t>(o, "SpaceReclaimed", endpoint)};
+    }
+
+    // Changes the container's resources and restart policy (only the fields set); the engine's Warnings. Podman 4.3
+    // has no such endpoint (a 404, not_found_error).
+    // Engine API: POST /containers/{id}/update
+    boost::asio::awaitable<std::vector<std::string>> update(std::string_view id, container_update_options options) {
+        json::object body = std::move(options.extra);
+        auto set = [&body](std::string_view key, const auto& field) {
+            if (field) body[key] = *field;
+        };
+        set("Memory", options.memory);
+        set("MemorySwap", options.memory_swap);
+        set("MemoryReservation", options.memory_reservation);
+        set("CpuShares", options.cpu_shares);
+        set("NanoCpus", options.nano_cpus);
+        set("CpuQuota", options.cpu_quota);
+        set("CpuPeriod", options.cpu_period);
+        set("CpusetCpus", options.cpuset_cpus);
+        set("PidsLimit", options.pids_limit);
+        if (options.restart_policy)
+            body["RestartPolicy"] = json::object{{"Name", options.restart_policy->name},
+                                                 {"MaximumRetryCount", options.restart_policy->maximum_retry_count}};
+        std::string target = "/containers/" + detail::percent_encode(id) + "/update";
+        auto v = co_await client_.call_json(verb::post, target, json::serialize(body));
+        const std::string endpoint = "POST " + target;
+        co_return json_read::optional_strings(json_read::as_object(v, endpoint), "Warnings", endpoint);
+    }
+
+    // The container's tty size, in characters (meaningful for a container created with Tty).
+    // Engine API: POST /containers/{id}/resize
+    boost::asio::awaitable<void> resize(std::string_view id, unsigned height, unsigned width) {
+        co_await client_.call(verb::post, "/containers/" + detail::percent_encode(id) + "/resize" +
+                                              detail::query().add_number("h", height).add_number("w", width).str());
+    }
+
+    // Engine API: POST /containers/{id}/kill
     boost::asio::awaitable<void> kill(std::string_view id, std::string_view signal = "SIGKILL") {
         co_await client_.call(verb::post, "/containers/" + detail::percent_encode(id) + "/kill" +
                                               detail::query().add("signal", signal).str());
     }
 
-    boost::asio::awaitable<void> remove(std::string_view id, bool force = false, bool volumes = false) {
-        co_await client_.call(verb::delete_, "/containers/" + detail::percent_encode(id) +
-                                                 detail::query().add_flag("force", force).add_flag("v", volumes).str());
+    // Engine API: DELETE /containers/{id}
+    boost::asio::awaitable<void> remove(std::string_view id, container_remove_options options = {}) {
+        co_await client_.call(
+            verb::delete_, "/containers/" + detail::percent_encode(id) +
+                               detail::query().add_flag("force", options.force).add_flag("v", options.volumes).str());
     }
 
+    // Streams the container's whole filesystem as a tar (docker export) into `sink`, slice by slice. ("export" is
+    // a C++ keyword, hence the underscore.) A missing container is a not_found_error.
+    // Engine API: GET /containers/{id}/export
+    template <byte_sink Sink>
+    boost::asio::awaitable<void> export_(std::string_view id, Sink&& sink) {
+        if (id.empty()) throw invalid_argument_error("berth::containers().export_: the container is empty");
+        http::request req{.method = verb::get, .target = "/containers/" + detail::percent_encode(id) + "/export"};
+        auto reply = co_await client_.open(std::move(req));
+        co_await detail::read_body_into(reply, sink);
+    }
+
+    // The same into `file`, written under a temporary name beside it and renamed into place once complete: a failed
+    // export leaves `file` as it was.
+    // Engine API: GET /containers/{id}/export
+    boost::asio::awaitable<void> export_to_file(std::string_view id, std::filesystem::path file) {
+        http::file_sink sink(file);
+        co_await export_(id, sink);
+        sink.commit();
+    }
+
+    // Engine API: GET /containers/{id}/json
     boost::asio::awaitable<container_info> inspect(std::string_view id) {
         std::string target = "/containers/" + detail::percent_encode(id) + "/json";
         auto v = co_await client_.call_json(verb::get, target);
@@ -143,20 +491,50 @@ public:
             info.state.pid = json_read::optional_int(*s, "Pid", endpoint);
             info.state.error = json_read::optional_string(*s, "Error", endpoint);
         }
+        if (auto* cfg = json_read::optional_object(o, "Config", endpoint))
+            info.labels = json_read::optional_string_map(*cfg, "Labels", endpoint);
+        if (auto* settings = json_read::optional_object(o, "NetworkSettings", endpoint))
+            if (auto* networks = json_read::optional_object(*settings, "Networks", endpoint))
+                for (auto& [net_name, net] : *networks)
+                    if (net.is_object())
+                        info.network_addresses[std::string(net_name)] = json_read::optional_string(
+                            net.get_object(), "IPAddress", endpoint);
         info.raw = o;
         co_return info;
     }
 
-    boost::asio::awaitable<std::vector<container_summary>> list() { return list(list_containers_options{}); }
-    boost::asio::awaitable<std::vector<container_summary>> list(list_containers_options options) {
+    // The container's processes, as `ps` shows them (ps_args: the ps options; empty: the engine's default, which on
+    // Podman runs ps inside the container). The Processes field is required; null means no rows.
+    // Engine API: GET /containers/{id}/top
+    boost::asio::awaitable<container_processes> top(std::string_view id, std::string_view ps_args = {}) {
+        std::string target = "/containers/" + detail::percent_encode(id) + "/top" +
+                             detail::query().add_if(!ps_args.empty(), "ps_args", ps_args).str();
+        auto v = co_await client_.call_json(verb::get, target);
+        const std::string endpoint = "GET " + target;
+        auto& o = json_read::as_object(v, endpoint);
+        if (!o.contains("Processes")) throw protocol_error(endpoint, "reply lacks the field 'Processes'");
+        container_processes top;
+        top.titles = json_read::optional_strings(o, "Titles", endpoint);
+        auto* rows = o.if_contains("Processes");
+        if (rows->is_null()) co_return top;
+        if (!rows->is_array()) throw protocol_error(endpoint, "field 'Processes' is not an array");
+        for (auto& row : rows->get_array()) {
+            if (!row.is_array()) throw protocol_error(endpoint, "field 'Processes' holds a non-array");
+            auto& columns = top.processes.emplace_back();
+            for (auto& cell : row.get_array()) {
+                if (!cell.is_string()) throw protocol_error(endpoint, "field 'Processes' holds a non-string");
+                columns.emplace_back(cell.get_string());
+            }
+        }
+        co_return top;
+    }
+
+    // Engine API: GET /containers/json
+    boost::asio::awaitable<std::vector<container_summary>> list() { return list(container_list_options{}); }
+    boost::asio::awaitable<std::vector<container_summary>> list(container_list_options options) {
         detail::query q;
         q.add_flag("all", options.all);
-        if (!options.filters.empty()) {
-            json::object f{};
-            for (auto& [k, vals] : options.filters) f[k] = json::array(vals.begin(), vals.end());
-            q.add("filters", json::serialize(f));
-        }
-        std::string target = "/containers/json" + q.str();
+        std::string target = "/containers/json" + detail::add_filters(q, options.filters).str();
         auto v = co_await client_.call_json(verb::get, target);
         const std::string endpoint = "GET " + target;
         std::vector<container_summary> out{};
@@ -179,6 +557,7 @@ public:
 
     // Blocks until the container reaches the condition ("not-running", "next-exit", "removed"); its exit code.
     // No time limit of its own (that is what the caller asked for): use with_timeout or a cancellation slot.
+    // Engine API: POST /containers/{id}/wait
     boost::asio::awaitable<int> wait(std::string_view id, std::string_view condition = "not-running") {
         std::string target = "/containers/" + detail::percent_encode(id) + "/wait" +
                              detail::query().add("condition", condition).str();
@@ -194,39 +573,32 @@ public:
     }
 
     // One sample of the container's cgroup figures. Docker answers at its stats collector's next tick (it samples
-    // once a second), so this takes up to a second there; Podman reads the cgroup at once.
+    // once a second), so this takes up to a second there; Podman reads the cgroup at once. (exec's figures on
+    // Docker come from a stream instead: eval/usage_monitor.hpp.)
+    // Engine API: GET /containers/{id}/stats
     boost::asio::awaitable<container_stats> stats(std::string_view id) {
         std::string target = "/containers/" + detail::percent_encode(id) + "/stats" +
                              detail::query().add("stream", "false").add("one-shot", "true").str();
         auto v = co_await client_.call_json(verb::get, target);
-        const std::string endpoint = "GET " + target;
-        auto& o = json_read::as_object(v, endpoint);
-        container_stats s;
-        if (auto* cpu = json_read::optional_object(o, "cpu_stats", endpoint))
-            if (auto* usage = json_read::optional_object(*cpu, "cpu_usage", endpoint))
-                s.cpu_total_ns = json_read::optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
-        if (auto* mem = json_read::optional_object(o, "memory_stats", endpoint)) {
-            s.memory_usage_bytes = json_read::optional_int_as<std::uint64_t>(*mem, "usage", endpoint);
-            auto present = [&](std::string_view key) -> std::optional<std::uint64_t> {
-                auto* p = mem->if_contains(key);
-                if (p == nullptr || p->is_null()) return std::nullopt;
-                return json_read::optional_int_as<std::uint64_t>(*mem, key, endpoint);
-            };
-            s.memory_peak_bytes = present("max_usage");
-            s.memory_limit_bytes = present("limit");
-            s.memory_failcnt = present("failcnt");
-        }
-        s.raw = o;
-        co_return s;
+        co_return detail::parse_container_stats(v, "GET " + target);
     }
 
-    // Streams the container's logs to the handler (stdout and stderr apart unless the container has a tty).
-    template <output_handler Handler>
-    boost::asio::awaitable<void> logs(std::string_view id, Handler& handler) {
-        return logs(id, handler, logs_options{});
+    // The container's stats stream (container_stats_stream). The reply head must come within `head_timeout` (Docker
+    // sends it at once; the samples follow); the samples then come without a limit, until the stream is dropped.
+    // Engine API: GET /containers/{id}/stats
+    boost::asio::awaitable<container_stats_stream<http::response<Transport>>> stats_stream(
+        std::string_view id, std::chrono::steady_clock::duration head_timeout = std::chrono::seconds(10)) {
+        http::request req{.method = verb::get,
+                          .target = "/containers/" + detail::percent_encode(id) + "/stats" +
+                                    detail::query().add("stream", "true").str()};
+        auto reply = co_await client_.open(std::move(req), static_cast<http::detail::no_body*>(nullptr), head_timeout);
+        co_return container_stats_stream<http::response<Transport>>(std::move(reply));
     }
-    template <output_handler Handler>
-    boost::asio::awaitable<void> logs(std::string_view id, Handler& handler, logs_options options) {
+
+    // Streams the container's logs to options.on_output (stdout and stderr apart unless the container has a tty).
+    // Engine API: GET /containers/{id}/logs
+    boost::asio::awaitable<void> logs(std::string_view id) { return logs(id, container_logs_options{}); }
+    boost::asio::awaitable<void> logs(std::string_view id, container_logs_options options) {
         auto info = co_await inspect(id);
         bool tty = false;
         if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
@@ -239,19 +611,147 @@ public:
                                  .add_flag("follow", options.follow)
                                  .add("tail", options.tail)
                                  .str();
-        http::request req{.method = verb::get, .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
+        http::request req{.method = verb::get,
+                          .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
         // Followed logs of a quiet container: Podman sends the reply head only with the first output.
         std::optional<std::chrono::steady_clock::duration> head_timeout{};
         if (options.follow) head_timeout = std::chrono::steady_clock::duration::zero();
         auto reply = co_await client_.open(std::move(req), static_cast<http::detail::no_body*>(nullptr), head_timeout);
-        detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, reply.endpoint());
+        auto forward = [&options](output_stream s, std::string_view data) {
+            if (options.on_output) options.on_output(s, data);
+        };
+        detail::output_dispatcher<decltype(forward)> dispatch(forward, !tty, reply.endpoint());
         std::array<char, 16 * 1024> buffer;
         while (std::size_t n = co_await reply.read_some(buffer)) dispatch(std::span<const char>(buffer.data(), n));
-        if (!dispatch.complete()) throw protocol_error(reply.endpoint(), "log stream ended inside a frame");
+        if (!dispatch.complete())
+            throw protocol_error(protocol_errc::truncated, reply.endpoint(), "log stream ended inside a frame");
+    }
+
+    // Attaches to the container's stdio on a hijacked connection: its output goes to options.on_output (stdout and
+    // stderr apart unless the container has a tty) until the engine ends the stream (the container exits; or,
+    // with stdin attached, the engine ends the attach when stdin is closed, unless the container was created
+    // with StdinOnce, which closes the container's stdin instead). options.stdin_ is sent, then the sending side is
+    // half-closed.
+    // Engine API: POST /containers/{id}/attach
+    boost::asio::awaitable<void> attach(std::string_view id) { return attach(id, container_attach_options{}); }
+    boost::asio::awaitable<void> attach(std::string_view id, container_attach_options options) {
+        std::optional<stdin_source::reader> source;
+        if (options.stdin_) source.emplace(options.stdin_);
+        auto info = co_await inspect(id);
+        bool tty = false;
+        if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
+            if (auto* t = cfg->get_object().if_contains("Tty"); t && t->is_bool()) tty = t->get_bool();
+        http::request req{.method = verb::post,
+                          .target = "/containers/" + detail::percent_encode(id) + "/attach" + attach_query(options),
+                          .upgrade = true};
+        auto reply = co_await client_.open(std::move(req));
+        auto endpoint = reply.endpoint();
+        auto address = reply.address();
+        if (reply.status() != 101)
+            throw protocol_error(endpoint, "the engine answered " + std::to_string(reply.status()) +
+                                               " instead of switching protocols (101) for the attach stream");
+        auto connection = reply.take_connection();
+        auto forward = [&options](output_stream s, std::string_view data) {
+            if (options.on_output) options.on_output(s, data);
+        };
+        detail::output_dispatcher<decltype(forward)> dispatch(forward, !tty, endpoint);
+        auto reading = http::read_hijacked(*connection, dispatch, address, endpoint, "reading the attach stream");
+        if (source)
+            co_await http::run_interactive(http::reset_after_exit_is_end(std::move(reading), still_running(id)),
+                                           http::send_hijacked(*connection, *source));
+        else
+            co_await std::move(reading);
+        if (!dispatch.complete())
+            throw protocol_error(protocol_errc::truncated, endpoint, "attach stream ended inside a frame");
+    }
+
+    // attach() over a websocket: the same options; the output is not multiplexed (all of it reaches on_output as
+    // stdout), and a websocket has no half-close, so the end of stdin_ is not passed on: the stream lasts until
+    // the engine closes it (the container exits) or the caller cancels. Before Engine API 1.42 the engine ignores
+    // stdin/stdout/stderr here and attaches all three. Podman 4.3 has no such endpoint (not_found_error).
+    // Engine API: GET /containers/{id}/attach/ws
+    boost::asio::awaitable<void> attach_websocket(std::string_view id) {
+        return attach_websocket(id, container_attach_options{});
+    }
+    boost::asio::awaitable<void> attach_websocket(std::string_view id, container_attach_options options) {
+        std::optional<stdin_source::reader> source;
+        if (options.stdin_) source.emplace(options.stdin_);
+        std::string target = "/containers/" + detail::percent_encode(id) + "/attach/ws" + attach_query(options);
+        auto socket = co_await client_.open_websocket(target);
+        const std::string endpoint = "GET /v" + (co_await client_.api_version()) + target;
+        const std::string address = client_.transport().describe();
+        auto forward = [&options](std::span<const char> bytes) {
+            if (options.on_output && !bytes.empty())
+                options.on_output(output_stream::stdout_, std::string_view(bytes.data(), bytes.size()));
+        };
+        auto reading = http::read_websocket(socket->ws, forward, address, endpoint);
+        if (source)
+            co_await http::run_interactive(std::move(reading), http::send_websocket(socket->ws, *source));
+        else
+            co_await std::move(reading);
     }
 
 private:
+    // For http::reset_after_exit_is_end: whether the container still runs.
+    auto still_running(std::string_view id) {
+        return [this, id = std::string(id)]() -> boost::asio::awaitable<bool> {
+            auto info = co_await inspect(id);
+            co_return info.state.running;
+        };
+    }
+
+    static std::string attach_query(const container_attach_options& options) {
+        return detail::query()
+            .add_flag("stream", options.stream)
+            .add_flag("logs", options.logs)
+            .add_flag("stdin", !options.stdin_.empty())
+            .add_flag("stdout", options.stdout_)
+            .add_flag("stderr", options.stderr_)
+            .add_if(!options.detach_keys.empty(), "detachKeys", options.detach_keys)
+            .str();
+    }
+
     static constexpr int default_stop_grace_seconds = 10;  // the engine's, for a container created without StopTimeout
+
+    // The query of a stop or a restart: t, and the signal (Engine API 1.42; refused before sending on an older one).
+    boost::asio::awaitable<detail::query> stop_query(const container_stop_options& options, std::string feature,
+                                                     const std::string& target) {
+        detail::query q;
+        if (options.timeout) q.add_number("t", *options.timeout);
+        if (!options.signal.empty()) {
+            co_await client_.require_api("1.42", std::move(feature), "POST " + target);
+            q.add("signal", options.signal);
+        }
+        co_return q;
+    }
+
+    // A stop's or a restart's time limit: the client's request_timeout plus the grace period, none for -1.
+    static time_limit stop_time_limit(const container_stop_options& options) {
+        time_limit limit;
+        const int grace = options.timeout.value_or(default_stop_grace_seconds);
+        if (grace < 0)
+            limit.unlimited = true;
+        else
+            limit.extra = std::chrono::seconds(grace);
+        return limit;
+    }
+
+    // Pause and unpause. A container in the wrong state (already paused, not paused) is a conflict: Docker says
+    // 409, except that Docker 20.10 answers an unpause of a running container with a 500 "Container <id> is not
+    // paused"; Podman says 500 "container state improper". Those 500s are typed as the conflict they are.
+    boost::asio::awaitable<void> change_state(std::string target) {
+        const auto kind = co_await client_.kind();
+        try {
+            co_await client_.call(verb::post, std::move(target));
+        } catch (const engine_error& e) {
+            const bool wrong_state = kind == engine_kind::podman
+                                         ? e.message().find("container state improper") != std::string::npos
+                                         : e.message().find("is not paused") != std::string::npos;
+            if (e.status() == 500 && wrong_state)
+                throw conflict_error(engine_errc::conflict, e.status(), e.message(), e.endpoint());
+            throw;
+        }
+    }
 
     boost::asio::awaitable<void> ignore_not_modified(verb method, std::string target, time_limit limit = {}) {
         try {
@@ -264,4 +764,4 @@ private:
     client_core<Transport>& client_;
 };
 
-} // namespace berth
+}  // namespace berth

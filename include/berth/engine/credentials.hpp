@@ -9,8 +9,10 @@
 // "https://index.docker.io/v1/". A helper runs as a child process with a time limit; when it fails, its own
 // error text is kept; nothing a helper or config.json holds is ever quoted when it may be a secret.
 #include <berth/detail/base64.hpp>
+#include <berth/error.hpp>
 #include <berth/detail/child_process.hpp>
 #include <berth/detail/outside_text.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/engine/registry_auth.hpp>
 #include <berth/with_timeout.hpp>
 
@@ -38,11 +40,53 @@
 
 namespace berth {
 
+enum class credential_errc {
+    config_unreadable = 1,   // config.json exists but cannot be read
+    config_too_large,        // config.json is over max_docker_config_bytes
+    config_malformed,        // config.json is not what the docker CLI writes
+    helper_not_found,        // no docker-credential-<name> in the search path
+    helper_not_started,      // the helper could not be run
+    helper_failed,           // the helper exited non-zero (its own words in what())
+    helper_timed_out,        // the helper did not finish within credential_options::helper_timeout
+    helper_reply_too_large,  // the helper printed more than berth reads
+    helper_reply_malformed,  // the helper's reply is not the protocol's JSON
+};
+
+inline const char* errc_message(credential_errc e) noexcept {
+    switch (e) {
+    case credential_errc::config_unreadable: return "the docker config cannot be read";
+    case credential_errc::config_too_large: return "the docker config is too large";
+    case credential_errc::config_malformed: return "the docker config is malformed";
+    case credential_errc::helper_not_found: return "credential helper not found";
+    case credential_errc::helper_not_started: return "credential helper could not be run";
+    case credential_errc::helper_failed: return "credential helper failed";
+    case credential_errc::helper_timed_out: return "credential helper timed out";
+    case credential_errc::helper_reply_too_large: return "credential helper reply too large";
+    case credential_errc::helper_reply_malformed: return "credential helper reply malformed";
+    }
+    return "credential error";
+}
+inline const boost::system::error_category& credential_category() noexcept {
+    static const detail::errc_category<credential_errc> category("berth.credential", errc_message);
+    return category;
+}
+inline boost::system::error_code make_error_code(credential_errc e) noexcept {
+    return {static_cast<int>(e), credential_category()};
+}
+
+}  // namespace berth
+
+template <>
+struct boost::system::is_error_code_enum<berth::credential_errc> : std::true_type {};
+
+namespace berth {
+
 // Reading config.json or running a credential helper failed. what() names the file or the helper and says why,
-// with the helper's own error text; it never contains a secret.
-class credential_error : public std::runtime_error {
+// with the helper's own error text; it never contains a secret. code() is a credential_errc (category
+// "berth.credential").
+class credential_error : public error {
 public:
-    using std::runtime_error::runtime_error;
+    credential_error(credential_errc code, const std::string& what) : error(code, what) {}
 };
 
 struct credential_options {
@@ -94,31 +138,37 @@ inline docker_config read_docker_config(const credential_options& o) {
     if (!std::filesystem::exists(cfg.file, ec)) return cfg;
     const std::string where = cfg.file.string();
     std::ifstream in(cfg.file, std::ios::binary);
-    if (!in) throw credential_error(where + ": cannot be read");
+    if (!in) throw credential_error(credential_errc::config_unreadable, where + ": cannot be read");
     std::string text;
     char buf[4096];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         text.append(buf, static_cast<std::size_t>(in.gcount()));
         if (text.size() > max_docker_config_bytes)
-            throw credential_error(where + ": larger than " + std::to_string(max_docker_config_bytes) + " bytes");
+            throw credential_error(credential_errc::config_too_large,
+                                   where + ": larger than " + std::to_string(max_docker_config_bytes) + " bytes");
     }
-    if (in.bad()) throw credential_error(where + ": cannot be read");
+    if (in.bad()) throw credential_error(credential_errc::config_unreadable, where + ": cannot be read");
     boost::system::error_code jec;
     auto value = boost::json::parse(text, jec);
     // the parser's message only, never an excerpt: the file holds passwords
-    if (jec) throw credential_error(where + ": not valid JSON (" + jec.message() + ")");
-    if (!value.is_object()) throw credential_error(where + ": not a JSON object");
+    if (jec)
+        throw credential_error(credential_errc::config_malformed, where + ": not valid JSON (" + jec.message() + ")");
+    if (!value.is_object()) throw credential_error(credential_errc::config_malformed, where + ": not a JSON object");
     auto& root = value.get_object();
     auto string_of = [&](const boost::json::object& obj, std::string_view key, std::string_view what) -> std::string {
         auto* p = obj.if_contains(key);
         if (p == nullptr || p->is_null()) return {};
-        if (!p->is_string()) throw credential_error(where + ": " + std::string(what) + " is not a string");
+        if (!p->is_string())
+            throw credential_error(credential_errc::config_malformed,
+                                   where + ": " + std::string(what) + " is not a string");
         return std::string(p->get_string());
     };
     auto object_of = [&](std::string_view key) -> const boost::json::object* {
         auto* p = root.if_contains(key);
         if (p == nullptr || p->is_null()) return nullptr;
-        if (!p->is_object()) throw credential_error(where + ": \"" + std::string(key) + "\" is not an object");
+        if (!p->is_object())
+            throw credential_error(credential_errc::config_malformed,
+                                   where + ": \"" + std::string(key) + "\" is not an object");
         return &p->get_object();
     };
     cfg.creds_store = string_of(root, "credsStore", "\"credsStore\"");
@@ -128,7 +178,8 @@ inline docker_config read_docker_config(const credential_options& o) {
     if (auto* auths = object_of("auths"))
         for (auto& [key, entry] : *auths) {
             const std::string what = "the \"auths\" entry for " + quote_outside_text(key);
-            if (!entry.is_object()) throw credential_error(where + ": " + what + " is not an object");
+            if (!entry.is_object())
+                throw credential_error(credential_errc::config_malformed, where + ": " + what + " is not an object");
             auto& e = entry.get_object();
             registry_credentials c;
             c.server_address = std::string(key);
@@ -139,7 +190,9 @@ inline docker_config read_docker_config(const credential_options& o) {
             if (auto auth = string_of(e, "auth", what + ": \"auth\""); !auth.empty()) {
                 auto decoded = base64_decode(auth);
                 auto colon = decoded ? decoded->find(':') : std::string::npos;
-                if (colon == std::string::npos) throw credential_error(where + ": " + what + " has an invalid \"auth\" field");
+                if (colon == std::string::npos)
+                    throw credential_error(credential_errc::config_malformed,
+                                           where + ": " + what + " has an invalid \"auth\" field");
                 c.username = decoded->substr(0, colon);
                 c.password = decoded->substr(colon + 1);
             }
@@ -186,9 +239,11 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     using socket = asio::local::stream_protocol::socket;
     const std::string program = "docker-credential-" + name;
     const char* env_path = std::getenv("PATH");
-    std::string search = o.helper_search_path.empty() ? std::string(env_path ? env_path : "/usr/bin:/bin") : o.helper_search_path;
+    std::string search = o.helper_search_path.empty() ? std::string(env_path ? env_path : "/usr/bin:/bin")
+                                                      : o.helper_search_path;
     std::string path = find_in_path(program, search);
-    if (path.empty()) throw credential_error(helper_label(name) + " not found in the search path");
+    if (path.empty())
+        throw credential_error(credential_errc::helper_not_found, helper_label(name) + " not found in the search path");
 
     auto ex = co_await asio::this_coro::executor;
     socket ours(ex), theirs(ex);
@@ -196,12 +251,14 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     child_process child;
     std::vector<std::string> argv{path, action};
     if (int rc = child.spawn(ex, argv, theirs.native_handle()); rc != 0)
-        throw credential_error("cannot run " + helper_label(name) + ": " + std::strerror(rc));
+        throw credential_error(credential_errc::helper_not_started,
+                               "cannot run " + helper_label(name) + ": " + std::strerror(rc));
     theirs.close();
 
     helper_result result;
     // a helper that exits without reading its input makes this fail (EPIPE): its exit status tells the story
-    auto [write_error, written] = co_await asio::async_write(ours, asio::buffer(input), asio::as_tuple(asio::use_awaitable));
+    auto [write_error, written] = co_await asio::async_write(ours, asio::buffer(input),
+                                                             asio::as_tuple(asio::use_awaitable));
     (void)written;
     boost::system::error_code ignored;
     if (!write_error) ours.shutdown(socket::shutdown_send, ignored);  // the end of the server key
@@ -209,23 +266,20 @@ inline boost::asio::awaitable<helper_result> run_helper_once(const std::string& 
     for (;;) {
         auto [ec, n] = co_await ours.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
         if (result.out.size() + n > max_helper_reply_bytes)  // never quoted: it is where the secret would be
-            throw credential_error(helper_label(name) + " " + action + " printed more than " +
-                                   std::to_string(max_helper_reply_bytes >> 20) + " MiB");
+            throw credential_error(credential_errc::helper_reply_too_large,
+                                   helper_label(name) + " " + action + " printed more than " +
+                                       std::to_string(max_helper_reply_bytes >> 20) + " MiB");
         result.out.append(buffer.data(), n);
         // a helper that exits without reading its stdin resets the socket: also the end of what it wrote
         if (ec == asio::error::eof || ec == asio::error::connection_reset) break;
-        if (ec) throw boost::system::system_error(ec);
+        if (ec)
+            throw berth::error(ec, "reading the output of " + helper_label(name) + " " + action + ": " + ec.message());
     }
     // stdout closed: the helper is ending; wait for its status without blocking the thread (the caller's time
     // limit bounds this too)
-    asio::steady_timer timer(ex);
-    auto delay = std::chrono::milliseconds(1);
-    std::optional<int> status;
-    while (!(status = child.try_reap())) {
-        timer.expires_after(delay);
-        co_await timer.async_wait(asio::use_awaitable);
-        delay = std::min(delay * 2, std::chrono::milliseconds(50));
-    }
+    auto reap = [&child]() -> asio::awaitable<std::optional<int>> { co_return child.try_reap(); };
+    const poll_policy policy{.first = std::chrono::milliseconds(1), .max = std::chrono::milliseconds(50)};
+    std::optional<int> status = co_await poll_until(reap, policy);
     result.exit_code = WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
     result.err = child.stderr_text(1024);  // the end: where a helper's reason is, after whatever it printed
     co_return result;
@@ -239,29 +293,32 @@ inline boost::asio::awaitable<helper_result> run_helper(const std::string& name,
     } catch (const boost::system::system_error& e) {
         if (e.code() != boost::asio::error::timed_out) throw;
     }
-    auto seconds =
-        static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(o.helper_timeout).count()) / 1000.0;
-    throw credential_error(helper_label(name) + " did not finish within " +
-                           std::to_string(seconds) + " s; it was stopped");
+    auto seconds = static_cast<double>(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(o.helper_timeout).count()) /
+                   1000.0;
+    throw credential_error(credential_errc::helper_timed_out, helper_label(name) + " did not finish within " +
+                                                                  std::to_string(seconds) + " s; it was stopped");
 }
 
 // The helper's own explanation: its stdout (the protocol's error channel), else its stderr.
 inline std::string helper_failure(const std::string& name, const std::string& action, const helper_result& r) {
     auto text = trim(r.out.empty() ? r.err : r.out);
-    return helper_label(name) + " " + action + " failed (exit code " +
-           std::to_string(r.exit_code) + ")" + (text.empty() ? std::string() : ": " + bounded_outside_text(text, 1024));
+    return helper_label(name) + " " + action + " failed (exit code " + std::to_string(r.exit_code) + ")" +
+           (text.empty() ? std::string() : ": " + bounded_outside_text(text, 1024));
 }
 
 // A helper's reply to `action` as a JSON object; anything larger than max_helper_reply_bytes or not an object is a
 // credential_error naming the helper and never quoting the reply.
 inline boost::json::value parse_helper_reply_object(std::string_view out, const std::string& name, const char* action) {
     if (out.size() > max_helper_reply_bytes)
-        throw credential_error(helper_label(name) + " " + action + " printed more than " +
-                               std::to_string(max_helper_reply_bytes) + " bytes");
+        throw credential_error(credential_errc::helper_reply_too_large,
+                               helper_label(name) + " " + action + " printed more than " +
+                                   std::to_string(max_helper_reply_bytes) + " bytes");
     boost::system::error_code ec;
     auto v = boost::json::parse(out, ec);
     if (ec || !v.is_object())
-        throw credential_error(helper_label(name) + " " + action + " printed something that is not a JSON object");
+        throw credential_error(credential_errc::helper_reply_malformed,
+                               helper_label(name) + " " + action + " printed something that is not a JSON object");
     return v;
 }
 
@@ -305,7 +362,7 @@ inline boost::asio::awaitable<std::optional<registry_credentials>> helper_get(co
     if (r.exit_code != 0) {
         // the helpers' shared "not found" text (docker-credential-helpers' credentials.errCredentialsNotFound)
         if (r.out.find("credentials not found") != std::string::npos) co_return std::nullopt;
-        throw credential_error(helper_failure(name, "get", r));
+        throw credential_error(credential_errc::helper_failed, helper_failure(name, "get", r));
     }
     co_return parse_helper_get_reply(r.out, name, key);
 }
@@ -324,7 +381,7 @@ inline std::optional<registry_credentials> from_auths(const docker_config& cfg, 
     return std::nullopt;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // The credentials for a registry ("127.0.0.1:5000", "docker.io", or a server key such as
 // "https://index.docker.io/v1/"), or nullopt when there are none. Throws credential_error.
@@ -332,7 +389,8 @@ inline boost::asio::awaitable<std::optional<registry_credentials>> find_credenti
                                                                                     credential_options options = {}) {
     auto cfg = detail::read_docker_config(options);
     const std::string key = credential_key(registry);
-    if (auto helper = detail::helper_for(cfg, key); !helper.empty()) co_return co_await detail::helper_get(helper, key, options);
+    if (auto helper = detail::helper_for(cfg, key); !helper.empty())
+        co_return co_await detail::helper_get(helper, key, options);
     auto c = detail::from_auths(cfg, key);
     if (c && c->empty()) c.reset();
     co_return c;
@@ -340,7 +398,8 @@ inline boost::asio::awaitable<std::optional<registry_credentials>> find_credenti
 
 // Every registry's credentials the configuration knows of (what a build needs for X-Registry-Config): the
 // "auths" entries, each credHelpers registry, and what the credsStore lists. Keyed by server key.
-inline boost::asio::awaitable<std::map<std::string, registry_credentials>> all_credentials(credential_options options = {}) {
+inline boost::asio::awaitable<std::map<std::string, registry_credentials>> all_credentials(
+    credential_options options = {}) {
     auto cfg = detail::read_docker_config(options);
     std::map<std::string, registry_credentials> out;
     std::vector<std::string> keys;
@@ -348,17 +407,20 @@ inline boost::asio::awaitable<std::map<std::string, registry_credentials>> all_c
     for (auto& [k, helper] : cfg.cred_helpers) keys.push_back(k);
     if (!cfg.creds_store.empty()) {
         auto r = co_await detail::run_helper(cfg.creds_store, "list", "", options);
-        if (r.exit_code != 0) throw credential_error(detail::helper_failure(cfg.creds_store, "list", r));
+        if (r.exit_code != 0)
+            throw credential_error(credential_errc::helper_failed, detail::helper_failure(cfg.creds_store, "list", r));
         for (auto& k : detail::parse_helper_list_reply(r.out, cfg.creds_store)) keys.push_back(std::move(k));
     }
     for (auto& key : keys) {
         if (out.contains(key)) continue;
         std::optional<registry_credentials> c;
-        if (auto helper = detail::helper_for(cfg, key); !helper.empty()) c = co_await detail::helper_get(helper, key, options);
-        else c = detail::from_auths(cfg, key);
+        if (auto helper = detail::helper_for(cfg, key); !helper.empty())
+            c = co_await detail::helper_get(helper, key, options);
+        else
+            c = detail::from_auths(cfg, key);
         if (c && !c->empty()) out[key] = std::move(*c);
     }
     co_return out;
 }
 
-} // namespace berth
+}  // namespace berth

@@ -37,13 +37,14 @@ inline std::string event_timestamp(std::chrono::system_clock::time_point t) {
                   static_cast<long long>(ns % 1000000000));
     return buf;
 }
-} // namespace detail
+}  // namespace detail
 
 // The events the engine recorded between since and until, oldest first. The reply is a sequence of JSON
 // objects (not an array); a line that is not one is a protocol_error.
+// Engine API: GET /events
 template <transport Transport>
 boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transport>& core, past_events_query q) {
-    if (q.until < q.since) throw std::invalid_argument("berth::past_events: until is before since");
+    if (q.until < q.since) throw invalid_argument_error("berth::past_events: until is before since");
     detail::query query;
     query.add("since", detail::event_timestamp(q.since)).add("until", detail::event_timestamp(q.until));
     if (!q.filters.empty()) {
@@ -76,4 +77,4 @@ boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transp
     co_return out;
 }
 
-} // namespace berth
+}  // namespace berth

@@ -1,10 +1,12 @@
 #pragma once
-// Exec: create, start (attached: output streamed to a handler, stdout and stderr apart), inspect, and run (all
-// three, returning the exit code). The start request hijacks its connection (HTTP upgrade); that connection is
+// Exec: create, start (attached: output streamed to on_output, stdout and stderr apart; stdin fed from a
+// stdin_source), inspect, resize, and run (all three, returning the exit code). The start request hijacks its connection (HTTP upgrade); that connection is
 // never returned to the pool.
 #include <berth/detail/url.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/output_handler.hpp>
+#include <berth/http/hijack.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -26,6 +28,24 @@ struct exec_options {
     bool privileged = false;
     // The tty's size from the start, {height, width} (Engine API 1.42 and newer; with tty only).
     std::optional<std::pair<unsigned, unsigned>> console_size{};
+    // Where run() sends the output as it arrives (create() does not use it). Empty: the output is read and dropped.
+    output_callback on_output{};
+    // What run() sends to the process's stdin; once it ends, stdin is closed (the process reads end-of-file).
+    // Set, it also has create() ask for AttachStdin.
+    stdin_source stdin_{};
+    bool attach_stdin = false;  // AttachStdin without a stdin_ here (create() now, start() with its stdin_ later)
+    // DetachKeys: the key sequence that detaches from the process ("ctrl-p,ctrl-q" is the engine's default);
+    // empty: the engine's.
+    std::string detach_keys{};
+};
+
+// POST /exec/{id}/start, attached.
+struct exec_start_options {
+    bool tty = false;             // Tty: as the exec was created (one stream, not stdout and stderr apart)
+    output_callback on_output{};  // each slice of output as it arrives; empty: read and dropped
+    // Sent to the process's stdin (the exec created with attach_stdin), then stdin is closed: a half-close of the
+    // connection, so `cat` or `wc -c` see end-of-file and finish. Empty: nothing is sent.
+    stdin_source stdin_{};
 };
 
 struct exec_info {  // GET /exec/{id}/json
@@ -42,14 +62,19 @@ class exec_api {
 public:
     explicit exec_api(client_core<Transport>& c) : client_(c) {}
 
+    // Engine API: POST /containers/{id}/exec
     boost::asio::awaitable<std::string> create(std::string_view container, exec_options options) {
-        if (options.cmd.empty()) throw std::invalid_argument("berth::exec: the command is empty");
-        json::object body{{"AttachStdin", false}, {"AttachStdout", true}, {"AttachStderr", true},
-                          {"Tty", options.tty}, {"Cmd", json::array(options.cmd.begin(), options.cmd.end())}};
+        if (options.cmd.empty()) throw invalid_argument_error("berth::exec: the command is empty");
+        json::object body{{"AttachStdin", options.attach_stdin || !options.stdin_.empty()},
+                          {"AttachStdout", true},
+                          {"AttachStderr", true},
+                          {"Tty", options.tty},
+                          {"Cmd", json::array(options.cmd.begin(), options.cmd.end())}};
         if (!options.env.empty()) body["Env"] = json::array(options.env.begin(), options.env.end());
         if (!options.working_dir.empty()) body["WorkingDir"] = options.working_dir;
         if (!options.user.empty()) body["User"] = options.user;
         if (options.privileged) body["Privileged"] = true;
+        if (!options.detach_keys.empty()) body["DetachKeys"] = options.detach_keys;
         std::string target = "/containers/" + detail::percent_encode(container) + "/exec";
         if (options.console_size) {
             co_await client_.require_api("1.42", "an exec's ConsoleSize", "POST " + target);
@@ -59,10 +84,29 @@ public:
         co_return json_read::string_field(json_read::as_object(v, "POST " + target), "Id", "POST " + target);
     }
 
-    // Starts the exec attached and streams its output to the handler until the process's output ends.
+    // Starts the exec attached and streams its output to options.on_output until the process's output ends.
+    // (Overloads, not a defaulted argument: g++ 12 double-destroys a defaulted options temporary in a co_await.)
+    // Engine API: POST /exec/{id}/start
+    boost::asio::awaitable<void> start(std::string_view exec_id, exec_start_options options) {
+        // A stdin file is opened before anything is sent: a missing one refuses the start, not half of it.
+        std::optional<stdin_source::reader> source;
+        if (options.stdin_) source.emplace(options.stdin_);
+        output_forwarder forward{std::move(options.on_output)};
+        co_await start_with(exec_id, forward, options.tty, source ? &*source : nullptr);
+    }
+    boost::asio::awaitable<void> start(std::string_view exec_id) {
+        exec_start_options options;
+        return start(exec_id, std::move(options));
+    }
+
+private:
+    struct read_state {
+        std::chrono::steady_clock::time_point last_data = std::chrono::steady_clock::now();
+    };
+
     template <output_handler Handler>
-    boost::asio::awaitable<void> start(std::string_view exec_id, Handler& handler, bool tty = false) {
-        namespace asio = boost::asio;
+    boost::asio::awaitable<void> start_with(std::string_view exec_id, Handler& handler, bool tty,
+                                            stdin_source::reader* source) {
         std::string target = "/exec/" + detail::percent_encode(exec_id) + "/start";
         http::request req{.method = verb::post,
                           .target = target,
@@ -80,6 +124,34 @@ public:
         auto connection = reply.take_connection();
         detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, endpoint);
         read_state state;
+        auto on_bytes = [&dispatch, &state](std::span<const char> bytes) {
+            state.last_data = std::chrono::steady_clock::now();
+            dispatch(bytes);
+        };
+        auto reading = read_output(exec_id, *connection, on_bytes, state, address, endpoint);
+        if (source)
+            co_await http::run_interactive(http::reset_after_exit_is_end(std::move(reading), still_running(exec_id)),
+                                           http::send_hijacked(*connection, *source));
+        else
+            co_await std::move(reading);
+        if (!dispatch.complete())
+            throw protocol_error(protocol_errc::truncated, endpoint, "exec output ended inside a frame");
+    }
+
+    // For http::reset_after_exit_is_end: whether the exec's process still runs (Podman resets the connection when
+    // it exits while stdin bytes it never read are still arriving, e.g. `head -c 5` fed a large file).
+    auto still_running(std::string_view exec_id) {
+        return [this, id = std::string(exec_id)]() -> boost::asio::awaitable<bool> {
+            auto info = co_await inspect(id);
+            co_return info.running;
+        };
+    }
+
+    template <class Connection, class OnBytes>
+    boost::asio::awaitable<void> read_output(std::string_view exec_id, Connection& connection, OnBytes& on_bytes,
+                                             read_state& state, const std::string& address,
+                                             const std::string& endpoint) {
+        namespace asio = boost::asio;
         if (co_await client_.kind() == engine_kind::podman) {
             // Podman does not always close the upgraded connection when the process ends: also watch the
             // exec's state, and stop reading once it has exited and the stream has gone quiet.
@@ -88,17 +160,19 @@ public:
             auto ex = co_await asio::this_coro::executor;
             std::string id(exec_id);
             auto group = asio::experimental::make_parallel_group(
-                asio::co_spawn(ex, pump(*connection, dispatch, state, address, endpoint), asio::deferred),
+                asio::co_spawn(ex, http::read_hijacked(connection, on_bytes, address, endpoint, "reading exec output"),
+                               asio::deferred),
                 asio::co_spawn(ex, watch_exit(std::move(id), state), asio::deferred));
-            auto [order, pump_error, watch_error] =
-                co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+            auto [order, pump_error, watch_error] = co_await group.async_wait(asio::experimental::wait_for_one(),
+                                                                              asio::use_awaitable);
             if (auto first_error = order[0] == 0 ? pump_error : watch_error) std::rethrow_exception(first_error);
         } else {
-            co_await pump(*connection, dispatch, state, address, endpoint);
+            co_await http::read_hijacked(connection, on_bytes, address, endpoint, "reading exec output");
         }
-        if (!dispatch.complete()) throw protocol_error(endpoint, "exec output ended inside a frame");
     }
 
+public:
+    // Engine API: GET /exec/{id}/json
     boost::asio::awaitable<exec_info> inspect(std::string_view exec_id) {
         std::string target = "/exec/" + detail::percent_encode(exec_id) + "/json";
         auto v = co_await client_.call_json(verb::get, target);
@@ -115,80 +189,72 @@ public:
         co_return info;
     }
 
-    // The exit code of a finished exec. The engine records it a moment after the output stream ends, so a
-    // "still running" answer is asked again, briefly.
-    boost::asio::awaitable<int> exit_code(std::string_view exec_id) {
-        namespace asio = boost::asio;
-        auto delay = std::chrono::milliseconds(1);
-        for (int attempt = 0;; ++attempt) {
-            auto info = co_await inspect(exec_id);
-            if (info.exit_code) co_return *info.exit_code;
-            if (attempt == 200)
-                throw protocol_error("GET /exec/" + std::string(exec_id) + "/json",
-                                     "the exec still reports no exit code after its output ended");
-            asio::steady_timer t(co_await asio::this_coro::executor, delay);
-            co_await t.async_wait(asio::use_awaitable);
-            delay = std::min(delay * 2, std::chrono::milliseconds(50));
-        }
+    // The exec's tty size, in characters (for an exec created with tty, once started).
+    // Engine API: POST /exec/{id}/resize
+    boost::asio::awaitable<void> resize(std::string_view exec_id, unsigned height, unsigned width) {
+        co_await client_.call(verb::post, "/exec/" + detail::percent_encode(exec_id) + "/resize" +
+                                              detail::query().add_number("h", height).add_number("w", width).str());
     }
 
-    // create + start + exit code.
-    template <output_handler Handler>
-    boost::asio::awaitable<int> run(std::string_view container, exec_options options, Handler& handler) {
+    // The exit code of a finished exec. The engine records it a moment after the output stream ends, so a
+    // "still running" answer is asked again, briefly.
+    // Engine API: GET /exec/{id}/json
+    boost::asio::awaitable<int> exit_code(std::string_view exec_id) {
+        auto ask = [this, exec_id]() -> boost::asio::awaitable<std::optional<int>> {
+            auto info = co_await inspect(exec_id);
+            co_return info.exit_code;
+        };
+        const detail::poll_policy policy{
+            .first = std::chrono::milliseconds(1), .max = std::chrono::milliseconds(50), .attempts = 201};
+        auto code = co_await detail::poll_until(ask, policy);
+        if (!code)
+            throw protocol_error("GET /exec/" + std::string(exec_id) + "/json",
+                                 "the exec still reports no exit code after its output ended");
+        co_return *code;
+    }
+
+    // create + start + exit code; the output goes to options.on_output.
+    // Engine API: POST /containers/{id}/exec
+    // Engine API: POST /exec/{id}/start
+    // Engine API: GET /exec/{id}/json
+    boost::asio::awaitable<int> run(std::string_view container, exec_options options) {
+        std::optional<stdin_source::reader> source;  // opened first: a missing file refuses before the create
+        if (options.stdin_) source.emplace(options.stdin_);
         auto id = co_await create(container, options);
-        co_await start(id, handler, options.tty);
+        output_forwarder forward{std::move(options.on_output)};
+        co_await start_with(id, forward, options.tty, source ? &*source : nullptr);
         co_return co_await exit_code(id);
     }
 
 private:
-    struct read_state {
-        std::chrono::steady_clock::time_point last_data = std::chrono::steady_clock::now();
+    // An output_callback as an output handler: an empty one drops the output.
+    struct output_forwarder {
+        output_callback on_output;
+        void operator()(output_stream s, std::string_view data) {
+            if (on_output) on_output(s, data);
+        }
     };
-
-    template <class Connection, class Dispatch>
-    static boost::asio::awaitable<void> pump(Connection& c, Dispatch& dispatch, read_state& state,
-                                             const std::string& address, const std::string& endpoint) {
-        namespace asio = boost::asio;
-        // Bytes that arrived with the reply head belong to the stream.
-        if (c.buffer.size() > 0) {
-            auto data = c.buffer.data();
-            dispatch(std::span<const char>(static_cast<const char*>(data.data()), data.size()));
-            c.buffer.consume(c.buffer.size());
-        }
-        std::array<char, 16 * 1024> buffer;
-        for (;;) {
-            auto [ec, n] = co_await c.stream.async_read_some(asio::buffer(buffer), asio::as_tuple(asio::use_awaitable));
-            if (n > 0) {
-                state.last_data = std::chrono::steady_clock::now();
-                dispatch(std::span<const char>(buffer.data(), n));
-            }
-            if (ec == asio::error::eof) co_return;
-            if (ec) http::detail::throw_exchange_error(ec, address, endpoint, "reading exec output");
-        }
-    }
 
     boost::asio::awaitable<void> watch_exit(std::string exec_id, read_state& state) {
         namespace asio = boost::asio;
         using clock = std::chrono::steady_clock;
-        asio::steady_timer t(co_await asio::this_coro::executor);
-        auto poll = std::chrono::milliseconds(20);
-        for (;;) {
-            t.expires_after(poll);
-            co_await t.async_wait(asio::use_awaitable);
-            poll = std::min(poll * 2, std::chrono::milliseconds(500));
+        auto exited = [this, &exec_id]() -> asio::awaitable<bool> {
             auto info = co_await inspect(exec_id);
-            if (info.running) continue;
-            // Exited: let the stream drain until it has been quiet for a moment.
-            const auto quiet = std::chrono::milliseconds(100);
-            while (clock::now() - state.last_data < quiet) {
-                t.expires_at(state.last_data + quiet);
-                co_await t.async_wait(asio::use_awaitable);
-            }
-            co_return;
+            co_return !info.running;
+        };
+        const detail::poll_policy policy{
+            .first = std::chrono::milliseconds(20), .max = std::chrono::milliseconds(500), .pause_first = true};
+        co_await detail::poll_until(exited, policy);
+        // Exited: let the stream drain until it has been quiet for a moment.
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        const auto quiet = std::chrono::milliseconds(100);
+        while (clock::now() - state.last_data < quiet) {
+            t.expires_at(state.last_data + quiet);
+            co_await t.async_wait(asio::use_awaitable);
         }
     }
 
     client_core<Transport>& client_;
 };
 
-} // namespace berth
+}  // namespace berth

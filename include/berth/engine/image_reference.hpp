@@ -1,24 +1,28 @@
 #pragma once
 // Image references as the docker CLI reads them: [registry/]repository[:tag][@digest]. The first path component
 // is a registry when it has a '.' or a ':' or is "localhost"; otherwise the image is on Docker Hub.
-#include <stdexcept>
+#include <berth/error.hpp>
+
+#include <boost/system/errc.hpp>
+
 #include <string>
 #include <string_view>
 
 namespace berth {
 
-class invalid_reference : public std::invalid_argument {
+// An image reference the docker CLI would not accept. code() is the generic errc::invalid_argument (bad input).
+class invalid_reference : public invalid_argument_error {
 public:
     invalid_reference(std::string_view reference, const std::string& why)
-        : std::invalid_argument("invalid image reference '" + std::string(reference) + "': " + why) {}
+        : invalid_argument_error("invalid image reference '" + std::string(reference) + "': " + why) {}
 };
 
 inline constexpr std::string_view docker_hub_registry = "docker.io";
 
 struct image_reference {
-    std::string name{};    // everything before the tag or digest: "127.0.0.1:5000/team/app", "busybox"
-    std::string tag{};     // empty when not given
-    std::string digest{};  // "sha256:..." when given
+    std::string name{};      // everything before the tag or digest: "127.0.0.1:5000/team/app", "busybox"
+    std::string tag{};       // empty when not given
+    std::string digest{};    // "sha256:..." when given
     std::string registry{};  // "127.0.0.1:5000", or docker.io for Docker Hub names
 
     // The tag, or "latest" when neither a tag nor a digest was given (an empty tag would pull every tag).
@@ -35,7 +39,8 @@ struct image_reference {
 inline image_reference parse_image_reference(std::string_view text) {
     if (text.empty()) throw invalid_reference(text, "it is empty");
     for (const char ch : text)
-        if (const auto c = static_cast<unsigned char>(ch); c <= ' ' || c >= 0x7f) throw invalid_reference(text, "it contains a space, a control or a non-ASCII character");
+        if (const auto c = static_cast<unsigned char>(ch); c <= ' ' || c >= 0x7f)
+            throw invalid_reference(text, "it contains a space, a control or a non-ASCII character");
     image_reference r;
     std::string_view rest = text;
     if (auto at = rest.find('@'); at != std::string_view::npos) {
@@ -62,4 +67,4 @@ inline image_reference parse_image_reference(std::string_view text) {
     return r;
 }
 
-} // namespace berth
+}  // namespace berth

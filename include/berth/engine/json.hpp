@@ -37,8 +37,10 @@ inline std::size_t count_values(std::string_view text) {
     for (std::size_t i = 0; i < text.size(); ++i) {
         const char c = text[i];
         if (in_string) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_string = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
         } else if (c == '"') {
             in_string = true;
         } else if (c == ',' || c == ':' || c == '[' || c == '{') {
@@ -51,7 +53,8 @@ inline std::size_t count_values(std::string_view text) {
 inline json::value parse(std::string_view text, const std::string& endpoint, quoting quote = quoting::excerpt,
                          std::size_t max_values = max_reply_values) {
     if (count_values(text) > max_values)
-        throw protocol_error(endpoint, "reply holds more than " + std::to_string(max_values) + " JSON values");
+        throw protocol_error(protocol_errc::oversized, endpoint,
+                             "reply holds more than " + std::to_string(max_values) + " JSON values");
     boost::system::error_code ec;
     auto v = json::parse(text, ec);
     if (ec) {
@@ -159,4 +162,4 @@ inline std::map<std::string, std::string> optional_string_map(const json::object
     return out;
 }
 
-} // namespace berth::json_read
+}  // namespace berth::json_read

@@ -40,18 +40,19 @@ enum class progress_kind {
 
 struct progress_event {
     progress_kind kind = progress_kind::message;
-    std::string step{};   // identifies the step: a BuildKit vertex digest, "2" for Step 2/5, a layer id
-    std::string name{};   // what the step does: "[2/4] RUN make", "RUN make", "Downloading"
-    std::string text{};   // step_log output, step_failed error, message text
+    std::string step{};                   // identifies the step: a BuildKit vertex digest, "2" for Step 2/5, a layer id
+    std::string name{};                   // what the step does: "[2/4] RUN make", "RUN make", "Downloading"
+    std::string text{};                   // step_log output, step_failed error, message text
     std::int64_t current = 0, total = 0;  // step_progress
-    int stream = 0;       // step_log: 1 stdout, 2 stderr, 0 not told
+    int stream = 0;                       // step_log: 1 stdout, 2 stderr, 0 not told
 };
 
 using progress_callback = std::function<void(const progress_event&)>;
 
 // One line for a human, in the spirit of `docker build --progress=plain` ("#3 [2/4] RUN make", "#3 CACHED").
 inline std::string describe(const progress_event& e) {
-    const std::string tag = e.step.starts_with("sha256:") ? e.step.substr(7, 12) : e.step;  // a vertex digest, shortened
+    const std::string tag = e.step.starts_with("sha256:") ? e.step.substr(7, 12)
+                                                          : e.step;  // a vertex digest, shortened
     switch (e.kind) {
     case progress_kind::step_started: return "#" + tag + " " + e.name;
     case progress_kind::step_cached: return "#" + tag + " CACHED " + e.name;
@@ -88,16 +89,16 @@ private:
 };
 
 struct progress_message {
-    std::string stream{};                  // "stream": text output
-    std::string status{};                  // "status"
-    std::string id{};                      // "id": a layer id, or what aux holds ("moby.buildkit.trace")
-    std::string progress{};                // "progress": the engine's own progress bar text
+    std::string stream{};                            // "stream": text output
+    std::string status{};                            // "status"
+    std::string id{};                                // "id": a layer id, or what aux holds ("moby.buildkit.trace")
+    std::string progress{};                          // "progress": the engine's own progress bar text
     std::optional<std::int64_t> current{}, total{};  // "progressDetail"
-    const json::value* aux = nullptr;      // "aux", pointing into `value`
-    bool failed = false;                   // "error" or "errorDetail" present
-    std::string error{};                   // errorDetail.message, else error
-    std::int64_t error_code = 0;           // errorDetail.code
-    json::value value{};                   // the whole line, for fields not typed here
+    const json::value* aux = nullptr;                // "aux", pointing into `value`
+    bool failed = false;                             // "error" or "errorDetail" present
+    std::string error{};                             // errorDetail.message, else error
+    std::int64_t error_code = 0;                     // errorDetail.code
+    json::value value{};                             // the whole line, for fields not typed here
     progress_message() = default;
     progress_message(const progress_message&) = delete;  // aux points into value
     progress_message& operator=(const progress_message&) = delete;
@@ -137,7 +138,8 @@ inline void parse_progress_message(std::string_view line, const std::string& end
         m.error_code = json_read::optional_int(d, "code", endpoint);
     }
     if (m.failed && error.empty()) error = "the engine reported an error without a message";
-    m.error = m.failed ? detail::bounded_outside_text(detail::redact_secrets(std::move(error), secrets)) : std::string();
+    m.error = m.failed ? detail::bounded_outside_text(detail::redact_secrets(std::move(error), secrets))
+                       : std::string();
 }
 
 // Splits a byte stream into lines, holding at most one unfinished line of at most max_line bytes.
@@ -152,7 +154,8 @@ public:
             auto nl = bytes.find('\n');
             auto piece = bytes.substr(0, nl);
             if (pending_.size() + piece.size() > max_line_)
-                throw protocol_error(endpoint, "progress line longer than " + std::to_string(max_line_) + " bytes");
+                throw protocol_error(protocol_errc::oversized, endpoint,
+                                     "progress line longer than " + std::to_string(max_line_) + " bytes");
             if (nl == std::string_view::npos) {
                 pending_.append(piece);
                 return;
@@ -187,14 +190,15 @@ private:
 struct json_progress_options {
     std::size_t max_line_bytes = std::size_t{16} << 20;
     engine_errc error_code = engine_errc::other;  // the code of the stream_error an error message becomes
-    std::vector<std::string> secrets{};  // what the request carried (credentials): never in an error's text
+    std::vector<std::string> secrets{};           // what the request carried (credentials): never in an error's text
 };
 
 // Reads a progress reply (anything with read_some(span<char>), status() and endpoint(), such as http::response)
 // to its end, calling on_message(const progress_message&) for each message. A failed message is shown to
 // on_message first (it may throw an error of its own), then thrown as a stream_error.
 template <class Reply, class OnMessage>
-boost::asio::awaitable<void> read_progress_stream(Reply& reply, OnMessage on_message, json_progress_options options = {}) {
+boost::asio::awaitable<void> read_progress_stream(Reply& reply, OnMessage on_message,
+                                                  json_progress_options options = {}) {
     const std::string endpoint = reply.endpoint();
     json_lines_splitter splitter(options.max_line_bytes);
     progress_message message;
@@ -205,8 +209,9 @@ boost::asio::awaitable<void> read_progress_stream(Reply& reply, OnMessage on_mes
             throw stream_error(options.error_code, reply.status(), message.error, endpoint, message.error_code);
     };
     std::array<char, 16 * 1024> buffer;
-    while (std::size_t n = co_await reply.read_some(buffer)) splitter.feed(std::string_view(buffer.data(), n), endpoint, handle);
+    while (std::size_t n = co_await reply.read_some(buffer))
+        splitter.feed(std::string_view(buffer.data(), n), endpoint, handle);
     splitter.finish(handle);
 }
 
-} // namespace berth
+}  // namespace berth

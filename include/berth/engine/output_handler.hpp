@@ -1,20 +1,25 @@
 #pragma once
-// How streamed output reaches the caller: a handler called with each slice as it arrives, and helpers that collect.
+// How streamed output reaches the caller: an options struct's on_output, called with each slice as it arrives, and
+// helpers that collect.
 #include <berth/engine/error.hpp>
 #include <berth/http/multiplexed_stream.hpp>
 
 #include <array>
 #include <concepts>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace berth {
 
+// Where an operation's streamed output goes (the options' on_output): each slice, stdout or stderr, as it arrives.
+using output_callback = std::function<void(output_stream, std::string_view)>;
+
 template <class H>
 concept output_handler = std::invocable<H&, output_stream, std::string_view>;
 
-// stdout and stderr kept apart, and both merged in the order they arrived.
+// stdout and stderr kept apart, and both merged in the order they arrived: `.on_output = std::ref(collected)`.
 struct collected_output {
     std::string stdout_text{};
     std::string stderr_text{};
@@ -50,7 +55,8 @@ public:
             if (!c) break;
             // Stream 3 carries the engine's own error about the stream (Docker's stdcopy fails on it too).
             if (c->stream == output_stream::system_error)
-                throw engine_error(engine_errc::server_error, 0, std::string(c->data.data(), c->data.size()), endpoint_);
+                throw engine_error(engine_errc::server_error, 0, std::string(c->data.data(), c->data.size()),
+                                   endpoint_);
             if (c->stream != output_stream::stdin_)
                 handler_(c->stream, std::string_view(c->data.data(), c->data.size()));
         }
@@ -63,6 +69,6 @@ private:
     std::string endpoint_;
     demultiplexer demux_;
 };
-} // namespace detail
+}  // namespace detail
 
-} // namespace berth
+}  // namespace berth

@@ -6,6 +6,7 @@
 // says what went wrong (unauthorized, not found, unreachable) with the engine's message, any secret taken out.
 // A pull's digest is the one the engine names (Docker's stream; on Podman, the image's default manifest, see below).
 #include <berth/detail/random_token.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/credentials.hpp>
@@ -24,35 +25,50 @@
 namespace berth {
 
 enum class registry_errc {
-    unauthorized,  // wrong or missing credentials
-    not_found,     // no such repository, tag or digest
-    unreachable,   // the registry could not be reached (refused, no route, unknown host, timed out)
-    other,         // anything else the engine or registry said (TLS trust, bad request, ...)
+    unauthorized = 1,  // wrong or missing credentials
+    not_found,         // no such repository, tag or digest
+    unreachable,       // the registry could not be reached (refused, no route, unknown host, timed out)
+    other,             // anything else the engine or registry said (TLS trust, bad request, ...)
 };
 
+inline const char* errc_message(registry_errc e) noexcept {
+    switch (e) {
+    case registry_errc::unauthorized: return "the registry refused the credentials";
+    case registry_errc::not_found: return "no such repository, tag or digest in the registry";
+    case registry_errc::unreachable: return "the registry could not be reached";
+    case registry_errc::other: return "the registry transfer failed";
+    }
+    return "registry error";
+}
+inline const boost::system::error_category& registry_category() noexcept {
+    static const detail::errc_category<registry_errc> category("berth.registry", errc_message);
+    return category;
+}
+inline boost::system::error_code make_error_code(registry_errc e) noexcept {
+    return {static_cast<int>(e), registry_category()};
+}
+
+}  // namespace berth
+
+template <>
+struct boost::system::is_error_code_enum<berth::registry_errc> : std::true_type {};
+
+namespace berth {
+
+// A pull, push or credential check that failed. An engine_error (status(), message(), endpoint() are the
+// engine's), whose code() is a registry_errc (category "berth.registry").
 class registry_error : public engine_error {
 public:
-    registry_error(registry_errc reason, unsigned status, std::string message, std::string endpoint)
-        : engine_error(engine_code(reason, status), status, std::move(message), std::move(endpoint)), reason_(reason) {}
-    registry_errc reason() const noexcept { return reason_; }
-
-private:
-    static engine_errc engine_code(registry_errc reason, unsigned status) {
-        switch (reason) {
-        case registry_errc::unauthorized: return engine_errc::unauthorized;
-        case registry_errc::not_found: return engine_errc::not_found;
-        default: return status >= 300 ? engine_errc_from_status(status) : engine_errc::other;
-        }
-    }
-    registry_errc reason_;
+    registry_error(registry_errc code, unsigned status, std::string message, std::string endpoint)
+        : engine_error(code, status, std::move(message), std::move(endpoint)) {}
 };
 
 // What a registry failure was, from the engine's message (Docker and Podman word them alike: both quote the
 // registry's own error code) and the reply's status.
 inline registry_errc classify_registry_failure(std::string_view message, unsigned status) {
     auto has = [&](std::string_view s) { return message.find(s) != std::string_view::npos; };
-    if (status == 401 || status == 403 || has("unauthorized") || has("authentication required") ||
-        has("denied") || has("no basic auth credentials") || has("401 Unauthorized"))
+    if (status == 401 || status == 403 || has("unauthorized") || has("authentication required") || has("denied") ||
+        has("no basic auth credentials") || has("401 Unauthorized"))
         return registry_errc::unauthorized;
     if (has("manifest unknown") || has("name unknown") || has("repository does not exist") ||
         has("not found: manifest") || (status == 404 && has("manifest")))
@@ -71,9 +87,12 @@ struct registry_request_options {
 };
 
 struct pull_options : registry_request_options {
-    std::string platform{};  // "linux/amd64"; empty: the engine's own
+    std::string platform{};           // "linux/amd64"; empty: the engine's own
+    progress_callback on_progress{};  // one step per layer: started, byte counts, cached or completed
 };
-using push_options = registry_request_options;
+struct push_options : registry_request_options {
+    progress_callback on_progress{};  // one step per layer: started, byte counts, completed
+};
 
 struct pulled_image {
     std::string reference{};  // name:tag or name@digest
@@ -85,8 +104,8 @@ struct pulled_image {
 
 struct pushed_image {
     std::string reference{};
-    std::string digest{};     // the manifest digest the registry stored
-    std::int64_t size = 0;    // the manifest's size when the engine reports it
+    std::string digest{};   // the manifest digest the registry stored
+    std::int64_t size = 0;  // the manifest's size when the engine reports it
 };
 
 struct auth_result {
@@ -149,7 +168,9 @@ private:
     static bool is_cached(std::string_view s) {
         return s == "Already exists" || s == "Layer already exists" || s.starts_with("Mounted from");
     }
-    static bool is_done(std::string_view s) { return s == "Pull complete" || s == "Pushed" || s == "Download complete"; }
+    static bool is_done(std::string_view s) {
+        return s == "Pull complete" || s == "Pushed" || s == "Download complete";
+    }
     // "Digest: sha256:..." (pull), "TAG: digest: sha256:... size: N" (push)
     static std::string digest_in(std::string_view status) {
         for (std::string_view marker : {"Digest: ", "digest: "}) {
@@ -198,10 +219,9 @@ boost::asio::awaitable<void> run_transfer(client_core<Transport>& client, http::
     req.secrets = stream_options.secrets;
     try {
         auto reply = co_await client.open(std::move(req));
-        co_await read_progress_stream(reply, [&](const progress_message& m) { progress.on_message(m); }, stream_options);
-    } catch (const engine_error& e) {
-        throw fail(e);
-    }
+        co_await read_progress_stream(
+            reply, [&](const progress_message& m) { progress.on_message(m); }, stream_options);
+    } catch (const engine_error& e) { throw fail(e); }
 }
 
 // ---- which manifest a Podman pull fetched ----
@@ -233,8 +253,8 @@ boost::asio::awaitable<std::string> podman_default_manifest_digest(client_core<T
                                                                    const std::string& image_id) {
     const std::string list = "localhost/berth-pull-digest-" + random_token();
     const std::string source = "containers-storage:" + image_id.substr(7);
-    const std::string create =
-        "/libpod/manifests/create" + detail::query().add("name", list).add("images", source).str();
+    const std::string create = "/libpod/manifests/create" +
+                               detail::query().add("name", list).add("images", source).str();
     const std::string inspect = "/libpod/manifests/" + percent_encode(list) + "/json";
     std::string digest;
     std::exception_ptr failed;
@@ -253,36 +273,34 @@ boost::asio::awaitable<std::string> podman_default_manifest_digest(client_core<T
         auto* listed = json_read::as_object(v, endpoint).if_contains("manifests");
         if (listed == nullptr) throw protocol_error(endpoint, "reply lacks the field 'manifests'");
         auto& manifests = json_read::as_array(*listed, endpoint);
-        if (manifests.size() != 1) throw protocol_error(endpoint, "the list made from one image holds " +
-                                                                      std::to_string(manifests.size()) + " manifests");
+        if (manifests.size() != 1)
+            throw protocol_error(endpoint, "the list made from one image holds " + std::to_string(manifests.size()) +
+                                               " manifests");
         digest = json_read::string_field(json_read::as_object(manifests[0], endpoint), "digest", endpoint);
         if (!is_sha256_digest(digest))
             throw protocol_error(endpoint, "not a sha256 digest: " + quote_engine_text(digest));
     } catch (const boost::system::system_error& e) {
         cancelled = e.code() == boost::asio::error::operation_aborted;
         failed = std::current_exception();
-    } catch (...) {
-        failed = std::current_exception();
-    }
+    } catch (...) { failed = std::current_exception(); }
     // The list goes whatever happened (a cancelled create may have made it). lookupManifest makes Podman remove the
     // list itself: without it, Podman resolves a list's name to the image inside it. After a create whose outcome is
     // unknown, a list not found may still be in the making: asked again a few times, over about a second and a half.
     if (cancelled) co_await boost::asio::this_coro::reset_cancellation_state();
-    auto delay = std::chrono::milliseconds(50);
-    for (int attempt = 1;; ++attempt, delay *= 2) {
+    auto removed = [&]() -> boost::asio::awaitable<bool> {
         try {
             co_await client.call(verb::delete_, "/libpod/images/" + percent_encode(list) +
                                                     detail::query().add_flag("lookupManifest", true).str());
-            break;
         } catch (const not_found_error&) {
-            if (!create_outcome_unknown || attempt == 6) break;  // never made
+            co_return !create_outcome_unknown;  // never made
         } catch (...) {
             if (!failed) throw;
-            break;
         }
-        boost::asio::steady_timer t(co_await boost::asio::this_coro::executor, delay);
-        co_await t.async_wait(boost::asio::use_awaitable);
-    }
+        co_return true;
+    };
+    const poll_policy policy{
+        .first = std::chrono::milliseconds(50), .max = std::chrono::milliseconds(800), .attempts = 6};
+    co_await poll_until(removed, policy);
     if (failed) std::rethrow_exception(failed);
     co_return digest;
 }
@@ -311,7 +329,7 @@ boost::asio::awaitable<std::string> podman_pulled_digest(client_core<Transport>&
 
 template <transport Transport>
 boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::string_view reference,
-                                          pull_options options, progress_callback callback) {
+                                          pull_options options) {
     auto ref = parse_image_reference(reference);
     auto credentials = co_await credentials_for(ref, options);
     detail::query q;
@@ -321,7 +339,7 @@ boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::s
     q.add_if(!options.platform.empty(), "platform", options.platform);
     http::request req{.method = verb::post, .target = "/images/create" + q.str()};
     if (credentials) req.headers.emplace_back("X-Registry-Auth", registry_auth_header(*credentials));
-    transfer_progress progress(std::move(callback));
+    transfer_progress progress(std::move(options.on_progress));
     co_await run_transfer(client, std::move(req), credentials, progress);
 
     pulled_image result;
@@ -342,15 +360,16 @@ boost::asio::awaitable<pulled_image> pull(client_core<Transport>& client, std::s
 
 template <transport Transport>
 boost::asio::awaitable<pushed_image> push(client_core<Transport>& client, std::string_view reference,
-                                          push_options options, progress_callback callback) {
+                                          push_options options) {
     auto ref = parse_image_reference(reference);
     if (!ref.digest.empty()) throw invalid_reference(reference, "a push names a tag, not a digest");
     auto credentials = co_await credentials_for(ref, options);
     auto q = detail::query().add("tag", ref.tag_or_latest());
     http::request req{.method = verb::post, .target = "/images/" + percent_encode(ref.name) + "/push" + q.str()};
     // Docker refuses a push without the header, even to an open registry: "{}" says "no credentials"
-    req.headers.emplace_back("X-Registry-Auth", registry_auth_header(credentials ? *credentials : registry_credentials{}));
-    transfer_progress progress(std::move(callback));
+    req.headers.emplace_back("X-Registry-Auth",
+                             registry_auth_header(credentials ? *credentials : registry_credentials{}));
+    transfer_progress progress(std::move(options.on_progress));
     co_await run_transfer(client, std::move(req), credentials, progress);
     if (progress.digest().empty())
         throw protocol_error("POST /images/" + ref.name + "/push", "the push ended without naming the pushed digest");
@@ -359,7 +378,9 @@ boost::asio::awaitable<pushed_image> push(client_core<Transport>& client, std::s
 
 template <transport Transport>
 boost::asio::awaitable<auth_result> check_auth(client_core<Transport>& client, registry_credentials credentials) {
-    http::request req{.method = verb::post, .target = "/auth", .body = json::serialize(auth_config_json(credentials, true)),
+    http::request req{.method = verb::post,
+                      .target = "/auth",
+                      .body = json::serialize(auth_config_json(credentials, true)),
                       .content_type = "application/json"};
     req.secrets = registry_secrets(credentials);
     std::string text;
@@ -376,5 +397,5 @@ boost::asio::awaitable<auth_result> check_auth(client_core<Transport>& client, r
                           json_read::optional_string(o, "IdentityToken", "POST /auth")};
 }
 
-} // namespace detail
-} // namespace berth
+}  // namespace detail
+}  // namespace berth

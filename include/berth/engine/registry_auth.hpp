@@ -27,7 +27,9 @@ struct registry_credentials {
     std::string registry_token{};  // a bearer token for the registry itself
     std::string server_address{};  // the key it was found under ("https://index.docker.io/v1/", "127.0.0.1:5000")
 
-    bool empty() const { return username.empty() && password.empty() && identity_token.empty() && registry_token.empty(); }
+    bool empty() const {
+        return username.empty() && password.empty() && identity_token.empty() && registry_token.empty();
+    }
 };
 
 // Docker Hub's credentials live under the old index URL, in config.json and in credential helpers alike.
@@ -57,7 +59,7 @@ inline boost::json::object auth_config_json(const registry_credentials& c, bool 
     return o;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // X-Registry-Auth. No credentials encode as "{}": Docker requires the header on push even for an open registry.
 inline std::string registry_auth_header(const registry_credentials& c) {
@@ -83,7 +85,8 @@ inline std::vector<std::string> registry_secrets(const registry_credentials& c) 
         if (secret->empty()) continue;
         out.push_back(*secret);
         auto quoted = boost::json::serialize(boost::json::string(*secret));  // "a\"b" for a"b
-        if (quoted.size() >= 2 && quoted.substr(1, quoted.size() - 2) != *secret) out.push_back(quoted.substr(1, quoted.size() - 2));
+        if (quoted.size() >= 2 && quoted.substr(1, quoted.size() - 2) != *secret)
+            out.push_back(quoted.substr(1, quoted.size() - 2));
     }
     if (!c.password.empty()) out.push_back(detail::base64_encode(c.username + ":" + c.password));
     if (!c.empty()) out.push_back(registry_auth_header(c));
@@ -106,4 +109,4 @@ inline std::string redact(std::string text, const registry_credentials& c) {
     return detail::redact_secrets(std::move(text), registry_secrets(c));
 }
 
-} // namespace berth
+}  // namespace berth

@@ -19,4 +19,4 @@ struct basic_container {
 
 using container = basic_container<socket_transport>;
 
-} // namespace berth
+}  // namespace berth

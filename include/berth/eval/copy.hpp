@@ -46,7 +46,7 @@ struct copy_options {
     // copy_to_container: let a file replace a directory in the container, or a directory a file. Off, as with
     // `docker cp`: such a copy fails with tar::errc::type_conflict and the container keeps what it had.
     bool replace_directories = false;
-    std::shared_ptr<logger> log;  // default: the thread's logger
+    std::shared_ptr<logger> log{};  // default: the thread's logger
 };
 
 namespace detail {
@@ -56,8 +56,10 @@ namespace fs = std::filesystem;
 // Container paths are POSIX and absolute; "." and ".." are resolved lexically as the engine would.
 inline std::string container_path(std::string_view p, const char* what) {
     if (p.empty() || p.front() != '/')
-        throw std::invalid_argument(std::string(what) + " must be an absolute container path, got '" + std::string(p) + "'");
-    if (p.find('\0') != std::string_view::npos) throw std::invalid_argument(std::string(what) + " contains a NUL byte");
+        throw invalid_argument_error(std::string(what) + " must be an absolute container path, got '" + std::string(p) +
+                                     "'");
+    if (p.find('\0') != std::string_view::npos)
+        throw invalid_argument_error(std::string(what) + " contains a NUL byte");
     auto normal = fs::path(std::string(p)).lexically_normal().string();
     while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
     return normal;
@@ -78,8 +80,8 @@ inline std::string child_of(const std::string& dir, const std::string& name) {
 inline constexpr int max_link_hops = 40;
 
 [[noreturn]] inline void throw_link_loop(const std::string& path) {
-    throw std::system_error(std::make_error_code(std::errc::too_many_symbolic_link_levels),
-                            "too many levels of symbolic links at '" + path + "' in the container");
+    const auto code = boost::system::errc::make_error_code(boost::system::errc::too_many_symbolic_link_levels);
+    throw berth::error(code, "too many levels of symbolic links at '" + path + "' in the container: " + code.message());
 }
 
 // Where the link at `link` leads. The engines report the target fully resolved and absolute; a relative one is
@@ -99,12 +101,12 @@ struct resolved_path {
 };
 
 template <transport Transport>
-boost::asio::awaitable<std::optional<path_stat>> stat_if_exists(basic_container<Transport>& c, const std::string& path) {
+boost::asio::awaitable<std::optional<path_stat>> stat_if_exists(basic_container<Transport>& c,
+                                                                const std::string& path) {
     std::optional<path_stat> st;
     try {
         st = co_await c.engine().archives().stat(c.id, path);
-    } catch (const not_found_error&) {
-    }
+    } catch (const not_found_error&) {}
     co_return st;
 }
 
@@ -151,7 +153,8 @@ boost::asio::awaitable<std::string> ensure_container_directory(basic_container<T
         }
         if (st) {
             if (!st->is_directory())
-                throw std::invalid_argument("cannot create '" + dir + "' in the container: '" + at + "' is not a directory");
+                throw invalid_argument_error("cannot create '" + dir + "' in the container: '" + at +
+                                             "' is not a directory");
             break;
         }
         if (at == "/") throw protocol_error("", "the container reports no root directory");
@@ -172,7 +175,8 @@ inline fs::path unique_sibling(const fs::path& dest) {
     std::random_device rd;
     std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
     for (int i = 0; i < 100; ++i) {
-        auto candidate = dest.parent_path() / (".berth-" + dest.filename().string() + "-" + std::to_string(gen() % 1000000000));
+        auto candidate = dest.parent_path() /
+                         (".berth-" + dest.filename().string() + "-" + std::to_string(gen() % 1000000000));
         std::error_code ec;
         if (fs::create_directory(candidate, ec)) {
             fs::permissions(candidate, fs::perms::owner_all, ec);
@@ -183,10 +187,11 @@ inline fs::path unique_sibling(const fs::path& dest) {
 }
 
 // A directory and a non-directory meet: nothing is replaced. `existing` and `incoming` say where each one is.
-[[noreturn]] inline void throw_type_conflict(const std::string& existing, bool existing_dir, const std::string& incoming,
-                                             bool incoming_dir) {
-    throw tar::error(tar::errc::type_conflict, existing + " is " + kind_of(existing_dir) + " and cannot be replaced by " +
-                                                   incoming + ", which is " + kind_of(incoming_dir));
+[[noreturn]] inline void throw_type_conflict(const std::string& existing, bool existing_dir,
+                                             const std::string& incoming, bool incoming_dir) {
+    throw tar::error(tar::errc::type_conflict, existing + " is " + kind_of(existing_dir) +
+                                                   " and cannot be replaced by " + incoming + ", which is " +
+                                                   kind_of(incoming_dir));
 }
 
 // Moves the tree `from` into the existing directory `into`, keeping what `into` already holds: same-named files are
@@ -211,17 +216,22 @@ inline void check_merge(const fs::path& from, const fs::path& into, const std::s
 // neither move that directory to another parent (its ".." changes) nor move entries out of it. The staged tree is
 // this copy's own: owner write is lent for the move and the mode restored at the destination.
 inline void rename_staged(const fs::path& from, const fs::path& to) {
+    // the system's code, and the text std::filesystem gives it (both paths named)
+    auto fail = [&](const std::error_code& ec) {
+        const fs::filesystem_error failure("cannot move the copied item into place", from, to, ec);
+        throw berth::error(boost::system::error_code(ec.value(), boost::system::system_category()), failure.what());
+    };
     std::error_code ec;
     fs::rename(from, to, ec);
     if (!ec) return;
     auto status = fs::symlink_status(from);
     if (ec != std::errc::permission_denied || !fs::is_directory(status) ||
         (status.permissions() & fs::perms::owner_write) != fs::perms::none)
-        throw fs::filesystem_error("cannot move the copied item into place", from, to, ec);
+        fail(ec);
     fs::permissions(from, fs::perms::owner_write, fs::perm_options::add);
     fs::rename(from, to, ec);
     fs::permissions(ec ? from : to, status.permissions());
-    if (ec) throw fs::filesystem_error("cannot move the copied item into place", from, to, ec);
+    if (ec) fail(ec);
 }
 
 inline void merge_into(const fs::path& from, const fs::path& into) {
@@ -271,7 +281,7 @@ inline void log_skipped_links(const std::vector<skipped_link>& links, logger& lo
         log.warning("Skipped " + std::to_string(links.size() - listed) + " more symlinks pointing outside the copy");
 }
 
-} // namespace detail
+}  // namespace detail
 
 // `dest` names the copy; when it is a symlink, the copy goes where it leads (as with docker cp).
 template <transport Transport>
@@ -283,11 +293,12 @@ boost::asio::awaitable<void> copy_to_container(basic_container<Transport> c, std
     auto source_status = fs::symlink_status(source, ec);
     if (!fs::exists(source_status)) throw file_not_found(file_not_found::side::host, source.string());
     auto target = detail::container_path(dest, "copy_to_container: dest");
-    if (target == "/") throw std::invalid_argument("copy_to_container: dest must name a file or directory, not '/'");
+    if (target == "/") throw invalid_argument_error("copy_to_container: dest must name a file or directory, not '/'");
     try {
         auto where = co_await detail::resolve_container_path(c, target);
         if (where.path == "/")
-            throw std::invalid_argument("copy_to_container: dest '" + target + "' leads to '/', not to a file or directory");
+            throw invalid_argument_error("copy_to_container: dest '" + target +
+                                         "' leads to '/', not to a file or directory");
         const bool source_dir = fs::is_directory(source_status);
         if (where.stat && !options.replace_directories && where.stat->is_directory() != source_dir)
             detail::throw_type_conflict("'" + where.path + "' in the container", where.stat->is_directory(),
@@ -298,17 +309,18 @@ boost::asio::awaitable<void> copy_to_container(basic_container<Transport> c, std
         put.no_overwrite_dir_non_dir = !options.replace_directories;
         co_await c.engine().archives().put(c.id, parent, archive, put);
     } catch (const std::exception& e) {
-        if (options.verbose) log->error("Copy of " + source.string() + " to " + c.name + ":" + target + " failed: " + e.what());
+        if (options.verbose)
+            log->error("Copy of " + source.string() + " to " + c.name + ":" + target + " failed: " + e.what());
         throw;
     }
     if (options.verbose) log->info("Copied " + source.string() + " to " + c.name + ":" + target);
 }
 
+// (Overloads, not a defaulted argument: g++ 12 double-destroys a defaulted options temporary in a co_await.)
 template <transport Transport>
 boost::asio::awaitable<void> copy_to_container(basic_container<Transport> c, std::filesystem::path source,
-                                               std::string dest, bool verbose = true) {
+                                               std::string dest) {
     copy_options options;
-    options.verbose = verbose;
     return copy_to_container(std::move(c), std::move(source), std::move(dest), std::move(options));
 }
 
@@ -320,7 +332,7 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
     namespace fs = std::filesystem;
     auto log = resolve_logger(options.log);
     auto from = detail::container_path(source, "copy_from_container: source");
-    if (from == "/") throw std::invalid_argument("copy_from_container: source must name a file or directory, not '/'");
+    if (from == "/") throw invalid_argument_error("copy_from_container: source must name a file or directory, not '/'");
     copy_result result;
     try {
         dest = fs::absolute(dest).lexically_normal();
@@ -346,19 +358,22 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
                 stat = co_await c.engine().archives().get(c.id, origin, wanted, sink);
             } catch (const not_found_error& e) {
                 throw file_not_found(file_not_found::side::container, from,
-                                     origin == from ? e.message() : "a symlink to '" + origin + "', which does not exist");
+                                     origin == from ? e.message()
+                                                    : "a symlink to '" + origin + "', which does not exist");
             }
             if (!is_link) {
                 unpack.finish();
                 // Member names start with the copied item's name, which sits in the source's directory.
                 for (auto& link : unpack.sink().skipped_links())
-                    result.skipped_links.push_back({detail::child_of(detail::parent_of(origin), link.name), link.target});
+                    result.skipped_links.push_back(
+                        {detail::child_of(detail::parent_of(origin), link.name), link.target});
                 break;
             }
             if (hops == detail::max_link_hops) detail::throw_link_loop(from);
             origin = detail::link_destination(origin, stat);
             if (origin == "/")
-                throw std::invalid_argument("copy_from_container: source '" + from + "' leads to '/', not to a file or directory");
+                throw invalid_argument_error("copy_from_container: source '" + from +
+                                             "' leads to '/', not to a file or directory");
         }
         // The engines name the archive's top member differently (Podman after a link's target, Docker after the
         // link), so the copied item is found as the one thing staged rather than by the name the engine reports.
@@ -379,7 +394,8 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
             fs::rename(*staged, dest);  // atomic replacement of the old file
         }
     } catch (const std::exception& e) {
-        if (options.verbose) log->error("Copy of " + c.name + ":" + from + " to " + dest.string() + " failed: " + e.what());
+        if (options.verbose)
+            log->error("Copy of " + c.name + ":" + from + " to " + dest.string() + " failed: " + e.what());
         throw;
     }
     detail::log_skipped_links(result.skipped_links, *log);
@@ -389,10 +405,9 @@ boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transpor
 
 template <transport Transport>
 boost::asio::awaitable<copy_result> copy_from_container(basic_container<Transport> c, std::string source,
-                                                        std::filesystem::path dest, bool verbose = true) {
+                                                        std::filesystem::path dest) {
     copy_options options;
-    options.verbose = verbose;
     return copy_from_container(std::move(c), std::move(source), std::move(dest), std::move(options));
 }
 
-} // namespace berth
+}  // namespace berth

@@ -3,11 +3,13 @@
 // log that output and fail with "Script failed with exit code N" when the exit code is non-zero. Each result
 // says how the command ended and what it used (eval/outcome.hpp).
 #include <berth/detail/random_token.hpp>
+#include <berth/detail/poll.hpp>
 #include <berth/engine/events.hpp>
 #include <berth/eval/container.hpp>
 #include <berth/eval/errors.hpp>
 #include <berth/eval/logger.hpp>
 #include <berth/eval/outcome.hpp>
+#include <berth/eval/usage_monitor.hpp>
 #include <berth/with_timeout.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -24,10 +26,10 @@ namespace berth {
 
 struct exec_result {
     std::optional<int> exit_code;
-    std::string output;       // stdout and stderr merged in the order they arrived
+    std::string output;  // stdout and stderr merged in the order they arrived
     std::string stdout_text;
     std::string stderr_text;
-    bool streamed = false;    // the output was logged line by line while it ran
+    bool streamed = false;  // the output was logged line by line while it ran
     // Output bytes not kept beyond run_options::max_output_bytes (the same bytes are missing from `output` and
     // from stdout_text + stderr_text: those keep the first max_output_bytes of the merged output between them).
     std::uint64_t dropped_bytes = 0;
@@ -37,20 +39,20 @@ struct exec_result {
 
 // An exec whose end was not seen: the engine went away, run_options::timeout passed, or the call was cancelled.
 // partial() is what the command had printed until then, and partial().outcome which of these it was (engine_lost,
-// timed_out, cancelled). A system_error, so that handlers of transport errors,
-// time-outs and cancellation keep working: code() is the cause's own when the cause was one (timed_out,
-// operation_aborted, connection_reset...), and errc::protocol_error when the output stream was cut inside a frame
-// or otherwise unreadable; cause() is the original exception. (An error the engine itself reports, such as an
+// timed_out, cancelled). A berth::error, so that handlers of transport errors,
+// time-outs and cancellation keep working: code() is the cause's own (timed_out, operation_aborted,
+// connection_reset..., or a protocol_errc, which is also errc::protocol_error, when the output stream was cut inside
+// a frame or otherwise unreadable), and errc::protocol_error for a cause that has no code; cause() is the original
+// exception. (An error the engine itself reports, such as an
 // exec its runtime could not start, stays an engine_error.)
-class exec_interrupted : public boost::system::system_error {
+class exec_interrupted : public error {
 public:
     exec_interrupted(std::exception_ptr cause, exec_result partial)
-        : boost::system::system_error(code_of(cause)),
-          message_("exec interrupted after " + std::to_string(partial.output.size() + partial.dropped_bytes) +
-                   " bytes of output: " + message_of(cause)),
+        : error(code_of(cause), "exec interrupted after " +
+                                    std::to_string(partial.output.size() + partial.dropped_bytes) +
+                                    " bytes of output: " + message_of(cause)),
           partial_(std::move(partial)), cause_(std::move(cause)) {}
 
-    const char* what() const noexcept override { return message_.c_str(); }
     const exec_result& partial() const noexcept { return partial_; }
     const std::exception_ptr& cause() const noexcept { return cause_; }
 
@@ -58,39 +60,32 @@ private:
     static boost::system::error_code code_of(const std::exception_ptr& cause) {
         try {
             std::rethrow_exception(cause);
-        } catch (const boost::system::system_error& e) {
-            return e.code();
-        } catch (...) {
-            return make_error_code(boost::system::errc::protocol_error);
+        } catch (const boost::system::system_error& e) { return e.code(); } catch (...) {
+            return boost::system::errc::make_error_code(boost::system::errc::protocol_error);
         }
     }
     static std::string message_of(const std::exception_ptr& cause) {
         try {
             std::rethrow_exception(cause);
-        } catch (const std::exception& e) {
-            return e.what();
-        } catch (...) {
+        } catch (const std::exception& e) { return e.what(); } catch (...) {
             return "unknown error";
         }
     }
 
-    std::string message_;
     exec_result partial_;
     std::exception_ptr cause_;
 };
 
 struct run_options {
-    std::string working_dir;
-    std::vector<std::string> env;  // "KEY=value"
-    std::string user;
-    bool tty = false;
-    // Log the output line by line as it arrives (the seed's stream=True) instead of once at the end.
+    // The exec itself: working_dir, env, user, tty, privileged, console_size, and on_output (also called with each
+    // slice of output as it arrives: all of it, whatever max_output_bytes keeps). Its cmd stays empty: the command
+    // is exec's argument.
+    exec_options exec{};
+    // Log the output line by line as it arrives (the Python module's stream=True) instead of once at the end.
     bool stream = false;
     bool verbose = true;
-    // Also called with each slice of output as it arrives (all of it, whatever max_output_bytes keeps).
-    std::function<void(output_stream, std::string_view)> on_output;
     // How much output the result keeps: the first bytes, the rest counted in exec_result::dropped_bytes. 0 keeps
-    // nothing, for callers that take the output through on_output (or the log, with stream) as it arrives.
+    // nothing, for callers that take the output through exec.on_output (or the log, with stream) as it arrives.
     std::size_t max_output_bytes = std::size_t{64} << 20;
     // A time limit for the command (zero: none). When it passes, berth kills the command's processes and exec
     // throws exec_interrupted (timed_out) with the output so far and outcome timed_out. The Engine API cannot
@@ -99,11 +94,13 @@ struct run_options {
     // them, outcome.process_killed is false and outcome.detail says why). A process that clears its environment
     // escapes.
     std::chrono::steady_clock::duration timeout{};
-    // Also take the container's CPU time and peak memory from the engine (exec_usage), read in parallel with the
-    // exit code. Off by default: Docker answers a stats request only at its next once-a-second sample, which adds
-    // up to a second to every exec there (Podman reads the cgroup at once).
+    // Also take the container's CPU time and peak memory from the engine (exec_usage). Podman's are read in
+    // parallel with the exit code. Docker answers a stats request only at its next once-a-second sample, so there
+    // the container's stats stream is kept open (eval/usage_monitor.hpp) and the newest sample taken at once: up
+    // to about a second old (exec_usage::sampled_at; berth::usage_after waits for a later one). The first measured
+    // exec on a container waits for the stream's first sample (up to about a second, once).
     bool measure_usage = false;
-    std::shared_ptr<logger> log;  // default: the thread's logger
+    std::shared_ptr<logger> log{};  // default: the thread's logger
 };
 
 // An argument vector from its words: berth::argv("sh", "-c", "exit 3"). Unlike a braced list, it is safe inside a
@@ -115,7 +112,7 @@ std::vector<std::string> argv(const Words&... words) {
 
 // Splits a command line the way POSIX shells (and Python's shlex.split) do: whitespace separates words, single
 // quotes keep everything literal, double quotes allow \" \\ \$ \` escapes, a backslash escapes the next character.
-// Throws std::invalid_argument on an unterminated quote or a trailing backslash.
+// Throws invalid_argument_error on an unterminated quote or a trailing backslash.
 inline std::vector<std::string> split_command(std::string_view line) {
     std::vector<std::string> words;
     std::string word;
@@ -127,23 +124,26 @@ inline std::vector<std::string> split_command(std::string_view line) {
             in_word = false;
         } else if (ch == '\'') {
             auto end = line.find('\'', i + 1);
-            if (end == std::string_view::npos) throw std::invalid_argument("unterminated ' in command: " + std::string(line));
+            if (end == std::string_view::npos)
+                throw invalid_argument_error("unterminated ' in command: " + std::string(line));
             word.append(line.substr(i + 1, end - i - 1));
             i = end;
             in_word = true;
         } else if (ch == '"') {
             std::size_t j = i + 1;
             for (;; ++j) {
-                if (j >= line.size()) throw std::invalid_argument("unterminated \" in command: " + std::string(line));
+                if (j >= line.size()) throw invalid_argument_error("unterminated \" in command: " + std::string(line));
                 if (line[j] == '"') break;
-                if (line[j] == '\\' && j + 1 < line.size() && std::string_view("\"\\$`").find(line[j + 1]) != std::string_view::npos)
+                if (line[j] == '\\' && j + 1 < line.size() &&
+                    std::string_view("\"\\$`").find(line[j + 1]) != std::string_view::npos)
                     ++j;
                 word += line[j];
             }
             i = j;
             in_word = true;
         } else if (ch == '\\') {
-            if (i + 1 >= line.size()) throw std::invalid_argument("trailing backslash in command: " + std::string(line));
+            if (i + 1 >= line.size())
+                throw invalid_argument_error("trailing backslash in command: " + std::string(line));
             word += line[++i];
             in_word = true;
         } else {
@@ -172,7 +172,7 @@ struct exec_collector {
         (s == output_stream::stderr_ ? result.stderr_text : result.stdout_text).append(kept);
         result.output.append(kept);
         result.dropped_bytes += data.size() - kept.size();
-        if (options.on_output) options.on_output(s, data);
+        if (options.exec.on_output) options.exec.on_output(s, data);
         if (!options.stream || !options.verbose) return;
         pending.append(data);
         std::size_t start = 0;
@@ -186,7 +186,7 @@ struct exec_collector {
         pending.clear();
     }
 };
-} // namespace detail
+}  // namespace detail
 
 namespace detail {
 
@@ -212,9 +212,7 @@ template <transport Transport>
 boost::asio::awaitable<std::optional<container_stats>> try_stats(basic_client<Transport>& client, std::string id) {
     try {
         co_return co_await client.containers().stats(id);
-    } catch (const std::exception&) {
-        co_return std::nullopt;
-    }
+    } catch (const std::exception&) { co_return std::nullopt; }
 }
 
 template <transport Transport>
@@ -222,7 +220,10 @@ boost::asio::awaitable<exec_end_seen> run_exec(basic_client<Transport>& client, 
                                                std::string id, exec_collector& collect, bool tty, bool measure) {
     namespace asio = boost::asio;
     auto& execs = client.execs();
-    co_await execs.start(id, collect, tty);
+    exec_start_options start;
+    start.tty = tty;
+    start.on_output = std::ref(collect);
+    co_await execs.start(id, std::move(start));
     exec_end_seen seen;
     if (!measure) {
         seen.exit_code = co_await exec_exit_code(execs, id);
@@ -233,8 +234,8 @@ boost::asio::awaitable<exec_end_seen> run_exec(basic_client<Transport>& client, 
     auto group = asio::experimental::make_parallel_group(
         asio::co_spawn(ex, exec_exit_code(execs, id), asio::deferred),
         asio::co_spawn(ex, try_stats(client, std::move(container_id)), asio::deferred));
-    auto [order, code_error, code, stats_error, stats] =
-        co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    auto [order, code_error, code, stats_error, stats] = co_await group.async_wait(asio::experimental::wait_for_all(),
+                                                                                   asio::use_awaitable);
     (void)order;
     (void)stats_error;
     if (code_error) std::rethrow_exception(code_error);
@@ -253,8 +254,8 @@ boost::asio::awaitable<std::optional<T>> unless_time_runs_out(boost::asio::await
     asio::steady_timer timer(ex, limit);
     auto group = asio::experimental::make_parallel_group(asio::co_spawn(ex, std::move(op), asio::deferred),
                                                          timer.async_wait(asio::deferred));
-    auto [order, error, value, timer_ec] =
-        co_await group.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    auto [order, error, value, timer_ec] = co_await group.async_wait(asio::experimental::wait_for_one(),
+                                                                     asio::use_awaitable);
     (void)timer_ec;
     if (order[0] == 1) co_return std::nullopt;
     if (error) std::rethrow_exception(error);
@@ -291,24 +292,26 @@ boost::asio::awaitable<bool> kill_timed_out(basic_container<Transport> c, std::s
     // A process the engine started late (a slow start racing the time limit) is caught by another round.
     for (;;) {
         small_output out;
-        const int code = co_await execs.run(c.id, killer, out);
+        killer.on_output = std::ref(out);
+        const int code = co_await execs.run(c.id, killer);
         while (!out.text.empty() && (out.text.back() == '\n' || out.text.back() == '\r')) out.text.pop_back();
         if (code != 0) {
-            outcome.detail = "the kill in the container failed (exit code " + std::to_string(code) + ": " + out.text + ")";
+            outcome.detail = "the kill in the container failed (exit code " + std::to_string(code) + ": " + out.text +
+                             ")";
             co_return true;
         }
         const auto nl = out.text.find_last_of('\n');
         const std::string count = nl == std::string::npos ? out.text : out.text.substr(nl + 1);
         if (!count.empty() && count != "0") outcome.process_killed = true;
         outcome.detail = outcome.process_killed ? "" : "no process of the command was left to kill";
-        auto delay = std::chrono::milliseconds(5);
-        for (auto waited = std::chrono::milliseconds(0); waited < std::chrono::seconds(2); waited += delay) {
+        auto ended = [&execs, &exec_id]() -> asio::awaitable<bool> {
             auto info = co_await execs.inspect(exec_id);
-            if (!info.running) co_return true;
-            asio::steady_timer t(co_await asio::this_coro::executor, delay);
-            co_await t.async_wait(asio::use_awaitable);
-            delay = std::min(delay * 2, std::chrono::milliseconds(200));
-        }
+            co_return !info.running;
+        };
+        // 14 checks, the pauses 5, 10, ... 200 ms between them: about 2 s
+        const detail::poll_policy policy{
+            .first = std::chrono::milliseconds(5), .max = std::chrono::milliseconds(200), .attempts = 14};
+        if (co_await detail::poll_until(ended, policy)) co_return true;
     }
 }
 
@@ -343,14 +346,17 @@ inline oom_verdict parse_memory_cgroup(std::string_view text) {
 // Podman records none for an exec: berth reads the memory cgroup's OOM-kill count (and high-water mark) in the
 // container with cat, which counts the container's OOM kills since it started.
 template <transport Transport>
-boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c, std::chrono::system_clock::time_point since) {
+boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c,
+                                              std::chrono::system_clock::time_point since) {
     auto& engine = c.engine();
     if (co_await engine.kind() == engine_kind::podman) {
         exec_options read;
-        read.cmd = argv("cat", "/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
-                        "/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory.peak");
+        read.cmd = argv("cat", "/sys/fs/cgroup/memory/memory.oom_control",
+                        "/sys/fs/cgroup/memory/memory.max_usage_in_bytes", "/sys/fs/cgroup/memory.events",
+                        "/sys/fs/cgroup/memory.peak");
         small_output out;
-        co_await engine.execs().run(c.id, read, out);  // exit code 1: the other cgroup version's files are missing
+        read.on_output = std::ref(out);
+        co_await engine.execs().run(c.id, read);  // exit code 1: the other cgroup version's files are missing
         co_return parse_memory_cgroup(out.text);
     }
     past_events_query q;
@@ -364,7 +370,7 @@ boost::asio::awaitable<oom_verdict> check_oom(basic_container<Transport> c, std:
     co_return v;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Runs the command. A transport failure, time-out, cancellation or unreadable stream once it has started is thrown
 // as exec_interrupted with the output so far (and partial().outcome saying which); the engine's own refusals
@@ -375,12 +381,12 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
     namespace asio = boost::asio;
     using clock = std::chrono::steady_clock;
     auto log = resolve_logger(options.log);
-    exec_options e;
+    if (!options.exec.cmd.empty())
+        throw invalid_argument_error(
+            "berth::exec: the command is exec's argument; run_options::exec.cmd must be empty");
+    exec_options e = options.exec;
     e.cmd = std::move(cmd);
-    e.env = options.env;
-    e.working_dir = options.working_dir;
-    e.user = options.user;
-    e.tty = options.tty;
+    e.on_output = nullptr;  // the collector calls it
     const bool limited = options.timeout > clock::duration::zero();
     std::string token;
     if (limited) {
@@ -390,6 +396,8 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
     exec_result result;
     result.streamed = options.stream;
     detail::exec_collector collect{result, options, *log, {}};
+    // Docker: figures from the container's stats stream (opened by the first measured exec); else one request.
+    const bool streamed_figures = options.measure_usage && co_await watch_usage(c);
     auto& execs = c.engine().execs();
     auto id = co_await execs.create(c.id, e);
     const auto started = clock::now();
@@ -398,24 +406,26 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
     bool timed_out = false;
     detail::exec_end_seen seen;
     try {
-        auto run = detail::run_exec(c.engine(), c.id, id, collect, e.tty, options.measure_usage);
+        auto run = detail::run_exec(c.engine(), c.id, id, collect, e.tty, options.measure_usage && !streamed_figures);
         if (limited) {
             auto done = co_await detail::unless_time_runs_out(std::move(run), options.timeout);
             if (done) {
                 seen = std::move(*done);
             } else {
                 timed_out = true;
-                failure = std::make_exception_ptr(transport_error(
-                    asio::error::timed_out,
-                    "the command ran longer than its time limit (" + describe_duration(options.timeout) + ")"));
+                failure = std::make_exception_ptr(
+                    connection_error(asio::error::timed_out, "the command ran longer than its time limit (" +
+                                                                 describe_duration(options.timeout) + ")"));
             }
         } else {
             seen = co_await std::move(run);
         }
+    } catch (const connection_error&) { failure = std::current_exception(); } catch (const protocol_error&) {
+        failure = std::current_exception();
+    } catch (const berth::error&) {
+        throw;  // the engine's own refusal (an engine_error) stays what it is
     } catch (const boost::system::system_error&) {
-        failure = std::current_exception();
-    } catch (const protocol_error&) {
-        failure = std::current_exception();
+        failure = std::current_exception();  // Asio's own: a stream read that failed, a cancellation
     }
     collect.flush();
     result.usage.wall_time = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started);
@@ -424,7 +434,7 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
             result.outcome.end = exec_end::timed_out;
             try {
                 auto killed = co_await detail::unless_time_runs_out(
-                    detail::kill_timed_out(c, id, token, options.user, result.outcome), std::chrono::seconds(30));
+                    detail::kill_timed_out(c, id, token, options.exec.user, result.outcome), std::chrono::seconds(30));
                 if (!killed) result.outcome.detail = "the kill did not finish within 30 s";
             } catch (const std::exception& k) {
                 result.outcome.detail = std::string("the kill could not run: ") + k.what();
@@ -438,18 +448,25 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
             } catch (const boost::system::system_error& s) {
                 cancelled = s.code() == asio::error::operation_aborted;
                 result.outcome.detail = s.what();
-            } catch (const std::exception& s) {
-                result.outcome.detail = s.what();
-            }
+            } catch (const std::exception& s) { result.outcome.detail = s.what(); }
             result.outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
             if (cancelled) result.outcome.detail.clear();
         }
         throw exec_interrupted(failure, std::move(result));
     }
     result.exit_code = seen.exit_code;
-    if (seen.stats) {
-        result.usage.container_cpu_seconds = static_cast<double>(seen.stats->cpu_total_ns) / 1e9;
-        result.usage.container_peak_memory_bytes = seen.stats->memory_peak_bytes;
+    std::optional<usage_sample> sample;
+    if (seen.stats) sample = detail::to_usage_sample(*seen.stats);
+    if (streamed_figures) {
+        sample = newest_usage(c);
+        if (!sample)  // the stream's first sample is yet to come (the first measured exec on this container)
+            sample = co_await detail::wait_for_sample(
+                c, [](const usage_sample&) { return true; }, std::chrono::seconds(3));
+    }
+    if (sample) {
+        result.usage.container_cpu_seconds = static_cast<double>(sample->cpu_total_ns) / 1e9;
+        result.usage.container_peak_memory_bytes = sample->memory_peak_bytes;
+        if (sample->read.time_since_epoch().count() > 0) result.usage.sampled_at = sample->read;
     }
     // The engines report a death by signal N as 128+N; SIGKILL may be the kernel's OOM killer.
     if (seen.exit_code > 128 && seen.exit_code <= 128 + 64) {
@@ -466,7 +483,8 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
                             result.usage.container_peak_memory_bytes = stats->memory_peak_bytes;
                 }
             } catch (const std::exception& k) {
-                result.outcome.detail = std::string("could not ask the engine whether it was out of memory: ") + k.what();
+                result.outcome.detail = std::string("could not ask the engine whether it was out of memory: ") +
+                                        k.what();
             }
         }
     }
@@ -489,16 +507,22 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::stri
     return exec(std::move(c), split_command(command_line), run_options{});
 }
 
+struct log_output_options {
+    bool verbose = true;            // false: nothing is logged; the exit-code check still applies
+    std::shared_ptr<logger> log{};  // default: the thread's logger
+};
+
 // Logs the output (unless it was already streamed to the log), then throws script_failed for a non-zero exit code.
-// With verbose=false nothing is logged; the exit-code check still applies.
-inline void log_container_output(const exec_result& result, bool verbose = true, std::shared_ptr<logger> log = {}) {
+inline void log_container_output(const exec_result& result, log_output_options options = {}) {
+    const bool verbose = options.verbose;
+    auto& log = options.log;
     if (verbose && !result.streamed) {
         std::string_view text = result.output;
         while (!text.empty() && text.back() == '\n') text.remove_suffix(1);
         resolve_logger(log)->info("Container output: " + std::string(text));
     }
     // How it ended and what it used, when there is more to say than the exit code (no extra line for a plain
-    // exit without figures, so that the seed's log stays as it was).
+    // exit without figures, so that the Python module's log stays as it was).
     const bool measured = result.usage.container_cpu_seconds || result.usage.container_peak_memory_bytes;
     if (verbose && (measured || result.outcome.end != exec_end::exited))
         resolve_logger(log)->info("Command ended: " + describe(result.outcome, result.exit_code) + "; " +
@@ -506,4 +530,4 @@ inline void log_container_output(const exec_result& result, bool verbose = true,
     if (result.exit_code && *result.exit_code != 0) throw script_failed(*result.exit_code);
 }
 
-} // namespace berth
+}  // namespace berth

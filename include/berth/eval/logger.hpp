@@ -1,10 +1,12 @@
 #pragma once
-// The seed's file logger: INFO level, lines formatted as Python's
+// The Python module's file logger: INFO level, lines formatted as Python's
 // "%(asctime)s - %(threadName)s - %(levelname)s - %(message)s" ("2026-11-26 09:07:53,123 - MainThread - INFO - ...").
 // setup_logger() creates or appends to the file and stores the logger for the calling thread, where
-// get_thread_logger() finds it again. A file that cannot be created is a std::system_error
-// (std::filesystem::filesystem_error when its directory cannot be made). Loggers of one file share one sink: every line is one write(2) on an O_APPEND
+// get_thread_logger() finds it again. A file (or its directory) that cannot be created is a berth::error with the
+// system's code, naming the file. Loggers of one file share one sink: every line is one write(2) on an O_APPEND
 // descriptor under one mutex, so lines from many threads never interleave.
+
+#include <berth/error.hpp>
 
 #include <atomic>
 #include <cerrno>
@@ -52,10 +54,17 @@ inline std::thread::id main_thread_id() { return main_thread; }
 class log_sink {
 public:
     explicit log_sink(const std::filesystem::path& path) {
-        if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+        if (path.has_parent_path()) {
+            std::error_code ec;
+            std::filesystem::create_directories(path.parent_path(), ec);
+            if (ec) fail(ec.value(), "berth: cannot create the directory of log file " + path.string());
+        }
         fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (fd_ < 0)
-            throw std::system_error(errno, std::generic_category(), "berth: cannot open log file " + path.string());
+        if (fd_ < 0) fail(errno, "berth: cannot open log file " + path.string());
+    }
+    [[noreturn]] static void fail(int err, const std::string& what) {
+        const boost::system::error_code code(err, boost::system::system_category());
+        throw berth::error(code, what + ": " + code.message());
     }
     log_sink(const log_sink&) = delete;
     log_sink& operator=(const log_sink&) = delete;
@@ -89,7 +98,7 @@ private:
     int fd_ = -1;
 };
 
-} // namespace detail
+}  // namespace detail
 
 // The name %(threadName)s prints for the calling thread. Defaults follow Python: "MainThread" for the main thread,
 // "Thread-N" for the others in the order they first log.
@@ -100,7 +109,7 @@ inline const std::string& current_thread_name() {
     if (name.empty()) {
         static std::atomic<int> counter{0};
         name = std::this_thread::get_id() == detail::main_thread_id() ? "MainThread"
-                                                                       : "Thread-" + std::to_string(++counter);
+                                                                      : "Thread-" + std::to_string(++counter);
     }
     return name;
 }
@@ -121,7 +130,7 @@ inline std::string format_asctime(std::chrono::system_clock::time_point t) {
 
 class logger {
 public:
-    // Logs to `file` (created or appended to); level INFO like the seed's.
+    // Logs to `file` (created or appended to); level INFO like the Python module's.
     explicit logger(const std::filesystem::path& file, log_level threshold = log_level::info)
         : sink_(detail::log_sink::for_path(file)), threshold_(threshold) {}
 
@@ -135,8 +144,10 @@ public:
         line += " - ";
         line += message;
         line += '\n';
-        if (sink_) sink_->write_line(line);
-        else std::clog << line << std::flush;
+        if (sink_)
+            sink_->write_line(line);
+        else
+            std::clog << line << std::flush;
     }
     void debug(std::string_view m) const { log(log_level::debug, m); }
     void info(std::string_view m) const { log(log_level::info, m); }
@@ -163,7 +174,7 @@ inline std::shared_ptr<logger>& thread_logger_slot() {
     thread_local std::shared_ptr<logger> slot;
     return slot;
 }
-} // namespace detail
+}  // namespace detail
 
 // Creates the logger for `log_file` and stores it for the calling thread.
 inline std::shared_ptr<logger> setup_logger(const std::filesystem::path& log_file) {
@@ -182,4 +193,4 @@ inline std::shared_ptr<logger> resolve_logger(std::shared_ptr<logger> given) {
     return logger::to_stderr();
 }
 
-} // namespace berth
+}  // namespace berth

@@ -44,10 +44,14 @@ struct exec_outcome {
 // What a command used, from the engine's cgroup figures. The cgroup is the container's, not the command's: CPU
 // time and peak memory are the container's since it started, which for an evaluation container (one evaluation,
 // one container) is what the evaluation used; subtract two results' CPU times for one command of several.
+// On Docker the figures are the newest sample of the container's stats stream (one a second), so they may be up to
+// about a second older than the command's end: sampled_at says when the engine took them (berth::usage_after
+// waits for a sample taken after a given moment). Being cumulative, a later sample is never smaller.
 struct exec_usage {
-    std::chrono::nanoseconds wall_time{};                         // from the exec's start to its end being seen
-    std::optional<double> container_cpu_seconds{};                // cpuacct total when the command ended
-    std::optional<std::uint64_t> container_peak_memory_bytes{};   // the memory cgroup's high-water mark
+    std::chrono::nanoseconds wall_time{};                               // from the exec's start to its end being seen
+    std::optional<double> container_cpu_seconds{};                      // cpuacct total at sampled_at
+    std::optional<std::uint64_t> container_peak_memory_bytes{};         // the memory cgroup's high-water mark
+    std::optional<std::chrono::system_clock::time_point> sampled_at{};  // the engine's time of the figures' sample
 };
 
 namespace detail {
@@ -61,7 +65,7 @@ inline std::string format_bytes(std::uint64_t b) {
     std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
     return buf;
 }
-} // namespace detail
+}  // namespace detail
 
 // "exit code 3", "killed by signal 11", "OOM-killed", "timed out (killed)", "engine lost: ...", "cancelled".
 inline std::string describe(const exec_outcome& o, std::optional<int> exit_code) {
@@ -82,8 +86,9 @@ inline std::string describe(const exec_outcome& o, std::optional<int> exit_code)
 inline std::string describe(const exec_usage& u) {
     std::string s = "wall " + detail::format_seconds(std::chrono::duration<double>(u.wall_time).count());
     if (u.container_cpu_seconds) s += ", container CPU " + detail::format_seconds(*u.container_cpu_seconds);
-    if (u.container_peak_memory_bytes) s += ", container peak memory " + detail::format_bytes(*u.container_peak_memory_bytes);
+    if (u.container_peak_memory_bytes)
+        s += ", container peak memory " + detail::format_bytes(*u.container_peak_memory_bytes);
     return s;
 }
 
-} // namespace berth
+}  // namespace berth

@@ -30,7 +30,9 @@ namespace detail {
 // exchange's retry rules cover them.
 template <class Stream>
 bool idle_peer_gone(Stream& s) {
-    if constexpr (requires { { s.native_handle() } -> std::convertible_to<int>; }) {
+    if constexpr (requires {
+                      { s.native_handle() } -> std::convertible_to<int>;
+                  }) {
         char byte;
         auto n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
         return n >= 0 || errno == ECONNRESET;
@@ -39,7 +41,7 @@ bool idle_peer_gone(Stream& s) {
         return false;
     }
 }
-} // namespace detail
+}  // namespace detail
 
 template <transport Transport>
 class connection_pool {
@@ -111,8 +113,16 @@ public:
             auto stream = co_await self->transport_.connect();
             co_return lease(self, std::make_unique<connection>(std::move(stream), self->open_));
         }
-        std::string what = "no connection within " + describe_duration(self->connect_timeout_);
-        auto stream = co_await with_timeout(connect_optional(self), self->connect_timeout_, std::move(what));
+        const std::string what = "no connection within " + describe_duration(self->connect_timeout_);
+        std::optional<stream_type> stream;
+        try {
+            stream = co_await with_timeout(connect_optional(self), self->connect_timeout_, what);
+        } catch (const connection_error& e) {
+            if (e.endpoint() != what) throw;  // the transport's own, naming the engine
+            // the pool's own limit ran out: an untyped system_error, as a transport's connect failure is, which the
+            // exchange turns into a connection_error naming the engine and the request
+            throw boost::system::system_error(e.code(), what);
+        }
         co_return lease(self, std::make_unique<connection>(std::move(*stream), self->open_));
     }
 
@@ -136,7 +146,9 @@ private:
     // opened. The exec's next request, reading its exit code when the stream ends, then finds a connection ready
     // instead of waiting for a handshake. A failure is left to the next request, which connects and reports it.
     static void replenish(std::shared_ptr<connection_pool> self) {
-        if constexpr (requires(const Transport& t) { { t.costly_connect() } -> std::convertible_to<bool>; }) {
+        if constexpr (requires(const Transport& t) {
+                          { t.costly_connect() } -> std::convertible_to<bool>;
+                      }) {
             if (!self->transport_.costly_connect()) return;
             {
                 std::lock_guard lock(self->mutex_);
@@ -152,8 +164,7 @@ private:
         try {
             auto spare = co_await acquire(self, true);  // within the connect timeout
             spare.recycle();
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
         std::lock_guard lock(self->mutex_);
         self->replenishing_ = false;
     }
@@ -178,4 +189,4 @@ private:
     std::shared_ptr<std::atomic<std::size_t>> open_ = std::make_shared<std::atomic<std::size_t>>(0);
 };
 
-} // namespace berth::http
+}  // namespace berth::http

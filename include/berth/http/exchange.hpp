@@ -44,7 +44,7 @@ struct request {
     std::string body{};          // sent with Content-Length (when no body source is given)
     std::string content_type{};  // for a body or a streamed body
     std::vector<std::pair<std::string, std::string>> headers{};
-    bool upgrade = false;      // ask to hijack the connection (exec/attach): "Connection: Upgrade, Upgrade: tcp"
+    bool upgrade = false;  // ask to hijack the connection (exec/attach): "Connection: Upgrade, Upgrade: tcp"
     // How long to wait for the reply head once the request is sent; zero: no limit (a stream whose head comes
     // with its first output, such as followed logs on Podman).
     std::chrono::steady_clock::duration head_timeout{};
@@ -78,12 +78,12 @@ inline bool is_http_parse_error(const boost::system::error_code& ec) {
            ec != beast_http::error::partial_message;
 }
 
-// Transport failures stay system_errors (typed by their code), with a text naming the engine's address, the
+// Transport failures are connection_errors (typed by their code), with a text naming the engine's address, the
 // request and what was under way; a reply that is not HTTP is a protocol_error.
 [[noreturn]] inline void throw_exchange_error(const boost::system::error_code& ec, const std::string& address,
                                               const std::string& endpoint, const std::string& during) {
     if (is_http_parse_error(ec)) throw protocol_error(endpoint, std::string("malformed HTTP reply: ") + ec.message());
-    throw transport_error(ec, address + ": " + endpoint + ": " + during);
+    throw connection_error(ec, address + ": " + endpoint + ": " + during);
 }
 
 // A transport's own words about a failed connect (an ssh error, say), without what the message says anyway: the
@@ -113,7 +113,7 @@ inline bool is_replayable(beast_http::verb method) {
     return method == beast_http::verb::get || method == beast_http::verb::head;
 }
 
-} // namespace detail
+}  // namespace detail
 
 template <transport Transport>
 class response {
@@ -174,7 +174,8 @@ public:
         std::array<char, 16 * 1024> chunk;
         while (std::size_t n = co_await read_some(chunk)) {
             if (out.size() + n > limit)
-                throw protocol_error(endpoint_, "reply body larger than " + std::to_string(limit) + " bytes");
+                throw protocol_error(protocol_errc::oversized, endpoint_,
+                                     "reply body larger than " + std::to_string(limit) + " bytes");
             out.append(chunk.data(), n);
         }
         co_return out;
@@ -186,7 +187,8 @@ public:
         std::string out{};
         std::array<char, 16 * 1024> chunk;
         while (out.size() < limit) {
-            std::size_t n = co_await read_some(std::span<char>(chunk.data(), std::min(chunk.size(), limit - out.size())));
+            std::size_t n = co_await read_some(
+                std::span<char>(chunk.data(), std::min(chunk.size(), limit - out.size())));
             if (n == 0) co_return out;
             out.append(chunk.data(), n);
         }
@@ -230,10 +232,10 @@ struct no_body {
     std::size_t read(std::span<char>) { return 0; }
 };
 
-} // namespace detail
+}  // namespace detail
 
 struct exchange_options {
-    std::string host = "docker";                 // the Host header; the engine ignores it on a unix socket
+    std::string host = "docker";  // the Host header; the engine ignores it on a unix socket
     std::string user_agent = "berth/0.1";
     std::size_t upload_chunk_size = 256 * 1024;  // bytes per chunk of a streamed request body
 };
@@ -242,27 +244,28 @@ namespace detail {
 
 // Reads a reply head, within `deadline` when there is one (asio::error::timed_out after it).
 template <class Stream, class Parser>
-boost::asio::awaitable<boost::system::error_code> read_head(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                            Parser& parser,
-                                                            std::optional<std::chrono::steady_clock::time_point> deadline) {
+boost::asio::awaitable<boost::system::error_code> read_head(
+    Stream& stream, boost::beast::flat_buffer& buffer, Parser& parser,
+    std::optional<std::chrono::steady_clock::time_point> deadline) {
     namespace asio = boost::asio;
     if (!deadline) {
-        auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+        auto [ec, n] = co_await beast_http::async_read_header(stream, buffer, parser,
+                                                              asio::as_tuple(asio::use_awaitable));
         (void)n;
         co_return ec;
     }
     asio::steady_timer timer(stream.get_executor(), *deadline);
-    auto [order, ec, n, timer_ec] =
-        co_await asio::experimental::make_parallel_group(beast_http::async_read_header(stream, buffer, parser, asio::deferred),
-                                                         timer.async_wait(asio::deferred))
-            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    auto [order, ec, n, timer_ec] = co_await asio::experimental::make_parallel_group(
+                                        beast_http::async_read_header(stream, buffer, parser, asio::deferred),
+                                        timer.async_wait(asio::deferred))
+                                        .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)n;
     (void)timer_ec;
     if (order[0] == 1) co_return asio::error::timed_out;
     co_return ec;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Sends `req` and reads the reply head (interim 1xx replies skipped). With a body source the body is streamed
 // chunked, on a fresh connection (a streamed body cannot be replayed). A reused connection that the engine closed
@@ -296,9 +299,9 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
         head.body() = std::move(req.body);
         head.prepare_payload();
     }
-    const std::string waiting_for_head =
-        req.head_timeout.count() > 0 ? "no reply head within " + describe_duration(req.head_timeout)
-                                     : std::string("reading the reply head");
+    const std::string waiting_for_head = req.head_timeout.count() > 0
+                                             ? "no reply head within " + describe_duration(req.head_timeout)
+                                             : std::string("reading the reply head");
 
     for (int attempt = 0;; ++attempt) {
         std::optional<typename pool_type::lease> acquired;
@@ -306,9 +309,12 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
             acquired.emplace(co_await pool_type::acquire(pool, streamed || attempt > 0));
         } catch (const connection_error&) {
             throw;  // already typed (TLS, ssh) and naming the engine: callers catch it as what it is
+        } catch (const berth::error&) {
+            throw;  // not a connection failure (bad input, say): callers catch it as what it is
         } catch (const boost::system::system_error& e) {
             auto words = detail::connect_failure_detail(e, address);
-            throw transport_error(e.code(), address + ": " + endpoint + ": connect" + (words.empty() ? "" : ": " + words));
+            throw connection_error(e.code(),
+                                   address + ": " + endpoint + ": connect" + (words.empty() ? "" : ": " + words));
         }
         auto lease = std::move(*acquired);
         const bool reused = lease->reused;
@@ -316,12 +322,15 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
         std::size_t written = 0;
         if (streamed) {
             beast_http::request_serializer<beast_http::string_body> sr(head);
-            auto [ec, n] = co_await beast_http::async_write_header(lease->stream, sr, asio::as_tuple(asio::use_awaitable));
+            auto [ec, n] = co_await beast_http::async_write_header(lease->stream, sr,
+                                                                   asio::as_tuple(asio::use_awaitable));
             write_ec = ec;
             written = n;
             if (!write_ec) {
                 try {
                     co_await detail::write_chunked_body(lease->stream, *source, options.upload_chunk_size);
+                } catch (const berth::error&) {
+                    throw;  // the body's own failure (a tar::error from the packer): not the connection's
                 } catch (const boost::system::system_error& e) {
                     if (e.code() == asio::error::operation_aborted) throw;
                     write_ec = e.code();  // the engine may have answered early (e.g. 404): read its reply below
@@ -371,4 +380,4 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
     }
 }
 
-} // namespace berth::http
+}  // namespace berth::http

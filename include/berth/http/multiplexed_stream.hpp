@@ -60,4 +60,4 @@ private:
     output_stream stream_ = output_stream::stdout_;
 };
 
-} // namespace berth
+}  // namespace berth

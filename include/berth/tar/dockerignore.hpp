@@ -28,8 +28,10 @@ inline std::string clean_path(std::string_view p) {
         i = j + 1;
         if (c.empty() || c == ".") continue;
         if (c == "..") {
-            if (!parts.empty() && parts.back() != "..") parts.pop_back();
-            else if (!rooted) parts.push_back(c);
+            if (!parts.empty() && parts.back() != "..")
+                parts.pop_back();
+            else if (!rooted)
+                parts.push_back(c);
             continue;
         }
         parts.push_back(c);
@@ -101,15 +103,19 @@ public:
 
 private:
     enum class op : std::uint8_t { lit, any, star, cls, dstar_dir, dstar_end };
-    struct range { char32_t lo, hi; };
+    struct range {
+        char32_t lo, hi;
+    };
     struct token {
         op kind;
-        std::string lit;           // op::lit
-        bool negated = false;      // op::cls
-        std::vector<range> ranges; // op::cls
+        std::string lit;            // op::lit
+        bool negated = false;       // op::cls
+        std::vector<range> ranges;  // op::cls
     };
 
-    [[noreturn]] void bad() const { throw error(errc::bad_pattern, "bad .dockerignore pattern " + berth::detail::quote_outside_text(text_)); }
+    [[noreturn]] void bad() const {
+        throw error(errc::bad_pattern, "bad .dockerignore pattern " + berth::detail::quote_outside_text(text_));
+    }
 
     // Go's filepath.Match syntax check, run once at construction like patternmatcher.New does.
     void validate() const {
@@ -126,16 +132,24 @@ private:
                 bool first = true;
                 for (;;) {
                     if (i >= p.size()) bad();
-                    if (p[i] == ']' && !first) { ++i; break; }
+                    if (p[i] == ']' && !first) {
+                        ++i;
+                        break;
+                    }
                     auto take = [&]() {
                         if (i >= p.size() || p[i] == '-' || p[i] == ']') bad();
-                        if (p[i] == '\\') { if (++i >= p.size()) bad(); }
+                        if (p[i] == '\\') {
+                            if (++i >= p.size()) bad();
+                        }
                         std::size_t n;
                         decode_rune(p, i, n);
                         i += n;
                     };
                     take();
-                    if (i < p.size() && p[i] == '-') { ++i; take(); }
+                    if (i < p.size() && p[i] == '-') {
+                        ++i;
+                        take();
+                    }
                     first = false;
                 }
             } else {
@@ -161,10 +175,14 @@ private:
             if (ch == "*") {
                 if (i < p.size() && p[i] == '*') {
                     ++i;
-                    if (i < p.size() && p[i] == '/') ++i; // "**/" is "**"
+                    if (i < p.size() && p[i] == '/') ++i;  // "**/" is "**"
                     if (i >= p.size()) {
-                        if (k == kind::exact) k = kind::prefix;
-                        else { toks_.push_back({op::dstar_end, {}, false, {}}); k = kind::glob; }
+                        if (k == kind::exact)
+                            k = kind::prefix;
+                        else {
+                            toks_.push_back({op::dstar_end, {}, false, {}});
+                            k = kind::glob;
+                        }
                     } else {
                         toks_.push_back({op::dstar_dir, {}, false, {}});
                         ++stars_;
@@ -191,7 +209,10 @@ private:
                 }
             } else if (ch == "[") {
                 token t{op::cls, {}, false, {}};
-                if (i < p.size() && p[i] == '^') { t.negated = true; ++i; }
+                if (i < p.size() && p[i] == '^') {
+                    t.negated = true;
+                    ++i;
+                }
                 auto take = [&]() {
                     if (p[i] == '\\') ++i;
                     std::size_t l2;
@@ -201,7 +222,10 @@ private:
                 };
                 while (p[i] != ']') {
                     char32_t lo = take(), hi = lo;
-                    if (p[i] == '-') { ++i; hi = take(); }
+                    if (p[i] == '-') {
+                        ++i;
+                        hi = take();
+                    }
                     t.ranges.push_back({lo, hi});
                 }
                 ++i;
@@ -220,7 +244,10 @@ private:
     static bool class_has(const token& t, char32_t r) {
         bool in = false;
         for (auto& rg : t.ranges)
-            if (r >= rg.lo && r <= rg.hi) { in = true; break; }
+            if (r >= rg.lo && r <= rg.hi) {
+                in = true;
+                break;
+            }
         return in != t.negated;
     }
 
@@ -244,8 +271,7 @@ private:
                 ++t;
                 continue;
             }
-            case op::dstar_end:
-                return s.find('\n', i) == std::string_view::npos; // Go's '.' stops at newline
+            case op::dstar_end: return s.find('\n', i) == std::string_view::npos;  // Go's '.' stops at newline
             case op::star:
             case op::dstar_dir: break;
             }
@@ -255,10 +281,13 @@ private:
             bool ok = false;
             if (tk.kind == op::star) {
                 for (std::size_t j = i;; ++j) {
-                    if (run(t + 1, s, j, memo)) { ok = true; break; }
+                    if (run(t + 1, s, j, memo)) {
+                        ok = true;
+                        break;
+                    }
                     if (j >= s.size() || s[j] == '/') break;
                 }
-            } else { // (.*/)? : nothing, or anything up to and including some later '/'
+            } else {  // (.*/)? : nothing, or anything up to and including some later '/'
                 if (run(t + 1, s, i, memo)) ok = true;
                 for (std::size_t j = i; !ok && j < s.size() && s[j] != '\n'; ++j)
                     if (s[j] == '/' && run(t + 1, s, j + 1, memo)) ok = true;
@@ -274,7 +303,7 @@ private:
     int stars_ = 0;
 };
 
-} // namespace detail
+}  // namespace detail
 
 class dockerignore {
 public:
@@ -341,11 +370,14 @@ public:
         bool matched = false;
         std::string parent = detail::dir_path(path);
         for (auto& p : pats_) {
-            if (p.exclusion != matched) continue; // cannot change the outcome
+            if (p.exclusion != matched) continue;  // cannot change the outcome
             bool m = p.glob.match(path);
             if (!m && parent != ".") {
                 for (std::size_t i = parent.find('/');; i = parent.find('/', i + 1)) {
-                    if (p.glob.match(std::string_view(parent).substr(0, i))) { m = true; break; }
+                    if (p.glob.match(std::string_view(parent).substr(0, i))) {
+                        m = true;
+                        break;
+                    }
                     if (i == std::string::npos) break;
                 }
             }
@@ -380,4 +412,4 @@ private:
     bool has_exceptions_ = false;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

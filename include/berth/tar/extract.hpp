@@ -60,25 +60,25 @@ enum class permissions {
 
 // What to do with a symlink whose target is outside the destination (absolute, or climbing out of it).
 enum class outside_links {
-    refuse, // fail the extraction (unsafe_link)
-    skip,   // leave it out; it is listed in extractor::skipped_links()
-    keep,   // write it verbatim, as `docker cp` does; the extractor still never follows it
+    refuse,  // fail the extraction (unsafe_link)
+    skip,    // leave it out; it is listed in extractor::skipped_links()
+    keep,    // write it verbatim, as `docker cp` does; the extractor still never follows it
 };
 
 struct extract_options {
-    bool allow_devices = false;     // character/block devices and fifos; refused (device_refused) unless set
-    bool keep_owners = false;       // chown to the archive's uid/gid; only effective when running as root
+    bool allow_devices = false;  // character/block devices and fifos; refused (device_refused) unless set
+    bool keep_owners = false;    // chown to the archive's uid/gid; only effective when running as root
     berth::tar::permissions permissions = berth::tar::permissions::data_filter;
-    bool keep_special_bits = false; // with permissions::exact: setuid/setgid/sticky kept (stripped unless set)
+    bool keep_special_bits = false;  // with permissions::exact: setuid/setgid/sticky kept (stripped unless set)
     std::uint64_t max_entries = 1'000'000;
-    std::size_t max_path_length = 4096; // for member names and link targets
+    std::size_t max_path_length = 4096;  // for member names and link targets
     tar::outside_links outside_links = tar::outside_links::refuse;
     // Symlinks must also stay beneath their member's first component, not merely beneath the destination: for an
     // archive of one item that is renamed once extracted (a copy out of a container), where a link climbing to
     // the destination itself would leave the item.
     bool links_within_top_member = false;
-    bool force_fallback = false;        // test hook: behave as if openat2 were unavailable
-    reader_options reader{};            // passed to the unpacker's reader
+    bool force_fallback = false;  // test hook: behave as if openat2 were unavailable
+    reader_options reader{};      // passed to the unpacker's reader
 };
 
 namespace detail {
@@ -135,14 +135,15 @@ class beneath {
 public:
     beneath(const std::filesystem::path& root, bool force_fallback) {
         root_.reset(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        if (!root_) throw_errno(errno == ENOENT ? errc::not_found : errc::io_error,
-                                "cannot open destination '" + root.string() + "'", {});
+        if (!root_)
+            throw_errno(errno == ENOENT ? errc::not_found : errc::io_error,
+                        "cannot open destination '" + root.string() + "'", {});
         if (!force_fallback) {
             long fd = sys_openat2(root_.get(), ".", O_PATH | O_DIRECTORY | O_CLOEXEC, strict);
             if (fd >= 0) {
                 ::close(static_cast<int>(fd));
                 openat2_ = true;
-            } // ENOSYS (old kernel) or EPERM (seccomp): use the component walk
+            }  // ENOSYS (old kernel) or EPERM (seccomp): use the component walk
         }
     }
 
@@ -159,7 +160,7 @@ public:
             for (int attempt = 0; attempt < 8; ++attempt) {
                 long fd = sys_openat2(root_.get(), path.c_str(), static_cast<std::uint64_t>(flags), strict);
                 if (fd >= 0) return unique_fd(static_cast<int>(fd));
-                if (errno == EAGAIN) continue; // a concurrent rename; the kernel asks to retry
+                if (errno == EAGAIN) continue;  // a concurrent rename; the kernel asks to retry
                 if (errno == ENOENT && create) break;
                 classify(errno, parts, entry);
             }
@@ -192,7 +193,8 @@ public:
     bool resolves_outside(const std::string& path) const {
         if (!openat2_) return false;
         for (int attempt = 0; attempt < 8; ++attempt) {
-            long fd = sys_openat2(root_.get(), path.c_str(), O_PATH | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+            long fd = sys_openat2(root_.get(), path.c_str(), O_PATH | O_CLOEXEC,
+                                  RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
             if (fd >= 0) {
                 ::close(static_cast<int>(fd));
                 return false;
@@ -208,7 +210,8 @@ private:
     // openat2 says which rule broke only coarsely; walk to find the component and say what it is.
     [[noreturn]] void classify(int err, std::span<const std::string> parts, const std::string& entry) const {
         if (err != ELOOP && err != ENOTDIR && err != ENOENT)
-            throw_errno(err == EXDEV ? errc::unsafe_path : errc::io_error, "cannot open '" + join(parts) + "'", entry, err);
+            throw_errno(err == EXDEV ? errc::unsafe_path : errc::io_error, "cannot open '" + join(parts) + "'", entry,
+                        err);
         unique_fd cur;
         for (std::size_t i = 0; i < parts.size(); ++i) {
             int at = i == 0 ? root_.get() : cur.get();
@@ -240,14 +243,17 @@ inline mode_t current_umask() {
         unsigned mask = 0;
         bool found = false;
         while (std::fgets(line, sizeof line, f))
-            if (std::sscanf(line, "Umask: %o", &mask) == 1) { found = true; break; }
+            if (std::sscanf(line, "Umask: %o", &mask) == 1) {
+                found = true;
+                break;
+            }
         std::fclose(f);
         if (found) return static_cast<mode_t>(mask);
     }
-    return 0777; // unknown: forces an explicit fchmod every time
+    return 0777;  // unknown: forces an explicit fchmod every time
 }
 
-} // namespace detail
+}  // namespace detail
 
 // Entry-level sink: begin() one member, write() its content, end() it; finish() after the last member.
 // Not thread-safe. An error leaves earlier members in place and removes the member being written.
@@ -271,12 +277,12 @@ public:
             begin_impl(e);
         } catch (const error& err) {
             if (offset == error::no_offset || err.offset() != error::no_offset) throw;
-            throw error(err.code(), strip(err.what(), e.name), err.entry_name(), offset);
+            throw error(static_cast<errc>(err.code().value()), strip(err.what(), e.name), err.entry_name(), offset);
         }
     }
 
     void write(std::span<const char> bytes) {
-        if (!cur_.fd) return; // content of members that have none on disk (hard links with data) is dropped
+        if (!cur_.fd) return;  // content of members that have none on disk (hard links with data) is dropped
         // A slice of nothing but zeros becomes a hole (seek past it; end() fixes the size): sparse members and
         // zero-filled files take no disk, so a small archive cannot fill a disk with zeros.
         if (all_zero(bytes)) {
@@ -311,9 +317,11 @@ public:
         try {
             if (cur_.hole > 0) {  // trailing zeros: extend the file to its full size
                 off_t at = ::lseek(fd, 0, SEEK_CUR);
-                if (at < 0 || ::ftruncate(fd, at + static_cast<off_t>(cur_.hole)) != 0) fail("extending the file failed");
+                if (at < 0 || ::ftruncate(fd, at + static_cast<off_t>(cur_.hole)) != 0)
+                    fail("extending the file failed");
             }
-            if (chown_ && ::fchown(fd, static_cast<uid_t>(cur_.uid), static_cast<gid_t>(cur_.gid)) != 0) fail("chown failed");
+            if (chown_ && ::fchown(fd, static_cast<uid_t>(cur_.uid), static_cast<gid_t>(cur_.gid)) != 0)
+                fail("chown failed");
             // Creation applied the umask; only chmod when that changed anything (or chown cleared special bits).
             if (cur_.mode != (cur_.mode & 0777 & ~umask_) || chown_)
                 if (::fchmod(fd, cur_.mode) != 0) fail("chmod failed");
@@ -323,7 +331,7 @@ public:
                     fail("rename into place failed");
                 cur_.tmp.clear();
             }
-            if (::close(cur_.fd.release()) != 0) fail("close failed"); // the fd is gone whatever close() says
+            if (::close(cur_.fd.release()) != 0) fail("close failed");  // the fd is gone whatever close() says
         } catch (...) {
             abort();
             throw;
@@ -353,7 +361,7 @@ public:
                     fd = root_.open_dir(d->parts, O_RDONLY, false, name);
                 } catch (const error& e) {
                     if (e.code() != errc::io_error) throw;
-                    fd = root_.open_dir(d->parts, O_PATH, false, name); // unreadable dir: go through /proc
+                    fd = root_.open_dir(d->parts, O_PATH, false, name);  // unreadable dir: go through /proc
                 }
                 apply_dir(fd.get(), *d, name);
             } catch (const error&) {
@@ -372,8 +380,10 @@ public:
         }
         cur_.fd.reset();
         if (cur_.dir) {
-            if (!cur_.tmp.empty()) ::unlinkat(cur_.dir.get(), cur_.tmp.c_str(), 0);
-            else if (cur_.created) ::unlinkat(cur_.dir.get(), cur_.leaf.c_str(), 0);
+            if (!cur_.tmp.empty())
+                ::unlinkat(cur_.dir.get(), cur_.tmp.c_str(), 0);
+            else if (cur_.created)
+                ::unlinkat(cur_.dir.get(), cur_.leaf.c_str(), 0);
         }
         cur_ = {};
     }
@@ -390,7 +400,7 @@ public:
 private:
     struct dir_meta {
         std::vector<std::string> parts;
-        std::optional<std::uint32_t> mode; // none: left as it is
+        std::optional<std::uint32_t> mode;  // none: left as it is
         timespec times[2];
         std::int64_t uid, gid;
     };
@@ -398,8 +408,8 @@ private:
         detail::unique_fd fd;
         detail::unique_fd dir;
         std::string name, leaf, tmp;
-        bool created = false; // leaf itself was created for this member (removed on abort)
-        std::uint64_t hole = 0; // zero bytes received but not yet written (seeked over at the next data)
+        bool created = false;    // leaf itself was created for this member (removed on abort)
+        std::uint64_t hole = 0;  // zero bytes received but not yet written (seeked over at the next data)
         std::uint32_t mode = 0;
         std::int64_t uid = 0, gid = 0;
         timespec times[2]{};
@@ -428,7 +438,7 @@ private:
 
     static extract_options checked(extract_options o) {
         if (o.keep_special_bits && o.permissions != permissions::exact)
-            throw std::invalid_argument("tar::extract_options: keep_special_bits needs permissions::exact");
+            throw invalid_argument_error("tar::extract_options: keep_special_bits needs permissions::exact");
         return o;
     }
 
@@ -473,8 +483,9 @@ private:
             detail::throw_errno(errc::io_error, "cannot stat existing '" + leaf + "'", name);
         if (S_ISDIR(st.st_mode) != new_is_dir)
             throw error(errc::type_conflict,
-                        new_is_dir ? "a non-directory exists where a directory goes" : "a directory exists where a "
-                                                                                       "non-directory goes",
+                        new_is_dir ? "a non-directory exists where a directory goes"
+                                   : "a directory exists where a "
+                                     "non-directory goes",
                         name);
     }
 
@@ -486,13 +497,14 @@ private:
         if (errno != EEXIST) detail::throw_errno(errc::io_error, std::string("cannot create ") + what, name);
         check_replace(dir, leaf, false, name);
         std::string tmp = temp_name();
-        if (make(dir, tmp.c_str()) != 0) detail::throw_errno(errc::io_error, std::string("cannot create ") + what, name);
+        if (make(dir, tmp.c_str()) != 0)
+            detail::throw_errno(errc::io_error, std::string("cannot create ") + what, name);
         if (::renameat(dir, tmp.c_str(), dir, leaf.c_str()) != 0) {
             int err = errno;
             ::unlinkat(dir, tmp.c_str(), 0);
             detail::throw_errno(errc::io_error, "rename into place failed", name, err);
         }
-        ::unlinkat(dir, tmp.c_str(), 0); // still there only if both names were already the same inode
+        ::unlinkat(dir, tmp.c_str(), 0);  // still there only if both names were already the same inode
     }
 
     void begin_impl(const entry& e) {
@@ -548,7 +560,8 @@ private:
             for (int i = 0; fd < 0 && i < 16; ++i) {
                 f.tmp = temp_name();
                 fd = ::openat(dir, f.tmp.c_str(), flags, create_mode);
-                if (fd < 0 && errno != EEXIST) detail::throw_errno(errc::io_error, "cannot create temporary file", e.name);
+                if (fd < 0 && errno != EEXIST)
+                    detail::throw_errno(errc::io_error, "cannot create temporary file", e.name);
             }
             if (fd < 0) detail::throw_errno(errc::io_error, "cannot create temporary file", e.name);
         }
@@ -556,8 +569,10 @@ private:
         cur_ = std::move(f);
         extracted_.insert(detail::join(parent) + (parent.empty() ? "" : "/") + leaf);
         // Owner-only modes (e.g. 0400) still let us write: the fd was opened for writing at creation.
-        if (opts_.keep_owners && root_user_) chown_ = true;
-        else chown_ = false;
+        if (opts_.keep_owners && root_user_)
+            chown_ = true;
+        else
+            chown_ = false;
     }
 
     void make_dir(const entry& e, std::vector<std::string> parent, const std::string& leaf) {
@@ -573,8 +588,10 @@ private:
         // data_filter: the archive's mode, narrowed, for a directory made here (or by an earlier member of this
         // archive, whose entry now says what it becomes); a directory that was already there keeps its own.
         std::optional<std::uint32_t> mode;
-        if (exact_modes()) mode = exact_mode(e.mode);
-        else if (auto it = dirs_.find(key); created || (it != dirs_.end() && it->second.mode)) mode = dir_mode(e.mode);
+        if (exact_modes())
+            mode = exact_mode(e.mode);
+        else if (auto it = dirs_.find(key); created || (it != dirs_.end() && it->second.mode))
+            mode = dir_mode(e.mode);
         dir_meta m{std::move(parent), mode, {}, e.uid, e.gid};
         set_times(m.times, e);
         dirs_.insert_or_assign(std::move(key), std::move(m));
@@ -587,9 +604,7 @@ private:
         std::vector<std::string> resolved;
         try {
             resolved = detail::split_beneath(target, errc::unsafe_link, name, parent);
-        } catch (const error&) {
-            return "symlink target '" + target + "' is outside the destination";
-        }
+        } catch (const error&) { return "symlink target '" + target + "' is outside the destination"; }
         if (opts_.links_within_top_member && (parent.empty() || resolved.empty() || resolved.front() != parent.front()))
             return "symlink target '" + target + "' is outside '" + (parent.empty() ? name : parent.front()) + "'";
         // What is on disk already may redirect the target (e.g. a pre-existing link to /); ask the kernel.
@@ -631,7 +646,7 @@ private:
                         e.name);
         std::string key = detail::join(parent);
         key = key.empty() ? leaf : key + "/" + leaf;
-        if (key == tkey) return; // a link to itself: already there
+        if (key == tkey) return;  // a link to itself: already there
         std::string tleaf = std::move(tparts.back());
         tparts.pop_back();
         detail::unique_fd tdir = root_.open_dir(tparts, O_PATH, false, e.name);
@@ -646,8 +661,9 @@ private:
         mode_t kind = e.type == entry_type::fifo ? S_IFIFO : e.type == entry_type::char_device ? S_IFCHR : S_IFBLK;
         dev_t dev = e.type == entry_type::fifo ? 0 : makedev(e.devmajor, e.devminor);
         const int dir = parent_fd(parent, e.name);
-        create_or_replace(dir, leaf, e.name, "device node",
-                          [&](int d, const char* n) { return ::mknodat(d, n, kind | (file_mode(e.mode) & 0777), dev); });
+        create_or_replace(dir, leaf, e.name, "device node", [&](int d, const char* n) {
+            return ::mknodat(d, n, kind | (file_mode(e.mode) & 0777), dev);
+        });
         finish_non_file(dir, leaf, e, true);
         std::string via = detail::join(parent);
         extracted_.insert(via.empty() ? leaf : via + "/" + leaf);
@@ -656,7 +672,8 @@ private:
     // Owner, mode and mtime of a symlink or node, by name but without following it.
     void finish_non_file(int dir, const std::string& leaf, const entry& e, bool chmod) {
         if (opts_.keep_owners && root_user_ &&
-            ::fchownat(dir, leaf.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid), AT_SYMLINK_NOFOLLOW) != 0)
+            ::fchownat(dir, leaf.c_str(), static_cast<uid_t>(e.uid), static_cast<gid_t>(e.gid), AT_SYMLINK_NOFOLLOW) !=
+                0)
             detail::throw_errno(errc::io_error, "chown failed", e.name);
         if (chmod && ::fchmodat(dir, leaf.c_str(), file_mode(e.mode), AT_SYMLINK_NOFOLLOW) != 0)
             detail::throw_errno(errc::io_error, "chmod failed", e.name);
@@ -694,7 +711,7 @@ private:
     detail::unique_fd parent_fd_;
     std::string parent_key_;
     std::unordered_map<std::string, dir_meta> dirs_;
-    std::unordered_set<std::string> extracted_; // non-directories written by this extractor (hard link targets)
+    std::unordered_set<std::string> extracted_;  // non-directories written by this extractor (hard link targets)
     std::vector<skipped_link> skipped_links_;
 };
 
@@ -705,7 +722,7 @@ public:
         : reader_(opts.reader), extractor_(std::move(destination), opts) {}
 
     void feed(std::span<const char> bytes) {
-        if (done_) return; // bytes after the end-of-archive marker are padding
+        if (done_) return;  // bytes after the end-of-archive marker are padding
         try {
             reader_.feed(bytes);
             for (;;) {
@@ -744,4 +761,4 @@ private:
     bool done_ = false;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

@@ -27,7 +27,7 @@ inline bool looks_gzipped(std::span<const char> first_bytes) noexcept {
 }
 
 namespace detail {
-inline constexpr int gzip_window_bits = 15 + 16; // zlib: 32 KiB window, gzip wrapper instead of zlib's
+inline constexpr int gzip_window_bits = 15 + 16;  // zlib: 32 KiB window, gzip wrapper instead of zlib's
 
 // A z_stream for one direction. zlib's state points back at its z_stream, so it lives at a fixed address (the
 // adapters hold it through unique_ptr and stay movable).
@@ -41,7 +41,7 @@ public:
                            : ::deflateInit2(&s_, level, Z_DEFLATED, gzip_window_bits, 8, Z_DEFAULT_STRATEGY);
         if (rc == Z_MEM_ERROR) throw std::bad_alloc();
         if (rc != Z_OK)
-            throw std::invalid_argument("gzip: zlib refused the settings (level " + std::to_string(level) + ")");
+            throw invalid_argument_error("gzip: zlib refused the settings (level " + std::to_string(level) + ")");
     }
     z_stream_holder(const z_stream_holder&) = delete;
     z_stream_holder& operator=(const z_stream_holder&) = delete;
@@ -73,15 +73,14 @@ private:
     z_stream s_{};
     mode mode_;
 };
-} // namespace detail
+}  // namespace detail
 
 // Push decompressor: feed() compressed slices, receive decompressed slices through a callback. Concatenated gzip
 // members (gzip's own multi-member form) and zero padding after a member are accepted, like gzip(1) does.
 class gunzip {
 public:
     explicit gunzip(std::size_t buffer_size = 64 * 1024)
-        : z_(std::make_unique<detail::z_stream_holder>(detail::z_stream_holder::mode::inflate, 0)),
-          buf_(buffer_size) {}
+        : z_(std::make_unique<detail::z_stream_holder>(detail::z_stream_holder::mode::inflate, 0)), buf_(buffer_size) {}
 
     // Calls out(std::span<const char>) for each decompressed piece; a piece is valid only during the call (so a
     // tar::reader fed from the callback must be drained to need_more before returning).
@@ -91,9 +90,9 @@ public:
         const char* const end = p + in.size();
         for (;;) {
             if (member_done_) {
-                while (p != end && *p == '\0') ++p; // padding after a member
+                while (p != end && *p == '\0') ++p;  // padding after a member
                 if (p == end) break;
-                ::inflateReset(z_->get()); // another member follows
+                ::inflateReset(z_->get());  // another member follows
                 member_done_ = false;
             }
             if (p == end && !output_pending_) break;
@@ -113,7 +112,7 @@ public:
                 output_pending_ = false;
                 continue;
             }
-            if (p == before && produced == 0) break; // nothing to do without more input
+            if (p == before && produced == 0) break;  // nothing to do without more input
         }
         start_ += in.size();
     }
@@ -126,7 +125,7 @@ public:
 private:
     std::unique_ptr<detail::z_stream_holder> z_;
     std::vector<char> buf_;
-    std::uint64_t start_ = 0; // compressed bytes before the current feed()
+    std::uint64_t start_ = 0;  // compressed bytes before the current feed()
     bool member_done_ = false, output_pending_ = false;
 };
 
@@ -148,8 +147,7 @@ public:
 
     void finish() {
         const char* p = nullptr;
-        while (run(p, p, Z_FINISH)) {
-        }
+        while (run(p, p, Z_FINISH)) {}
     }
 
     Sink& sink() noexcept { return sink_; }
@@ -172,4 +170,4 @@ private:
     std::vector<char> buf_;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

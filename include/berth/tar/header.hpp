@@ -20,17 +20,17 @@ using block_view = std::span<const char, block_size>;
 using block_span = std::span<char, block_size>;
 
 enum class header_format : std::uint8_t {
-    v7,    // no magic: name, ids, size, mtime, type and link name only
-    ustar, // "ustar\0" "00": adds uname/gname, devices and the 155-byte name prefix
-    gnu,   // "ustar  \0" (oldgnu and gnu): no prefix; atime/ctime and the old sparse map live there instead
-    star,  // "ustar\0" with "tar\0" at 508: 131-byte prefix
+    v7,     // no magic: name, ids, size, mtime, type and link name only
+    ustar,  // "ustar\0" "00": adds uname/gname, devices and the 155-byte name prefix
+    gnu,    // "ustar  \0" (oldgnu and gnu): no prefix; atime/ctime and the old sparse map live there instead
+    star,   // "ustar\0" with "tar\0" at 508: 131-byte prefix
 };
 
 // The fields of one header block, decoded but not yet interpreted (typeflag is the raw byte).
 struct header {
     header_format format = header_format::ustar;
     char typeflag = '0';
-    std::string name; // prefix + '/' + name for ustar/star
+    std::string name;  // prefix + '/' + name for ustar/star
     std::string linkname;
     std::uint32_t mode = 0;
     std::int64_t uid = 0;
@@ -49,13 +49,13 @@ namespace detail {
 struct field {
     std::size_t offset, size;
 };
-inline constexpr field f_name{0, 100}, f_mode{100, 8}, f_uid{108, 8}, f_gid{116, 8}, f_size{124, 12},
-    f_mtime{136, 12}, f_chksum{148, 8}, f_typeflag{156, 1}, f_linkname{157, 100}, f_magic{257, 6},
-    f_version{263, 2}, f_uname{265, 32}, f_gname{297, 32}, f_devmajor{329, 8}, f_devminor{337, 8},
-    f_prefix{345, 155}, f_star_prefix{345, 131}, f_star_trailer{508, 4};
+inline constexpr field f_name{0, 100}, f_mode{100, 8}, f_uid{108, 8}, f_gid{116, 8}, f_size{124, 12}, f_mtime{136, 12},
+    f_chksum{148, 8}, f_typeflag{156, 1}, f_linkname{157, 100}, f_magic{257, 6}, f_version{263, 2}, f_uname{265, 32},
+    f_gname{297, 32}, f_devmajor{329, 8}, f_devminor{337, 8}, f_prefix{345, 155}, f_star_prefix{345, 131},
+    f_star_trailer{508, 4};
 // Old GNU sparse map inside the main header and in extension blocks.
-inline constexpr std::size_t gnu_sparse_offset = 386, gnu_sparse_entries = 4, gnu_isextended = 482,
-                             gnu_realsize = 483, gnu_ext_entries = 21, gnu_ext_isextended = 504;
+inline constexpr std::size_t gnu_sparse_offset = 386, gnu_sparse_entries = 4, gnu_isextended = 482, gnu_realsize = 483,
+                             gnu_ext_entries = 21, gnu_ext_isextended = 504;
 
 inline std::string_view raw(block_view b, field f) noexcept { return {b.data() + f.offset, f.size}; }
 
@@ -67,7 +67,7 @@ inline std::string_view c_string(std::string_view s) noexcept {
 
 inline bool is_octal_digit(char c) noexcept { return c >= '0' && c <= '7'; }
 
-} // namespace detail
+}  // namespace detail
 
 // Decodes a numeric field: octal text (leading spaces/NULs skipped, terminated by space or NUL like GNU tar
 // accepts), or GNU base-256 when the high bit of the first byte is set (0x80 positive, 0xff negative).
@@ -154,8 +154,8 @@ inline checksums compute_checksums(block_view b) noexcept {
 inline bool verify_checksum(block_view b) noexcept {
     const std::string_view f = detail::raw(b, detail::f_chksum);
     // The stored sum is octal; a base-256 or empty checksum field is never valid.
-    if ((static_cast<unsigned char>(f[0]) & 0x80) || detail::c_string(f).find_first_not_of(' ') ==
-                                                           std::string_view::npos)
+    if ((static_cast<unsigned char>(f[0]) & 0x80) ||
+        detail::c_string(f).find_first_not_of(' ') == std::string_view::npos)
         return false;
     const auto stored = parse_numeric(f);
     if (!stored) return false;
@@ -168,7 +168,7 @@ inline header_format detect_format(block_view b) noexcept {
     const std::string_view version = detail::raw(b, detail::f_version);
     if (magic == std::string_view("ustar\0", 6)) {
         return detail::raw(b, detail::f_star_trailer) == std::string_view("tar\0", 4) ? header_format::star
-                                                                                        : header_format::ustar;
+                                                                                      : header_format::ustar;
     }
     if (magic == "ustar " && version == std::string_view(" \0", 2)) return header_format::gnu;
     return header_format::v7;
@@ -197,8 +197,7 @@ inline void decode_header(block_view b, header& h, std::uint64_t offset = error:
     };
     auto small = [&](field f, const char* what, std::int64_t max) {
         const auto v = number(f, what);
-        if (v < 0 || v > max)
-            throw error(errc::bad_header_field, std::string(what) + " out of range", h.name, offset);
+        if (v < 0 || v > max) throw error(errc::bad_header_field, std::string(what) + " out of range", h.name, offset);
         return v;
     };
     // Old writers put the file-type bits (S_IFREG...) into mode; only permission bits are meant.
@@ -230,13 +229,12 @@ inline header decode_header(block_view b, std::uint64_t offset = error::no_offse
 // Where to split a path into USTAR prefix (<= 155) and name (<= 100, non-empty) at a '/'; nullopt if impossible.
 // Returns the index of the separating '/'.
 inline std::optional<std::size_t> split_ustar_path(std::string_view path) noexcept {
-    if (path.size() <= detail::f_name.size) return std::nullopt; // fits without a prefix
+    if (path.size() <= detail::f_name.size) return std::nullopt;  // fits without a prefix
     if (path.size() > detail::f_prefix.size + 1 + detail::f_name.size) return std::nullopt;
     // The first '/' that leaves at most 100 bytes after it; the prefix then is as short as possible.
     std::size_t from = path.size() - detail::f_name.size - 1;
     const auto i = path.find('/', from);
-    if (i == std::string_view::npos || i == 0 || i + 1 == path.size() || i > detail::f_prefix.size)
-        return std::nullopt;
+    if (i == std::string_view::npos || i == 0 || i + 1 == path.size() || i > detail::f_prefix.size) return std::nullopt;
     return i;
 }
 
@@ -263,8 +261,7 @@ inline void encode_header_block(const header& h, block_span out) {
     std::string_view name = h.name;
     if (name.size() > f_name.size && (h.format == header_format::ustar || h.format == header_format::star)) {
         const auto split = split_ustar_path(name);
-        if (!split || *split > (h.format == header_format::star ? f_star_prefix.size : f_prefix.size))
-            fail("name");
+        if (!split || *split > (h.format == header_format::star ? f_star_prefix.size : f_prefix.size)) fail("name");
         put_string(h.format == header_format::star ? f_star_prefix : f_prefix, name.substr(0, *split), "name");
         name = name.substr(*split + 1);
     }
@@ -280,7 +277,12 @@ inline void encode_header_block(const header& h, block_span out) {
     case header_format::v7: break;
     case header_format::gnu: std::memcpy(out.data() + f_magic.offset, "ustar  ", 8); break;
     case header_format::star: std::memcpy(out.data() + f_star_trailer.offset, "tar", 4); [[fallthrough]];
-    case header_format::ustar: std::memcpy(out.data() + f_magic.offset, "ustar\0" "00", 8); break;
+    case header_format::ustar:
+        std::memcpy(out.data() + f_magic.offset,
+                    "ustar\0"
+                    "00",
+                    8);
+        break;
     }
     if (h.format != header_format::v7) {
         put_string(f_uname, h.uname, "uname");
@@ -294,4 +296,4 @@ inline void encode_header_block(const header& h, block_span out) {
     out[f_chksum.offset + 7] = ' ';
 }
 
-} // namespace berth::tar
+}  // namespace berth::tar

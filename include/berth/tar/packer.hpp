@@ -44,7 +44,7 @@ using berth::detail::unique_fd;
     throw error(errc::io_error, what + ": " + std::strerror(err), name);
 }
 
-} // namespace detail
+}  // namespace detail
 
 class packer {
 public:
@@ -137,8 +137,8 @@ private:
     };
     struct level {
         detail::unique_fd dir;
-        std::string prefix; // archive name prefix of children ("data/sub/" or "")
-        std::string rel;    // path relative to the source root, for .dockerignore ("sub/" or "")
+        std::string prefix;  // archive name prefix of children ("data/sub/" or "")
+        std::string rel;     // path relative to the source root, for .dockerignore ("sub/" or "")
         std::vector<child> children;
         std::size_t next = 0;
     };
@@ -160,8 +160,9 @@ private:
             if (n == 0) break;
             text.append(buf, static_cast<std::size_t>(n));
             if (text.size() > max_dockerignore_bytes)
-                throw error(errc::limit_exceeded, ".dockerignore is larger than " + std::to_string(max_dockerignore_bytes) +
-                                                      " bytes", ".dockerignore");
+                throw error(errc::limit_exceeded,
+                            ".dockerignore is larger than " + std::to_string(max_dockerignore_bytes) + " bytes",
+                            ".dockerignore");
         }
         auto patterns = dockerignore::read_patterns(text);
         // The builder needs these two whatever the file says (the docker CLI adds the same exceptions).
@@ -238,7 +239,7 @@ private:
     int open_file_at(int dirfd, const std::string& name) {
         // O_NONBLOCK: if a fifo was swapped in since the listing, opening it must not hang.
         int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | noatime_);
-        if (fd < 0 && errno == EPERM && noatime_) { // O_NOATIME needs ownership or CAP_FOWNER
+        if (fd < 0 && errno == EPERM && noatime_) {  // O_NOATIME needs ownership or CAP_FOWNER
             noatime_ = 0;
             fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         }
@@ -270,9 +271,9 @@ private:
                     detail::pack_fail("cannot stat", member);
                 }
                 if (S_ISREG(st.st_mode)) return emit_open_file(detail::unique_fd(fd), member, &st);
-                ::close(fd); // replaced since the listing: describe it below as what it is now
+                ::close(fd);  // replaced since the listing: describe it below as what it is now
             } else if (errno == ENOENT) {
-                return false; // removed since the listing
+                return false;  // removed since the listing
             } else if (errno != ELOOP) {
                 detail::pack_fail("cannot open", member);
             }
@@ -290,7 +291,7 @@ private:
                 if (errno == ENOENT) return false;
                 detail::pack_fail("cannot open", member);
             }
-            return emit_open_file(std::move(f), member); // described from the fd, not from the stat above
+            return emit_open_file(std::move(f), member);  // described from the fd, not from the stat above
         }
         case S_IFLNK: {
             entry e = describe(st, member, entry_type::symlink);
@@ -302,7 +303,7 @@ private:
                     target.resize(static_cast<std::size_t>(n));
                     break;
                 }
-                target.resize(target.size() * 2); // grew since lstat
+                target.resize(target.size() * 2);  // grew since lstat
             }
             e.linkname = std::move(target);
             if (hardlinked(st, e)) return true;
@@ -312,7 +313,7 @@ private:
         case S_IFCHR:
         case S_IFBLK:
         case S_IFIFO: {
-            entry_type t = S_ISCHR(st.st_mode) ? entry_type::char_device
+            entry_type t = S_ISCHR(st.st_mode)   ? entry_type::char_device
                            : S_ISBLK(st.st_mode) ? entry_type::block_device
                                                  : entry_type::fifo;
             entry e = describe(st, member, t);
@@ -324,7 +325,7 @@ private:
             encode_header(e, pending_, wopts_);
             return true;
         }
-        default: return false; // sockets (and anything else) cannot be archived
+        default: return false;  // sockets (and anything else) cannot be archived
         }
     }
 
@@ -339,8 +340,10 @@ private:
 
     bool emit_open_file(detail::unique_fd fd, const std::string& member, const struct stat* known = nullptr) {
         struct stat st;
-        if (known) st = *known;
-        else if (::fstat(fd.get(), &st) != 0) detail::pack_fail("cannot stat", member);
+        if (known)
+            st = *known;
+        else if (::fstat(fd.get(), &st) != 0)
+            detail::pack_fail("cannot stat", member);
         if (!S_ISREG(st.st_mode)) throw error(errc::io_error, "changed type while being packed", member);
         entry e = describe(st, member, entry_type::file);
         if (hardlinked(st, e)) return true;
@@ -392,7 +395,7 @@ private:
     int noatime_ = O_NOATIME;
     std::vector<level> stack_;
     std::map<std::pair<dev_t, ino_t>, std::string> links_;
-    std::string pending_; // header/padding bytes not yet handed out
+    std::string pending_;  // header/padding bytes not yet handed out
     std::size_t pending_pos_ = 0;
     detail::unique_fd file_;
     std::string file_name_;
@@ -402,4 +405,4 @@ private:
     bool finished_ = false;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

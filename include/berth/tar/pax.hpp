@@ -15,7 +15,7 @@ namespace pax_key {
 inline constexpr std::string_view path = "path", linkpath = "linkpath", size = "size", uid = "uid", gid = "gid",
                                   uname = "uname", gname = "gname", mtime = "mtime";
 inline constexpr std::string_view sparse_prefix = "GNU.sparse.";
-} // namespace pax_key
+}  // namespace pax_key
 
 // Calls on_record(key, value) for each record of `payload`, in order (a key may repeat: GNU sparse 0.0 does it).
 // Throws tar::error(bad_pax_record) at base_offset + the record's position for: a length that is not decimal,
@@ -59,14 +59,14 @@ inline std::size_t decimal_digits(std::size_t n) noexcept {
     while (n >= 10) n /= 10, ++d;
     return d;
 }
-} // namespace detail
+}  // namespace detail
 
 // Total length of the record for key/value, including its own length digits (which may add a digit).
 inline std::size_t pax_record_size(std::string_view key, std::string_view value) noexcept {
-    const std::size_t body = key.size() + value.size() + 3; // ' ', '=', '\n'
+    const std::size_t body = key.size() + value.size() + 3;  // ' ', '=', '\n'
     const std::size_t digits = detail::decimal_digits(body);
     const std::size_t total = body + digits;
-    return detail::decimal_digits(total) > digits ? total + 1 : total; // 9+1 -> "11 ..." not "10 ..."
+    return detail::decimal_digits(total) > digits ? total + 1 : total;  // 9+1 -> "11 ..." not "10 ..."
 }
 
 inline void append_pax_record(std::string& out, std::string_view key, std::string_view value) {
@@ -142,4 +142,4 @@ inline std::string format_pax_time(pax_time t) {
     return out + "." + digits;
 }
 
-} // namespace berth::tar
+}  // namespace berth::tar

@@ -24,7 +24,7 @@
 namespace berth::tar {
 
 struct reader_options {
-    std::size_t max_pax_size = 1 << 20; // bytes of one PAX/GNU long-name header payload (and of a sparse map)
+    std::size_t max_pax_size = 1 << 20;  // bytes of one PAX/GNU long-name header payload (and of a sparse map)
     std::size_t max_path_length = 4096;
     std::uint64_t max_entries = 1'000'000;
     // The archive counts as complete only with its end-of-archive marker (two zero blocks): finish() fails
@@ -39,7 +39,9 @@ namespace detail {
 // Holes of sparse files are handed out as slices of this.
 inline constexpr std::array<char, 64 * 1024> zeros{};
 
-inline constexpr std::uint64_t padding_of(std::uint64_t n) noexcept { return (block_size - n % block_size) % block_size; }
+inline constexpr std::uint64_t padding_of(std::uint64_t n) noexcept {
+    return (block_size - n % block_size) % block_size;
+}
 
 struct sparse_segment {
     std::uint64_t offset, length;
@@ -73,7 +75,7 @@ struct pax_sparse {
 
 inline bool is_header_only(entry_type t) noexcept { return t != entry_type::file; }
 
-} // namespace detail
+}  // namespace detail
 
 class reader {
 public:
@@ -85,8 +87,8 @@ public:
 
     // Hands the parser the next bytes. They must stay valid until next() returns need_more.
     void feed(std::span<const char> bytes) {
-        if (state_ == state::end) return; // trailing data after the end marker is ignored, like GNU tar
-        if (!in_.empty()) throw std::logic_error("tar::reader::feed called before next() returned need_more");
+        if (state_ == state::end) return;  // trailing data after the end marker is ignored, like GNU tar
+        if (!in_.empty()) throw invalid_argument_error("tar::reader::feed called before next() returned need_more");
         in_ = bytes;
     }
 
@@ -99,18 +101,23 @@ public:
                 if (!b) return event::need_more;
                 const block_view blk(b, block_size);
                 if (is_zero_block(blk)) {
-                    if (!opt_.require_end_marker) return end_archive(); // GNU tar stops here (a lone one warns)
+                    if (!opt_.require_end_marker) return end_archive();  // GNU tar stops here (a lone one warns)
                     if (pending_extensions())
-                        throw error(errc::truncated, "end-of-archive marker right after an extension header",
-                                    {}, block_start_);
+                        throw error(errc::truncated, "end-of-archive marker right after an extension header", {},
+                                    block_start_);
                     state_ = state::end_marker;
                     continue;
                 }
                 decode_header(blk, hdr_, block_start_);
                 switch (hdr_.typeflag) {
-                case 'x': case 'X': case 'g': case 'L': case 'K': begin_extension(); break;
-                case 'V': // volume label: not a member
-                    skip_remaining_ = static_cast<std::uint64_t>(hdr_.size) + detail::padding_of(static_cast<std::uint64_t>(hdr_.size));
+                case 'x':
+                case 'X':
+                case 'g':
+                case 'L':
+                case 'K': begin_extension(); break;
+                case 'V':  // volume label: not a member
+                    skip_remaining_ = static_cast<std::uint64_t>(hdr_.size) +
+                                      detail::padding_of(static_cast<std::uint64_t>(hdr_.size));
                     state_ = state::skip;
                     break;
                 default: begin_member(blk); break;
@@ -122,7 +129,8 @@ public:
                 if (!b) return event::need_more;
                 // Like Go: a zero block then a header is no end marker, and reading on would guess.
                 if (!is_zero_block(block_view(b, block_size)))
-                    throw error(errc::bad_header_field, "a lone zero block before a header", {}, block_start_ - block_size);
+                    throw error(errc::bad_header_field, "a lone zero block before a header", {},
+                                block_start_ - block_size);
                 return end_archive();
             }
             case state::ext_payload: {
@@ -140,7 +148,7 @@ public:
                 consume(n);
                 skip_remaining_ -= n;
                 if (skip_remaining_ != 0) return event::need_more;
-                if (in_member_) sparse_.clear(); // a later 'x' header starts its own map
+                if (in_member_) sparse_.clear();  // a later 'x' header starts its own map
                 in_member_ = false;
                 state_ = state::header;
                 continue;
@@ -157,9 +165,7 @@ public:
                 if (!read_sparse_map_1_0()) return event::need_more;
                 continue;
             }
-            case state::emit_entry:
-                state_ = state::content;
-                return event::entry;
+            case state::emit_entry: state_ = state::content; return event::entry;
             case state::content: {
                 if (auto ev = next_content()) return *ev;
                 return event::need_more;
@@ -187,12 +193,20 @@ public:
 
 private:
     enum class state : std::uint8_t {
-        header, end_marker, ext_payload, skip, gnu_sparse_ext, sparse_map, emit_entry, content, end
+        header,
+        end_marker,
+        ext_payload,
+        skip,
+        gnu_sparse_ext,
+        sparse_map,
+        emit_entry,
+        content,
+        end
     };
 
     event end_archive() noexcept {
         state_ = state::end;
-        in_ = {}; // trailing data after the end marker is ignored, like GNU tar
+        in_ = {};  // trailing data after the end marker is ignored, like GNU tar
         return event::end;
     }
 
@@ -210,7 +224,7 @@ private:
             return p;
         }
         const std::size_t n = std::min(block_size - block_fill_, in_.size());
-        if (n == 0) return nullptr; // memcpy from an empty span's null data() is undefined even for 0 bytes
+        if (n == 0) return nullptr;  // memcpy from an empty span's null data() is undefined even for 0 bytes
         std::memcpy(block_.data() + block_fill_, in_.data(), n);
         consume(n);
         block_fill_ += n;
@@ -220,7 +234,9 @@ private:
         return block_.data();
     }
 
-    bool pending_extensions() const noexcept { return local_ext_bytes_ != 0 || long_name_ || long_link_ || have_local_; }
+    bool pending_extensions() const noexcept {
+        return local_ext_bytes_ != 0 || long_name_ || long_link_ || have_local_;
+    }
 
     [[noreturn]] void fail(errc code, const std::string& why, std::uint64_t at) const {
         throw error(code, why, entry_.name, at);
@@ -237,8 +253,8 @@ private:
             // Many small local headers in a row must not add up past the limit either.
             local_ext_bytes_ += size;
             if (local_ext_bytes_ > opt_.max_pax_size)
-                throw error(errc::limit_exceeded, "extension headers of one member larger than max_pax_size",
-                            hdr_.name, block_start_);
+                throw error(errc::limit_exceeded, "extension headers of one member larger than max_pax_size", hdr_.name,
+                            block_start_);
             have_local_ = true;
         }
         ext_type_ = hdr_.typeflag;
@@ -255,8 +271,7 @@ private:
         case 'K': long_link_.emplace(detail::c_string(payload)); break;
         case 'g': {
             parse_pax_records(
-                payload, [&](std::string_view k, std::string_view v) { apply_pax(global_, k, v, false); },
-                ext_start_);
+                payload, [&](std::string_view k, std::string_view v) { apply_pax(global_, k, v, false); }, ext_start_);
             if (global_.footprint() > opt_.max_pax_size)
                 throw error(errc::limit_exceeded, "global PAX records larger than max_pax_size", {}, ext_start_);
             break;
@@ -267,8 +282,7 @@ private:
             psparse_ = {};
             sparse_.clear();
             parse_pax_records(
-                payload, [&](std::string_view k, std::string_view v) { apply_pax(local_, k, v, true); },
-                ext_start_);
+                payload, [&](std::string_view k, std::string_view v) { apply_pax(local_, k, v, true); }, ext_start_);
             break;
         }
     }
@@ -281,8 +295,10 @@ private:
         auto bad = [&](const char* why) { throw error(errc::bad_pax_record, why, {}, record_offset(key)); };
         auto text = [&](std::optional<std::string>& dst) {
             if (value.find('\0') != std::string_view::npos) bad("PAX path or name value contains NUL");
-            if (value.empty()) dst.reset(); // an empty value removes the override
-            else dst.emplace(value);
+            if (value.empty())
+                dst.reset();  // an empty value removes the override
+            else
+                dst.emplace(value);
         };
         auto integer = [&](std::optional<std::int64_t>& dst, bool non_negative) {
             if (value.empty()) return dst.reset();
@@ -292,7 +308,7 @@ private:
         };
         if (key.starts_with(pax_key::sparse_prefix)) {
             if (local) apply_pax_sparse(key.substr(pax_key::sparse_prefix.size()), value, key);
-            return; // meaningless in a global header
+            return;  // meaningless in a global header
         }
         if (key == pax_key::path) return text(o.path);
         if (key == pax_key::linkpath) return text(o.linkpath);
@@ -301,11 +317,13 @@ private:
         if (key == pax_key::uid) return integer(o.uid, false);
         if (key == pax_key::gid) return integer(o.gid, false);
         if (key == pax_key::size) {
-            if (!local) return; // a size for every later member cannot be meant
+            if (!local) return;  // a size for every later member cannot be meant
             std::optional<std::int64_t> v;
             integer(v, true);
-            if (v) o.size = static_cast<std::uint64_t>(*v);
-            else o.size.reset();
+            if (v)
+                o.size = static_cast<std::uint64_t>(*v);
+            else
+                o.size.reset();
             return;
         }
         if (key == pax_key::mtime) {
@@ -335,20 +353,24 @@ private:
             sparse_.push_back({off, detail::unset_length});
         };
         psparse_.seen = true;
-        if (k == "major") psparse_.major = number();
-        else if (k == "minor") psparse_.minor = number();
-        else if (k == "numblocks") psparse_.numblocks = number();
-        else if (k == "size" || k == "realsize") psparse_.realsize = number();
+        if (k == "major")
+            psparse_.major = number();
+        else if (k == "minor")
+            psparse_.minor = number();
+        else if (k == "numblocks")
+            psparse_.numblocks = number();
+        else if (k == "size" || k == "realsize")
+            psparse_.realsize = number();
         else if (k == "name") {
             if (value.find('\0') != std::string_view::npos) bad("GNU.sparse.name contains NUL");
             psparse_.name.emplace(value);
-        } else if (k == "offset") { // format 0.0: offset/numbytes pairs as repeated records
+        } else if (k == "offset") {  // format 0.0: offset/numbytes pairs as repeated records
             push(static_cast<std::uint64_t>(number()));
         } else if (k == "numbytes") {
             if (sparse_.empty() || sparse_.back().length != detail::unset_length)
                 bad("GNU.sparse.numbytes without a preceding GNU.sparse.offset");
             sparse_.back().length = static_cast<std::uint64_t>(number());
-        } else if (k == "map") { // format 0.1: "offset,size,offset,size,..."
+        } else if (k == "map") {  // format 0.1: "offset,size,offset,size,..."
             sparse_.clear();
             bool want_offset = true;
             std::size_t pos = 0;
@@ -357,8 +379,10 @@ private:
                 const auto item = value.substr(pos, comma == std::string_view::npos ? value.npos : comma - pos);
                 const auto v = parse_pax_integer(item);
                 if (!v || *v < 0) bad("invalid GNU.sparse.map");
-                if (want_offset) push(static_cast<std::uint64_t>(*v));
-                else sparse_.back().length = static_cast<std::uint64_t>(*v);
+                if (want_offset)
+                    push(static_cast<std::uint64_t>(*v));
+                else
+                    sparse_.back().length = static_cast<std::uint64_t>(*v);
                 want_offset = !want_offset;
                 if (comma == std::string_view::npos) break;
                 pos = comma + 1;
@@ -405,16 +429,17 @@ private:
         case '2': e.type = entry_type::symlink; break;
         case '3': e.type = entry_type::char_device; break;
         case '4': e.type = entry_type::block_device; break;
-        case '5': case 'D': e.type = entry_type::directory; break; // 'D': GNU dumpdir, content is a listing
+        case '5':
+        case 'D': e.type = entry_type::directory; break;  // 'D': GNU dumpdir, content is a listing
         case '6': e.type = entry_type::fifo; break;
-        case '\0': // old regular file; a trailing '/' made it a directory before typeflag '5' existed
+        case '\0':  // old regular file; a trailing '/' made it a directory before typeflag '5' existed
             e.type = e.name.ends_with('/') ? entry_type::directory : entry_type::file;
             break;
         case '0':
             e.type = hdr_.format == header_format::v7 && e.name.ends_with('/') ? entry_type::directory
                                                                                : entry_type::file;
             break;
-        default: e.type = entry_type::file; break; // '7' contiguous, 'S' sparse, unknown: content as a file
+        default: e.type = entry_type::file; break;  // '7' contiguous, 'S' sparse, unknown: content as a file
         }
         // Header-only types carry no data whatever their size field says: the next header follows at once, as Go
         // and Python read it. Their entry still reports the size they carry. GNU dumpdirs ('D') do have data.
@@ -441,7 +466,8 @@ private:
         if (old_sparse) {
             sparse_.clear();
             realsize = parse_numeric(detail::raw(blk, {detail::gnu_realsize, 12}));
-            if (!realsize || *realsize < 0) fail(errc::bad_sparse_map, "invalid old GNU sparse real size", block_start_);
+            if (!realsize || *realsize < 0)
+                fail(errc::bad_sparse_map, "invalid old GNU sparse real size", block_start_);
             realsize_ = static_cast<std::uint64_t>(*realsize);
             if (read_old_gnu_sparse(blk.data() + detail::gnu_sparse_offset, detail::gnu_sparse_entries,
                                     blk[detail::gnu_isextended] != 0))
@@ -483,7 +509,7 @@ private:
     // Old GNU sparse entries (24 bytes each) at p; true when the map is complete (no extension block follows).
     bool read_old_gnu_sparse(const char* p, std::size_t count, bool extended) {
         for (std::size_t i = 0; i < count; ++i, p += 24) {
-            if (p[0] == '\0') break; // an empty slot ends the list, like GNU and BSD tar read it
+            if (p[0] == '\0') break;  // an empty slot ends the list, like GNU and BSD tar read it
             const auto off = parse_numeric({p, 12});
             const auto len = parse_numeric({p + 12, 12});
             if (!off || !len || *off < 0 || *len < 0)
@@ -510,7 +536,7 @@ private:
             consume(1);
             --stored_remaining_;
             if (c >= '0' && c <= '9') {
-                ++map_digits_; // leading zeros are fine, the value is what is range-checked
+                ++map_digits_;  // leading zeros are fine, the value is what is range-checked
                 if (map_value_ > (std::uint64_t{INT64_MAX} - 9) / 10)
                     fail(errc::bad_sparse_map, "sparse map number out of range", offset_ - 1);
                 map_value_ = map_value_ * 10 + static_cast<std::uint64_t>(c - '0');
@@ -549,8 +575,10 @@ private:
     void start_sparse_content() {
         std::uint64_t prev_end = 0, stored = 0;
         for (const auto& s : sparse_) {
-            if (s.length == detail::unset_length) fail(errc::bad_sparse_map, "sparse entry without a size", block_start_);
-            if (s.offset > static_cast<std::uint64_t>(INT64_MAX) || s.length > static_cast<std::uint64_t>(INT64_MAX) - s.offset)
+            if (s.length == detail::unset_length)
+                fail(errc::bad_sparse_map, "sparse entry without a size", block_start_);
+            if (s.offset > static_cast<std::uint64_t>(INT64_MAX) ||
+                s.length > static_cast<std::uint64_t>(INT64_MAX) - s.offset)
                 fail(errc::bad_sparse_map, "sparse entry out of range", block_start_);
             const std::uint64_t end = s.offset + s.length;
             if (s.offset < prev_end || end > realsize_)
@@ -612,7 +640,7 @@ private:
     std::uint64_t offset_ = 0;
     std::array<char, block_size> block_{};
     std::size_t block_fill_ = 0;
-    std::uint64_t block_start_ = 0; // offset of the last header block taken
+    std::uint64_t block_start_ = 0;  // offset of the last header block taken
     header hdr_;
     entry entry_;
     std::uint64_t entries_ = 0;
@@ -638,4 +666,4 @@ private:
     std::size_t map_digits_ = 0;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

@@ -1,6 +1,6 @@
 #pragma once
 // The tar layer: format codec (header, PAX, reader, writer, gzip) and, on top of it, the filesystem side.
-#include <berth/version.hpp> // first: the C++20 check
+#include <berth/version.hpp>  // first: the C++20 check
 #include <berth/tar/dockerignore.hpp>
 #include <berth/tar/entry.hpp>
 #include <berth/tar/error.hpp>

@@ -24,7 +24,7 @@ struct writer_options {
     bool preserve_subsecond = false;
 };
 
-inline constexpr std::size_t end_of_archive_size = 1024; // two zero blocks
+inline constexpr std::size_t end_of_archive_size = 1024;  // two zero blocks
 
 inline constexpr std::size_t padding_after(std::uint64_t content_size) noexcept {
     return static_cast<std::size_t>((block_size - content_size % block_size) % block_size);
@@ -54,10 +54,10 @@ inline bool is_interpreted_pax_key(std::string_view k) noexcept {
            k.starts_with(pax_key::sparse_prefix);
 }
 
-inline constexpr std::int64_t max_octal_7 = 07777777;          // uid, gid, devices: 7 digits
-inline constexpr std::uint64_t max_octal_11 = 077777777777ULL; // size, mtime: 11 digits (8 GiB - 1)
+inline constexpr std::int64_t max_octal_7 = 07777777;           // uid, gid, devices: 7 digits
+inline constexpr std::uint64_t max_octal_11 = 077777777777ULL;  // size, mtime: 11 digits (8 GiB - 1)
 
-} // namespace detail
+}  // namespace detail
 
 // Appends the header block(s) of `e` to `out`: a PAX 'x' header (with its padding) when needed, then the USTAR
 // block. Throws tar::error(bad_header_field) for what no header can carry (empty name, NUL in a string, device
@@ -93,12 +93,16 @@ inline void encode_header(const entry& e, std::string& out, const writer_options
         h.linkname = ascii_fallback(e.linkname, f_linkname.size);
     }
     const std::uint64_t size = e.type == entry_type::file ? e.size : 0;
-    if (size > max_octal_11) append_pax_record(pax, pax_key::size, std::to_string(size));
-    else h.size = static_cast<std::int64_t>(size);
+    if (size > max_octal_11)
+        append_pax_record(pax, pax_key::size, std::to_string(size));
+    else
+        h.size = static_cast<std::int64_t>(size);
     // Values USTAR cannot hold go to PAX; the USTAR field then says 0, as Python's tarfile does.
     auto id = [&](std::int64_t v, std::string_view key, std::int64_t& field) {
-        if (v < 0 || v > max_octal_7) append_pax_record(pax, key, std::to_string(v));
-        else field = v;
+        if (v < 0 || v > max_octal_7)
+            append_pax_record(pax, key, std::to_string(v));
+        else
+            field = v;
     };
     id(e.uid, pax_key::uid, h.uid);
     id(e.gid, pax_key::gid, h.gid);
@@ -115,11 +119,10 @@ inline void encode_header(const entry& e, std::string& out, const writer_options
     const bool subsecond = options.preserve_subsecond && e.mtime_nsec != 0;
     if (subsecond && e.mtime_nsec >= 1'000'000'000) fail(errc::bad_header_field, "mtime_nsec out of range");
     if (e.mtime < 0 || static_cast<std::uint64_t>(e.mtime) > max_octal_11 || subsecond)
-        append_pax_record(pax, pax_key::mtime,
-                          format_pax_time({e.mtime, subsecond ? e.mtime_nsec : std::uint32_t{0}}));
+        append_pax_record(pax, pax_key::mtime, format_pax_time({e.mtime, subsecond ? e.mtime_nsec : std::uint32_t{0}}));
     if (e.mtime >= 0 && static_cast<std::uint64_t>(e.mtime) <= max_octal_11) h.mtime = e.mtime;
     for (const auto& [k, v] : e.pax_records) {
-        if (is_interpreted_pax_key(k)) continue; // entry fields own these
+        if (is_interpreted_pax_key(k)) continue;  // entry fields own these
         if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
             fail(errc::bad_pax_record, "unusable PAX key in pax_records");
         append_pax_record(pax, k, v);
@@ -181,16 +184,16 @@ public:
     }
 
     Sink& sink() noexcept { return sink_; }
-    std::uint64_t offset() const noexcept { return offset_; } // bytes handed to the sink
+    std::uint64_t offset() const noexcept { return offset_; }  // bytes handed to the sink
 
 private:
     void check_open() const {
-        if (finished_) throw std::logic_error("tar::writer used after finish()");
+        if (finished_) throw invalid_argument_error("tar::writer used after finish()");
     }
     void close_member() const {
         if (remaining_ != 0)
-            throw error(errc::size_mismatch, "member content shorter than its size (" + std::to_string(remaining_) +
-                                                 " bytes missing)",
+            throw error(errc::size_mismatch,
+                        "member content shorter than its size (" + std::to_string(remaining_) + " bytes missing)",
                         name_, offset_);
     }
     void put(std::span<const char> bytes) {
@@ -206,4 +209,4 @@ private:
     bool finished_ = false;
 };
 
-} // namespace berth::tar
+}  // namespace berth::tar

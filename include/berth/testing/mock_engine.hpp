@@ -18,7 +18,7 @@
 // for the next request unless the reply says otherwise. Replies are data (status, headers, body pieces sent with a
 // pause between them, and what the engine does afterwards), so faults are replies too: a body cut short, a
 // truncated head, garbage, a stall, a hang-up.
-#include <berth/version.hpp> // first: the C++20 check
+#include <berth/version.hpp>  // first: the C++20 check
 #include <berth/detail/base64.hpp>
 #include <berth/http/multiplexed_stream.hpp>
 #include <berth/transport/transport.hpp>
@@ -122,12 +122,12 @@ struct initiate_cancellable_read {
             return;
         }
         slot.template emplace<close_on_cancel>(close_on_cancel{stream});
-        stream->async_read_some(buffers, slot_clearing_handler<handler_type>{std::forward<Handler>(handler), slot,
-                                                                              stream->get_executor()});
+        stream->async_read_some(
+            buffers, slot_clearing_handler<handler_type>{std::forward<Handler>(handler), slot, stream->get_executor()});
     }
 };
 
-} // namespace mock_detail
+}  // namespace mock_detail
 
 // The client end of an in-memory connection: a beast::test::stream that also honours per-operation cancellation
 // of reads (test::stream does not), as a socket does, so time limits and cancellation slots work on it. Writes
@@ -148,15 +148,13 @@ public:
         stream_->close();
     }
 
-    template <class MutableBufferSequence,
-              class Token = boost::asio::default_completion_token_t<executor_type>>
+    template <class MutableBufferSequence, class Token = boost::asio::default_completion_token_t<executor_type>>
     auto async_read_some(const MutableBufferSequence& buffers, Token&& token = {}) {
         return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
             mock_detail::initiate_cancellable_read{}, token, stream_, buffers);
     }
 
-    template <class ConstBufferSequence,
-              class Token = boost::asio::default_completion_token_t<executor_type>>
+    template <class ConstBufferSequence, class Token = boost::asio::default_completion_token_t<executor_type>>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token = {}) {
         return stream_->async_write_some(buffers, std::forward<Token>(token));
     }
@@ -174,9 +172,9 @@ struct recorded_request {
     std::string path{};         // percent-decoded, without the version prefix and the query: "/containers/create"
     std::string api_version{};  // "1.41" from the "/v1.41" prefix, empty when unversioned
     boost::beast::http::fields headers{};
-    std::string body{};         // de-chunked
-    bool chunked = false;       // the body came with Transfer-Encoding: chunked
-    std::size_t connection = 0; // 1 for the first connection the engine accepted, 2 for the next, ...
+    std::string body{};          // de-chunked
+    bool chunked = false;        // the body came with Transfer-Encoding: chunked
+    std::size_t connection = 0;  // 1 for the first connection the engine accepted, 2 for the next, ...
 
     std::string header(std::string_view name) const {
         auto it = headers.find(boost::beast::string_view(name.data(), name.size()));
@@ -253,7 +251,9 @@ struct reply {
         return text(status, std::string(json_text) + "\n", "application/json");
     }
     static reply json(unsigned status, const char* json_text) { return json(status, std::string_view(json_text)); }
-    static reply json(unsigned status, const std::string& json_text) { return json(status, std::string_view(json_text)); }
+    static reply json(unsigned status, const std::string& json_text) {
+        return json(status, std::string_view(json_text));
+    }
     static reply json(unsigned status, const boost::json::value& v) { return json(status, boost::json::serialize(v)); }
     static reply no_content(unsigned status = 204) {
         reply r;
@@ -420,7 +420,7 @@ public:
     }
     // Answers each request in turn with the next reply; the last one repeats.
     mock_engine& on_sequence(verb method, std::string path, std::vector<reply> replies) {
-        if (replies.empty()) throw std::invalid_argument("mock_engine::on_sequence: no replies");
+        if (replies.empty()) throw invalid_argument_error("mock_engine::on_sequence: no replies");
         auto shared = std::make_shared<std::vector<reply>>(std::move(replies));
         auto next = std::make_shared<std::size_t>(0);
         return on(method, std::move(path), request_handler([shared, next](const recorded_request&) {
@@ -546,8 +546,8 @@ private:
         return pattern == path;
     }
 
-    static recorded_request record(const boost::beast::http::request<boost::beast::http::string_body>& m,
-                                   bool chunked, std::size_t connection) {
+    static recorded_request record(const boost::beast::http::request<boost::beast::http::string_body>& m, bool chunked,
+                                   std::size_t connection) {
         recorded_request r;
         r.method = m.method();
         r.target = std::string(m.target());
@@ -594,11 +594,11 @@ private:
 
     static reply version_reply(const state& st) {
         boost::json::array components;
-        components.push_back(boost::json::object{{"Name", st.podman ? "Podman Engine" : "Engine"},
-                                                 {"Version", st.engine_version}});
-        boost::json::object o{{"Version", st.engine_version}, {"ApiVersion", st.api_version},
-                              {"Os", "linux"},                {"Arch", "amd64"},
-                              {"KernelVersion", "6.1.0"},     {"Components", std::move(components)}};
+        components.push_back(
+            boost::json::object{{"Name", st.podman ? "Podman Engine" : "Engine"}, {"Version", st.engine_version}});
+        boost::json::object o{
+            {"Version", st.engine_version}, {"ApiVersion", st.api_version},       {"Os", "linux"}, {"Arch", "amd64"},
+            {"KernelVersion", "6.1.0"},     {"Components", std::move(components)}};
         if (!st.min_api_version.empty()) o["MinAPIVersion"] = st.min_api_version;
         return reply::json(200, boost::json::value(std::move(o)));
     }
@@ -739,7 +739,8 @@ private:
                 // Once the last bytes of a keep-alive reply are handed over the connection waits for a request.
                 if (i + 1 == pieces.size() && keeps_alive) entry.set_idle(buffer.size() == 0);
                 if (piece.empty()) continue;
-                auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(piece), asio::as_tuple(asio::use_awaitable));
+                auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(piece),
+                                                            asio::as_tuple(asio::use_awaitable));
                 (void)wn;
                 if (wec) co_return;
             }
@@ -761,4 +762,4 @@ private:
 
 static_assert(transport<mock_engine>);
 
-} // namespace berth::testing
+}  // namespace berth::testing

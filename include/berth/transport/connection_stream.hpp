@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -48,6 +49,9 @@ public:
     // Ends the connection at once and never blocks on the peer (TLS: no wait for its close_notify; ssh: the child
     // is ended and reaped).
     virtual void close(boost::system::error_code& ec) = 0;
+    // Ends the sending direction only (the peer reads end-of-file; replies still arrive): what a hijacked exec or
+    // attach stream does once its stdin has been sent. operation_not_supported where the layer has no such thing.
+    virtual void shutdown_send(boost::system::error_code& ec) { ec = boost::asio::error::operation_not_supported; }
     // A descriptor whose readability means the peer closed an idle connection, or -1 when there is none.
     virtual int liveness_handle() const { return -1; }
 };
@@ -93,8 +97,21 @@ public:
     }
 
     void close(boost::system::error_code& ec) {
-        if (layered_) layered_->close(ec);
-        else if (socket_) socket_->close(ec);
+        if (layered_)
+            layered_->close(ec);
+        else if (socket_)
+            socket_->close(ec);
+    }
+
+    // Half-close: the engine reads end-of-file, and its reply keeps coming (shutdown(SHUT_WR) on a socket; the
+    // layer's equivalent on TLS and ssh).
+    void shutdown_send(boost::system::error_code& ec) {
+        if (layered_)
+            layered_->shutdown_send(ec);
+        else if (socket_)
+            socket_->shutdown(socket_type::shutdown_send, ec);
+        else
+            ec = boost::asio::error::not_connected;
     }
 
     // The descriptor the connection pool peeks at to see whether the engine closed an idle connection.
@@ -109,4 +126,4 @@ private:
     std::unique_ptr<layered_stream> layered_{};
 };
 
-} // namespace berth
+}  // namespace berth

@@ -34,10 +34,10 @@ namespace berth {
 struct docker_context {
     std::string name{};
     std::string description{};
-    engine_endpoint endpoint{};       // the address, and TLS as the CLI would use it
-    bool skip_tls_verify = false;     // the endpoint's SkipTLSVerify
-    std::filesystem::path meta_dir{}; // contexts/meta/<digest> (empty for "default", which lives in the environment)
-    std::filesystem::path tls_dir{};  // contexts/tls/<digest> (empty for "default")
+    engine_endpoint endpoint{};        // the address, and TLS as the CLI would use it
+    bool skip_tls_verify = false;      // the endpoint's SkipTLSVerify
+    std::filesystem::path meta_dir{};  // contexts/meta/<digest> (empty for "default", which lives in the environment)
+    std::filesystem::path tls_dir{};   // contexts/tls/<digest> (empty for "default")
     std::vector<std::string> tls_files{};  // the TLS material found: a subset of ca.pem, cert.pem, key.pem
 };
 
@@ -65,7 +65,8 @@ inline std::optional<boost::json::value> read_json_file(const std::filesystem::p
     }
     boost::system::error_code jec;
     auto v = boost::json::parse(text, jec);
-    if (jec) throw context_error(context_errc::malformed, context, file.string() + " is not valid JSON: " + jec.message());
+    if (jec)
+        throw context_error(context_errc::malformed, context, file.string() + " is not valid JSON: " + jec.message());
     return v;
 }
 
@@ -88,7 +89,7 @@ inline bool valid_context_name(std::string_view name) {
     return true;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // The docker CLI's configuration directory: DOCKER_CONFIG, else $HOME/.docker.
 inline std::filesystem::path docker_config_dir() {
@@ -138,7 +139,9 @@ inline docker_context load_docker_context(std::string_view name,
     const auto digest = detail::context_digest(name);
     c.meta_dir = config_dir / "contexts" / "meta" / digest;
     auto meta = detail::read_json_file(c.meta_dir / "meta.json", c.name);
-    if (!meta) throw context_error(context_errc::not_found, c.name, "not found (no " + (c.meta_dir / "meta.json").string() + ")");
+    if (!meta)
+        throw context_error(context_errc::not_found, c.name,
+                            "not found (no " + (c.meta_dir / "meta.json").string() + ")");
     auto bad = [&](const std::string& why) {
         return context_error(context_errc::malformed, c.name, (c.meta_dir / "meta.json").string() + ": " + why);
     };
@@ -168,7 +171,9 @@ inline docker_context load_docker_context(std::string_view name,
     std::error_code ec;
     for (const char* f : {"ca.pem", "cert.pem", "key.pem"})
         if (std::filesystem::is_regular_file(material / f, ec)) c.tls_files.push_back(f);
-    auto has = [&](std::string_view f) { return std::find(c.tls_files.begin(), c.tls_files.end(), f) != c.tls_files.end(); };
+    auto has = [&](std::string_view f) {
+        return std::find(c.tls_files.begin(), c.tls_files.end(), f) != c.tls_files.end();
+    };
 
     auto& ep = c.endpoint;
     ep.tls.enabled = !c.tls_files.empty() || c.skip_tls_verify;
@@ -190,7 +195,8 @@ inline std::string current_docker_context_name(const std::filesystem::path& conf
     auto config = detail::read_json_file(config_dir / "config.json", "(current)");
     if (config) {
         if (!config->is_object())
-            throw context_error(context_errc::malformed, "(current)", (config_dir / "config.json").string() + " is not a JSON object");
+            throw context_error(context_errc::malformed, "(current)",
+                                (config_dir / "config.json").string() + " is not a JSON object");
         if (auto* cur = config->get_object().if_contains("currentContext"); cur && !cur->is_null()) {
             if (!cur->is_string())
                 throw context_error(context_errc::malformed, "(current)",
@@ -208,4 +214,4 @@ inline engine_endpoint docker_endpoint_from_env() {
     return load_docker_context(current_docker_context_name(dir), dir).endpoint;
 }
 
-} // namespace berth
+}  // namespace berth

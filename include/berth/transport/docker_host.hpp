@@ -1,6 +1,9 @@
 #pragma once
 // Parsing of engine addresses in the DOCKER_HOST syntax: unix:///path, tcp://host:port and ssh://[user@]host[:port].
 #include <berth/detail/outside_text.hpp>
+#include <berth/error.hpp>
+
+#include <boost/system/errc.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -11,17 +14,21 @@
 namespace berth {
 
 // A DOCKER_HOST (or an address passed by the caller) that is malformed or names a scheme berth does not speak.
-class invalid_host : public std::invalid_argument {
+// code() is the generic errc::invalid_argument (bad input, not a transport failure).
+class invalid_host : public invalid_argument_error {
 public:
-    explicit invalid_host(const std::string& what) : std::invalid_argument(what) {}
+    explicit invalid_host(const std::string& what) : invalid_argument_error(what) {}
+
+protected:
+    invalid_host(const boost::system::error_code& code, const std::string& what) : invalid_argument_error(code, what) {}
 };
 
 struct host_address {
     enum class kind { unix_socket, tcp, ssh } scheme = kind::unix_socket;
-    std::string path{};          // unix socket path; for ssh, the engine's socket on the remote host (may be empty)
-    std::string host{};          // tcp or ssh host name or address
-    std::uint16_t port = 0;      // tcp port; ssh port, 0 for ssh's own default
-    std::string user{};          // ssh login name (may be empty: ssh's own default)
+    std::string path{};      // unix socket path; for ssh, the engine's socket on the remote host (may be empty)
+    std::string host{};      // tcp or ssh host name or address
+    std::uint16_t port = 0;  // tcp port; ssh port, 0 for ssh's own default
+    std::string user{};      // ssh login name (may be empty: ssh's own default)
 
     std::string to_string() const {
         if (scheme == kind::unix_socket) return "unix://" + path;
@@ -113,7 +120,8 @@ inline host_address parse_docker_host(std::string_view spec, std::uint16_t defau
             if (user.find(':') != std::string_view::npos)  // the address is not shown: it holds the password
                 throw invalid_host("invalid engine address: a password in the address is not supported");
             for (char c : user)
-                if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@') fail("the user name contains " + detail::quote_outside_text(std::string(1, c)));
+                if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '@')
+                    fail("the user name contains " + detail::quote_outside_text(std::string(1, c)));
             if (user.front() == '-') fail("a user name cannot start with '-'");
             a.user = std::string(user);
         }
@@ -135,4 +143,4 @@ inline host_address docker_host_from_env(const char* variable = "DOCKER_HOST") {
     return parse_docker_host(v);
 }
 
-} // namespace berth
+}  // namespace berth

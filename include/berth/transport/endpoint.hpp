@@ -26,10 +26,10 @@ struct tls_options {
 
 // How an ssh:// address is reached: a child `ssh ... -- host docker system dial-stdio` per connection.
 struct ssh_options {
-    std::string program = "ssh";          // looked up in PATH unless it contains a '/'
-    std::string identity_file{};          // ssh -i
+    std::string program = "ssh";            // looked up in PATH unless it contains a '/'
+    std::string identity_file{};            // ssh -i
     std::vector<std::string> extra_args{};  // given to ssh before the host, e.g. {"-o", "UserKnownHostsFile=..."}
-    int connect_timeout_seconds = 30;     // ssh -o ConnectTimeout (the docker CLI's value)
+    int connect_timeout_seconds = 30;       // ssh -o ConnectTimeout (the docker CLI's value)
 };
 
 struct engine_endpoint {
@@ -50,7 +50,8 @@ class tls_connector {
 public:
     virtual ~tls_connector() = default;
     // The TLS handshake over a connected TCP socket (SNI, server name or IP checked). Throws tls_error.
-    virtual boost::asio::awaitable<connection_stream> handshake(boost::asio::generic::stream_protocol::socket socket) = 0;
+    virtual boost::asio::awaitable<connection_stream> handshake(
+        boost::asio::generic::stream_protocol::socket socket) = 0;
     // Throws the tls_error an error of the first exchange on `stream` stands for, if it is a TLS one (a TLS 1.3
     // server refuses a client certificate only after the client has finished its handshake).
     virtual void throw_if_tls_failure(const boost::system::error_code& ec, connection_stream& stream) = 0;
@@ -62,5 +63,5 @@ inline std::atomic<tls_connector_factory>& tls_factory() {
     return factory;
 }
 
-} // namespace detail
-} // namespace berth
+}  // namespace detail
+}  // namespace berth

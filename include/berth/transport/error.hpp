@@ -1,15 +1,14 @@
 #pragma once
-// Errors of reaching an engine that a user can act on: a TLS peer that cannot be trusted or does not trust us, an
-// ssh login or remote `docker` that fails, a Docker context that does not exist. Each names the engine's address
-// and carries the underlying reason (OpenSSL's verdict, ssh's own stderr). connection_error is a
-// boost::system::system_error, so code that handles transport failures by their error_code keeps working; its
-// code() is one of tls_errc / ssh_errc below, or the system's code for an ordinary connect failure.
+// Errors of reaching an engine: connection_error, for every "could not reach the engine" whatever the transport
+// (its code() the system's or Asio's own for an ordinary connect, read or write failure or a time-out), and the
+// cases a user can act on: a TLS peer that cannot be trusted or does not trust us (tls_error), an ssh login or
+// remote `docker` that fails (ssh_error), a Docker context that does not exist (context_error). Each names the
+// engine's address and carries the underlying words (OpenSSL's verdict, ssh's own stderr).
 #include <berth/detail/outside_text.hpp>
+#include <berth/error.hpp>
 
 #include <boost/system/error_code.hpp>
-#include <boost/system/system_error.hpp>
 
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 
@@ -73,7 +72,7 @@ public:
     }
 };
 
-} // namespace detail
+}  // namespace detail
 
 inline const boost::system::error_category& tls_category() {
     static const detail::tls_category_impl c;
@@ -86,45 +85,56 @@ inline const boost::system::error_category& ssh_category() {
 inline boost::system::error_code make_error_code(tls_errc e) { return {static_cast<int>(e), tls_category()}; }
 inline boost::system::error_code make_error_code(ssh_errc e) { return {static_cast<int>(e), ssh_category()}; }
 
-// Could not connect to the engine at endpoint(): what() reads "<endpoint>: <summary>: <reason>".
-class connection_error : public boost::system::system_error {
+}  // namespace berth
+
+template <>
+struct boost::system::is_error_code_enum<berth::tls_errc> : std::true_type {};
+template <>
+struct boost::system::is_error_code_enum<berth::ssh_errc> : std::true_type {};
+
+namespace berth {
+
+// Could not reach the engine, or lost it. Two texts: "<endpoint>: <the code's message>: <message>" for a failure
+// the layer below explained (TLS, ssh), and "<context>: <the code's message>" for one met during an exchange, where
+// the context names the engine, the request and the operation ("unix:///run/docker.sock: POST
+// /v1.41/containers/create: connect"). code() is the system's / Asio's (connection_refused, timed_out,
+// operation_aborted, ...), or a tls_errc / ssh_errc.
+class connection_error : public error {
 public:
-    connection_error(boost::system::error_code ec, std::string endpoint, std::string reason)
-        : boost::system::system_error(ec), endpoint_(std::move(endpoint)), reason_(std::move(reason)),
-          text_(endpoint_ + ": " + ec.message() + (reason_.empty() ? "" : ": " + reason_)) {}
-    // The engine's address ("tcp://10.0.0.2:2376", "ssh://me@box").
+    connection_error(const boost::system::error_code& ec, std::string endpoint, std::string message)
+        : error(ec, endpoint + ": " + ec.message() + (message.empty() ? "" : ": " + message)),
+          endpoint_(std::move(endpoint)), message_(std::move(message)) {}
+    connection_error(const boost::system::error_code& ec, std::string context)
+        : error(ec, context + ": " + ec.message()), endpoint_(std::move(context)) {}
+    // Where: the engine's address ("tcp://10.0.0.2:2376", "ssh://me@box"), with the request and the operation
+    // when the failure was met during an exchange.
     const std::string& endpoint() const noexcept { return endpoint_; }
-    // What the layer below said (OpenSSL's verify result, ssh's stderr, the system's message).
-    const std::string& reason() const noexcept { return reason_; }
-    const char* what() const noexcept override { return text_.c_str(); }
+    // What the layer below said (OpenSSL's verify result, ssh's stderr, the system's message); may be empty.
+    const std::string& message() const noexcept { return message_; }
 
 private:
-    std::string endpoint_, reason_, text_;
+    std::string endpoint_, message_;
 };
 
+// code() is a tls_errc (category "berth.tls").
 class tls_error : public connection_error {
 public:
-    tls_error(tls_errc code, std::string endpoint, std::string reason)
-        : connection_error(make_error_code(code), std::move(endpoint), std::move(reason)), kind_(code) {}
-    tls_errc kind() const noexcept { return kind_; }
-
-private:
-    tls_errc kind_;
+    tls_error(tls_errc code, std::string endpoint, std::string message)
+        : connection_error(make_error_code(code), std::move(endpoint), std::move(message)) {}
 };
 
+// code() is an ssh_errc (category "berth.ssh").
 class ssh_error : public connection_error {
 public:
     // exit_status: ssh's exit status, -1 when it did not exit normally or was not started. ssh_stderr: what ssh
-    // (and the remote command through it) wrote to stderr, also part of reason().
-    ssh_error(ssh_errc code, std::string endpoint, std::string reason, int exit_status, std::string ssh_stderr)
-        : connection_error(make_error_code(code), std::move(endpoint), std::move(reason)), kind_(code),
-          exit_status_(exit_status), stderr_(std::move(ssh_stderr)) {}
-    ssh_errc kind() const noexcept { return kind_; }
+    // (and the remote command through it) wrote to stderr, also part of message().
+    ssh_error(ssh_errc code, std::string endpoint, std::string message, int exit_status, std::string ssh_stderr)
+        : connection_error(make_error_code(code), std::move(endpoint), std::move(message)), exit_status_(exit_status),
+          stderr_(std::move(ssh_stderr)) {}
     int exit_status() const noexcept { return exit_status_; }
     const std::string& ssh_stderr() const noexcept { return stderr_; }
 
 private:
-    ssh_errc kind_;
     int exit_status_;
     std::string stderr_;
 };
@@ -136,23 +146,41 @@ enum class context_errc {
     malformed,      // config.json or meta.json is not what the docker CLI writes
 };
 
-// A Docker context that does not exist, or whose files cannot be read or parsed.
-class context_error : public std::invalid_argument {
+inline const char* errc_message(context_errc e) noexcept {
+    switch (e) {
+    case context_errc::not_found: return "no such Docker context";
+    case context_errc::invalid_name: return "not a valid Docker context name";
+    case context_errc::unreadable: return "the Docker context cannot be read";
+    case context_errc::malformed: return "the Docker context is malformed";
+    }
+    return "Docker context error";
+}
+inline const boost::system::error_category& context_category() noexcept {
+    static const detail::errc_category<context_errc> category("berth.context", errc_message);
+    return category;
+}
+inline boost::system::error_code make_error_code(context_errc e) noexcept {
+    return {static_cast<int>(e), context_category()};
+}
+
+}  // namespace berth
+
+template <>
+struct boost::system::is_error_code_enum<berth::context_errc> : std::true_type {};
+
+namespace berth {
+
+// A Docker context that does not exist, or whose files cannot be read or parsed. code() is a context_errc
+// (category "berth.context").
+class context_error : public error {
 public:
-    context_error(context_errc kind, std::string context, const std::string& what)
-        : std::invalid_argument("docker context " + detail::quote_outside_text(context) + ": " + what), kind_(kind),
+    context_error(context_errc code, std::string context, const std::string& what)
+        : error(code, "docker context " + detail::quote_outside_text(context) + ": " + what),
           context_(std::move(context)) {}
-    context_errc kind() const noexcept { return kind_; }
     const std::string& context() const noexcept { return context_; }
 
 private:
-    context_errc kind_;
     std::string context_;
 };
 
-} // namespace berth
-
-template <>
-struct boost::system::is_error_code_enum<berth::tls_errc> : std::true_type {};
-template <>
-struct boost::system::is_error_code_enum<berth::ssh_errc> : std::true_type {};
+}  // namespace berth

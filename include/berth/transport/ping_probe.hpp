@@ -58,4 +58,4 @@ inline bool is_https_only_reply(const ping_outcome& o) {
     return o.status == 400 && o.body.find("HTTP request to an HTTPS server") != std::string::npos;
 }
 
-} // namespace berth::detail
+}  // namespace berth::detail

@@ -60,8 +60,9 @@ public:
         if (a.scheme == host_address::kind::unix_socket) {
             connection_stream::socket_type socket(executor_);
             boost::system::error_code ec;
-            co_await socket.async_connect(asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
-                                          asio::redirect_error(asio::use_awaitable, ec));
+            co_await socket.async_connect(
+                asio::generic::stream_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
+                asio::redirect_error(asio::use_awaitable, ec));
             if (ec) throw boost::system::system_error(ec, "connect to " + describe());
             co_return connection_stream(std::move(socket));
         }
@@ -130,4 +131,4 @@ private:
 
 static_assert(transport<socket_transport>);
 
-} // namespace berth
+}  // namespace berth

@@ -47,6 +47,11 @@ public:
         if (socket_.is_open()) socket_.close(ec);
         child_.end();
     }
+    // ssh reads end-of-file on its stdin and passes it on as the channel's EOF; the remote `docker system
+    // dial-stdio` then half-closes its own connection to the engine (CloseWrite), so the engine reads the end too.
+    void shutdown_send(boost::system::error_code& ec) override {
+        socket_.shutdown(boost::asio::local::stream_protocol::socket::shutdown_send, ec);
+    }
     int liveness_handle() const override {
         return const_cast<boost::asio::local::stream_protocol::socket&>(socket_).native_handle();
     }
@@ -76,7 +81,7 @@ inline bool mentions_option(const std::vector<std::string>& args, std::string_vi
     return false;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // The ssh command line for one connection to `ep` (argv[0] is the ssh program).
 inline std::vector<std::string> ssh_command(const engine_endpoint& ep) {
@@ -106,17 +111,23 @@ inline ssh_error ssh_failure(const engine_endpoint& ep, std::optional<int> statu
     const int code = exited ? WEXITSTATUS(*status) : -1;
     auto has = [&](std::string_view s) { return stderr_text.find(s) != std::string::npos; };
     ssh_errc kind;
-    if (has("Permission denied") || has("Too many authentication failures")) kind = ssh_errc::authentication_refused;
+    if (has("Permission denied") || has("Too many authentication failures"))
+        kind = ssh_errc::authentication_refused;
     else if (has("Host key verification failed") || has("REMOTE HOST IDENTIFICATION HAS CHANGED"))
         kind = ssh_errc::host_key_rejected;
     else if (code == 127 || has("docker: command not found") || has("docker: not found"))
         kind = ssh_errc::remote_docker_missing;
-    else if (code == 255 || !exited) kind = ssh_errc::connection_failed;
-    else kind = ssh_errc::remote_dial_failed;
+    else if (code == 255 || !exited)
+        kind = ssh_errc::connection_failed;
+    else
+        kind = ssh_errc::remote_dial_failed;
     std::string reason;
-    if (!status) reason = "ssh did not exit after its output ended";
-    else if (exited) reason = "ssh exited with status " + std::to_string(code);
-    else reason = "ssh was ended by signal " + std::to_string(WTERMSIG(*status));
+    if (!status)
+        reason = "ssh did not exit after its output ended";
+    else if (exited)
+        reason = "ssh exited with status " + std::to_string(code);
+    else
+        reason = "ssh was ended by signal " + std::to_string(WTERMSIG(*status));
     reason += stderr_text.empty() ? std::string(", printing nothing") : ": " + stderr_text;
     return ssh_error(kind, ep.to_string(), std::move(reason), code, stderr_text);
 }
@@ -129,8 +140,8 @@ inline boost::asio::awaitable<connection_stream> ssh_connect(boost::asio::any_io
     for (bool check = true;; check = false) {
         int pair[2];
         if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
-            throw connection_error(boost::system::error_code(errno, boost::system::system_category()),
-                                   ep.to_string(), "socketpair");
+            throw connection_error(boost::system::error_code(errno, boost::system::system_category()), ep.to_string(),
+                                   "socketpair");
         asio::local::stream_protocol::socket ours(ex, asio::local::stream_protocol(), pair[0]);
         child_process child;
         auto argv = ssh_command(ep);
@@ -154,5 +165,5 @@ inline boost::asio::awaitable<connection_stream> ssh_connect(boost::asio::any_io
     }
 }
 
-} // namespace detail
-} // namespace berth
+}  // namespace detail
+}  // namespace berth

@@ -30,4 +30,4 @@ concept transport = std::move_constructible<T> && requires(T& t) {
     { t.describe() } -> std::convertible_to<std::string>;
 };
 
-} // namespace berth
+}  // namespace berth

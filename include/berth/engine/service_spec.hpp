@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace berth {
@@ -22,10 +23,20 @@ struct generic_resource {
 };
 
 struct service_resources {
-    std::int64_t nano_cpus = 0;     // 0: not set
-    std::int64_t memory_bytes = 0;  // 0: not set
-    std::int64_t pids = 0;          // Limits only, Engine API 1.41+; 0: not set
+    std::int64_t nano_cpus = 0;               // 0: not set
+    std::int64_t memory_bytes = 0;            // 0: not set
+    std::int64_t pids = 0;                    // Limits only, Engine API 1.41+; 0: not set
     std::vector<generic_resource> generic{};  // Reservations only
+};
+
+// A secret or config a task sees as a file: an item of ContainerSpec.Secrets or ContainerSpec.Configs.
+struct service_file_reference {
+    std::string id{};           // SecretID / ConfigID (secrets().create or configs().create gave it)
+    std::string name{};         // SecretName / ConfigName
+    std::string file_name{};    // File.Name: a secret's relative to /run/secrets/; a config's absolute ("/app.conf")
+    std::string uid = "0";      // File.UID
+    std::string gid = "0";      // File.GID
+    std::uint32_t mode = 0444;  // File.Mode
 };
 
 struct service_container_spec {  // TaskTemplate.ContainerSpec
@@ -37,6 +48,8 @@ struct service_container_spec {  // TaskTemplate.ContainerSpec
     bool tty = false;
     bool open_stdin = false;
     std::optional<std::int64_t> stop_grace_period_ns{};
+    std::vector<service_file_reference> secrets{};  // Secrets
+    std::vector<service_file_reference> configs{};  // Configs
 };
 
 struct service_spec {
@@ -54,6 +67,20 @@ struct service_spec {
 
 namespace detail {
 
+// ContainerSpec.Secrets or .Configs (`kind`: "Secret" or "Config").
+inline boost::json::array service_file_references_json(const std::vector<service_file_reference>& refs,
+                                                       std::string_view kind) {
+    boost::json::array out{};
+    for (auto& r : refs) {
+        boost::json::object o{};
+        o[std::string(kind) + "ID"] = r.id;
+        o[std::string(kind) + "Name"] = r.name;
+        o["File"] = {{"Name", r.file_name}, {"UID", r.uid}, {"GID", r.gid}, {"Mode", r.mode}};
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
 inline boost::json::object service_resources_json(const service_resources& r, bool limits) {
     boost::json::object o{};
     if (r.nano_cpus) o["NanoCPUs"] = r.nano_cpus;
@@ -68,7 +95,7 @@ inline boost::json::object service_resources_json(const service_resources& r, bo
     return o;
 }
 
-} // namespace detail
+}  // namespace detail
 
 inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, const service_spec& s) {
     using boost::json::object;
@@ -80,11 +107,16 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
     if (s.container.tty) container_spec["TTY"] = true;
     if (s.container.open_stdin) container_spec["OpenStdin"] = true;
     if (s.container.stop_grace_period_ns) container_spec["StopGracePeriod"] = *s.container.stop_grace_period_ns;
+    if (!s.container.secrets.empty())
+        container_spec["Secrets"] = detail::service_file_references_json(s.container.secrets, "Secret");
+    if (!s.container.configs.empty())
+        container_spec["Configs"] = detail::service_file_references_json(s.container.configs, "Config");
 
     object task{{"ContainerSpec", std::move(container_spec)}};
     object resources{};
     if (auto l = detail::service_resources_json(s.limits, true); !l.empty()) resources["Limits"] = std::move(l);
-    if (auto r = detail::service_resources_json(s.reservations, false); !r.empty()) resources["Reservations"] = std::move(r);
+    if (auto r = detail::service_resources_json(s.reservations, false); !r.empty())
+        resources["Reservations"] = std::move(r);
     if (!resources.empty()) task["Resources"] = std::move(resources);
     task["RestartPolicy"] = object{{"Condition", s.restart_condition}};
     object placement{};
@@ -108,4 +140,4 @@ inline void tag_invoke(boost::json::value_from_tag, boost::json::value& jv, cons
     jv = std::move(o);
 }
 
-} // namespace berth
+}  // namespace berth
