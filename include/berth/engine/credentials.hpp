@@ -206,9 +206,11 @@ inline docker_config read_docker_config(const credential_options& o) {
 inline std::string find_in_path(const std::string& program, std::string_view path) {
     while (true) {
         auto colon = path.find(':');
-        std::string dir(path.substr(0, colon));
+        // A string_view for the directory: g++ 12 -O3 misreads assigning "." to a std::string (-Wrestrict).
+        std::string_view dir = path.substr(0, colon);
         if (dir.empty()) dir = ".";
-        auto candidate = dir + "/" + program;
+        std::string candidate;
+        candidate.append(dir).append("/").append(program);
         if (::access(candidate.c_str(), X_OK) == 0) return candidate;
         if (colon == std::string_view::npos) return {};
         path.remove_prefix(colon + 1);
