@@ -285,6 +285,25 @@ public:
         co_return r;
     }
 
+    // A stream hijacked from its HTTP exchange (after a 101), with the names its errors give.
+    struct hijacked_stream {
+        std::unique_ptr<typename http::connection_pool<Transport>::connection> connection;
+        std::string endpoint, address;
+    };
+
+    // Sends an upgrade request (exec start, attach) and takes its connection. Docker and Podman both switch
+    // protocols when asked to; any other success would leave berth reading a connection that carries no stream
+    // (a 200 with Content-Length: 0 would be waited on forever). `what` names the stream in that error.
+    boost::asio::awaitable<hijacked_stream> open_hijacked(http::request req, std::string_view what) {
+        req.upgrade = true;
+        auto reply = co_await open(std::move(req));
+        if (reply.status() != 101)
+            throw protocol_error(reply.endpoint(), "the engine answered " + std::to_string(reply.status()) +
+                                                       " instead of switching protocols (101) for " + std::string(what));
+        std::string endpoint = reply.endpoint(), address = reply.address();
+        co_return hijacked_stream{reply.take_connection(), std::move(endpoint), std::move(address)};
+    }
+
     // A websocket to the versioned `target` (GET, Upgrade: websocket) on a connection of its own; a refusal is
     // the engine_error of its status (404: not_found_error), with the engine's message.
     boost::asio::awaitable<

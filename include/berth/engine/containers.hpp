@@ -642,25 +642,16 @@ public:
         if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
             if (auto* t = cfg->get_object().if_contains("Tty"); t && t->is_bool()) tty = t->get_bool();
         http::request req{.method = verb::post,
-                          .target = "/containers/" + detail::percent_encode(id) + "/attach" + attach_query(options),
-                          .upgrade = true};
-        auto reply = co_await client_.open(std::move(req));
-        auto endpoint = reply.endpoint();
-        auto address = reply.address();
-        if (reply.status() != 101)
-            throw protocol_error(endpoint, "the engine answered " + std::to_string(reply.status()) +
-                                               " instead of switching protocols (101) for the attach stream");
-        auto connection = reply.take_connection();
+                          .target = "/containers/" + detail::percent_encode(id) + "/attach" + attach_query(options)};
+        auto stream = co_await client_.open_hijacked(std::move(req), "the attach stream");
+        const std::string& endpoint = stream.endpoint;
         auto forward = [&options](output_stream s, std::string_view data) {
             if (options.on_output) options.on_output(s, data);
         };
         detail::output_dispatcher<decltype(forward)> dispatch(forward, !tty, endpoint);
-        auto reading = http::read_hijacked(*connection, dispatch, address, endpoint, "reading the attach stream");
-        if (source)
-            co_await http::run_interactive(http::reset_after_exit_is_end(std::move(reading), still_running(id)),
-                                           http::send_hijacked(*connection, *source));
-        else
-            co_await std::move(reading);
+        co_await http::read_beside_stdin(http::read_hijacked(*stream.connection, dispatch, stream.address, endpoint,
+                                                             "reading the attach stream"),
+                                         *stream.connection, source ? &*source : nullptr, still_running(id));
         if (!dispatch.complete())
             throw protocol_error(protocol_errc::truncated, endpoint, "attach stream ended inside a frame");
     }

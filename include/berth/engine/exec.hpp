@@ -111,29 +111,18 @@ private:
         http::request req{.method = verb::post,
                           .target = target,
                           .body = json::serialize(json::object{{"Detach", false}, {"Tty", tty}}),
-                          .content_type = "application/json",
-                          .upgrade = true};
-        auto reply = co_await client_.open(std::move(req));
-        auto endpoint = reply.endpoint();
-        auto address = reply.address();
-        // Docker and Podman both switch protocols when asked to; any other success would leave berth reading a
-        // connection that carries no stream (a 200 with Content-Length: 0 would be waited on forever).
-        if (reply.status() != 101)
-            throw protocol_error(endpoint, "the engine answered " + std::to_string(reply.status()) +
-                                               " instead of switching protocols (101) for the exec's stream");
-        auto connection = reply.take_connection();
+                          .content_type = "application/json"};
+        auto stream = co_await client_.open_hijacked(std::move(req), "the exec's stream");
+        const std::string& endpoint = stream.endpoint;
         detail::output_dispatcher<std::remove_reference_t<Handler>> dispatch(handler, !tty, endpoint);
         read_state state;
         auto on_bytes = [&dispatch, &state](std::span<const char> bytes) {
             state.last_data = std::chrono::steady_clock::now();
             dispatch(bytes);
         };
-        auto reading = read_output(exec_id, *connection, on_bytes, state, address, endpoint);
-        if (source)
-            co_await http::run_interactive(http::reset_after_exit_is_end(std::move(reading), still_running(exec_id)),
-                                           http::send_hijacked(*connection, *source));
-        else
-            co_await std::move(reading);
+        co_await http::read_beside_stdin(read_output(exec_id, *stream.connection, on_bytes, state, stream.address,
+                                                     endpoint),
+                                         *stream.connection, source, still_running(exec_id));
         if (!dispatch.complete())
             throw protocol_error(protocol_errc::truncated, endpoint, "exec output ended inside a frame");
     }

@@ -259,25 +259,10 @@ public:
     boost::asio::awaitable<plugin_info> pull(std::string_view remote) { return pull(remote, plugin_pull_options{}); }
     // Engine API: POST /plugins/pull
     boost::asio::awaitable<plugin_info> pull(std::string_view remote, plugin_pull_options options) {
-        auto ref = checked_remote(remote, "pull");
-        auto credentials = co_await detail::credentials_for(ref, options);
-        if (options.grant_all_privileges) {
-            plugin_privileges_options asked{};
-            static_cast<registry_request_options&>(asked) = options;
-            asked.credentials = credentials;
-            asked.lookup_credentials = false;
-            options.privileges = co_await privileges(remote, std::move(asked));
-        }
         detail::query q;
         q.add("remote", remote);
         q.add_if(!options.name.empty(), "name", options.name);
-        http::request req{.method = verb::post,
-                          .target = "/plugins/pull" + q.str(),
-                          .body = privileges_body(options.privileges),
-                          .content_type = "application/json"};
-        add_auth(req, credentials);
-        detail::transfer_progress progress(std::move(options.on_progress));
-        co_await detail::run_transfer(client_, std::move(req), credentials, progress);
+        co_await install("/plugins/pull" + q.str(), remote, "pull", options);
         co_return co_await inspect(options.name.empty() ? remote : std::string_view(options.name));
     }
 
@@ -291,22 +276,7 @@ public:
     boost::asio::awaitable<void> upgrade(std::string_view name, std::string_view remote,
                                          plugin_upgrade_options options) {
         const std::string base = path(name, "upgrade") + "/upgrade";
-        auto ref = checked_remote(remote, "upgrade");
-        auto credentials = co_await detail::credentials_for(ref, options);
-        if (options.grant_all_privileges) {
-            plugin_privileges_options asked{};
-            static_cast<registry_request_options&>(asked) = options;
-            asked.credentials = credentials;
-            asked.lookup_credentials = false;
-            options.privileges = co_await privileges(remote, std::move(asked));
-        }
-        http::request req{.method = verb::post,
-                          .target = base + detail::query().add("remote", remote).str(),
-                          .body = privileges_body(options.privileges),
-                          .content_type = "application/json"};
-        add_auth(req, credentials);
-        detail::transfer_progress progress(std::move(options.on_progress));
-        co_await detail::run_transfer(client_, std::move(req), credentials, progress);
+        co_await install(base + detail::query().add("remote", remote).str(), remote, "upgrade", options);
     }
 
     // Pushes the plugin `name` (named with its registry: "127.0.0.1:5000/team/plugin:1") to its registry.
@@ -374,6 +344,29 @@ public:
     }
 
 private:
+    // pull and upgrade: the privileges granted (all the plugin asks for, when told so), the registry's
+    // credentials, and the transfer with its progress.
+    template <class Options>
+    boost::asio::awaitable<void> install(std::string target, std::string_view remote, const char* what,
+                                         Options& options) {
+        auto ref = checked_remote(remote, what);
+        auto credentials = co_await detail::credentials_for(ref, options);
+        if (options.grant_all_privileges) {
+            plugin_privileges_options asked{};
+            static_cast<registry_request_options&>(asked) = options;
+            asked.credentials = credentials;
+            asked.lookup_credentials = false;
+            options.privileges = co_await privileges(remote, std::move(asked));
+        }
+        http::request req{.method = verb::post,
+                          .target = std::move(target),
+                          .body = privileges_body(options.privileges),
+                          .content_type = "application/json"};
+        add_auth(req, credentials);
+        detail::transfer_progress progress(std::move(options.on_progress));
+        co_await detail::run_transfer(client_, std::move(req), credentials, progress);
+    }
+
     // The path of one plugin; an empty name would address the collection instead, so it is refused.
     static std::string path(std::string_view name, std::string_view operation) {
         if (name.empty())

@@ -236,6 +236,19 @@ boost::asio::awaitable<void> send_hijacked(Connection& c, stdin_source::reader& 
     co_await detail::send_stdin(source, write, [&c] { detail::shutdown_send(c.stream); });
 }
 
+// Runs `reading` of a hijacked stream to its end, with `source` (when there is one) sent beside it and then
+// half-closed; a reset once the process stopped is the end (reset_after_exit_is_end).
+template <class Connection, class StillRunning>
+boost::asio::awaitable<void> read_beside_stdin(boost::asio::awaitable<void> reading, Connection& c,
+                                               stdin_source::reader* source, StillRunning still_running) {
+    if (!source) {
+        co_await std::move(reading);
+        co_return;
+    }
+    co_await run_interactive(reset_after_exit_is_end(std::move(reading), std::move(still_running)),
+                             send_hijacked(c, *source));
+}
+
 namespace detail {
 
 // The websocket's view of a pooled connection's stream: Beast finds teardown and async_teardown for it here.
