@@ -567,8 +567,8 @@ asio::awaitable<void> tls_server_once(asio::ip::tcp::acceptor& acceptor, asio::s
     }
 }
 
-TEST_CASE(
-    "a TLS read returns every record that has arrived, a large write is sent whole, and a read can be cancelled") {
+TEST_CASE("a TLS read returns every record that has arrived, a large write and a gathered write are sent whole, and "
+          "a read can be cancelled") {
     auto r = remote();
     if (!r) return;
     asio::io_context io;
@@ -582,6 +582,8 @@ TEST_CASE(
         return s;
     };
     const std::string payload = pattern(256 * 1024, 7), upload = pattern(1 << 20, 13);
+    const std::array<std::string, 6> gathered_parts{
+        "5\r\n", "ab", pattern(300 * 1024, 17), "\r\n", pattern(40 * 1024, 19), "0\r\n\r\n"};
     std::string received;
     asio::co_spawn(io, tls_server_once(acceptor, server_ctx, payload, received), asio::detached);
     auto ep = tls_endpoint(*r, r->certs);
@@ -613,6 +615,13 @@ TEST_CASE(
 
         const std::size_t wrote = co_await stream.async_write_some(asio::buffer(upload), asio::use_awaitable);
         CHECK(wrote == upload.size());
+        // A write of several buffers takes them all, in order: small ones joined into a record with the start of
+        // the next, large ones across the 256 KiB of records gathered per send (socket_bio.hpp).
+        const std::array<asio::const_buffer, 6> pieces{
+            asio::buffer(gathered_parts[0]), asio::buffer(gathered_parts[1]), asio::buffer(gathered_parts[2]),
+            asio::buffer(gathered_parts[3]), asio::buffer(gathered_parts[4]), asio::buffer(gathered_parts[5])};
+        const std::size_t wrote_gathered = co_await stream.async_write_some(pieces, asio::use_awaitable);
+        CHECK(wrote_gathered == asio::buffer_size(pieces));
 
         // Nothing more will come: the read waits on the socket until its cancellation slot is signalled.
         asio::cancellation_signal cancel;
@@ -634,8 +643,10 @@ TEST_CASE(
     REQUIRE(first_read);
     CHECK(*first_read > 16 * 1024);  // more than one record: Asio's SSL stream returned at most one per read
     CHECK(got == payload);
-    CHECK(received.size() == upload.size());
-    CHECK(received == upload);
+    std::string sent = upload;
+    for (const auto& part : gathered_parts) sent += part;
+    CHECK(received.size() == sent.size());
+    CHECK(received == sent);
     REQUIRE(cancelled_read);
     CHECK(*cancelled_read == asio::error::operation_aborted);
 }

@@ -1,7 +1,11 @@
 // berth's side of the evaluation benchmark (benchmarks/run): one step of the workflow per run, done with the
 // evaluation API the way a harness would, printing "seconds=<wall time of the step>" (setup excluded) on stdout.
 //
-//   bench_eval w1 | w1a | w2-files | w2-big | w3-files | w3-big | w4 | w5 N | w4-usage [ROUNDS]
+//   bench_eval w1 | w1a | w2-files | w2-big | w3-files | w3-big | w4 | w5 N | w-stdin | w-save | w-load | w4-usage [ROUNDS]
+//
+// w-stdin streams big.bin into `cat > /dev/null` in an exec (stdin_source::file), as
+// `docker exec -i box sh -c 'cat > /dev/null' < big.bin` does. w-save saves BENCH_BIG_IMAGE to BENCH_OUT/image.tar
+// (`docker save -o`), w-load loads BENCH_DATA/image.tar (`docker load -i`).
 //
 // w4-usage runs W4 with the engine's figures off and on (run_options::measure_usage), alternating for ROUNDS rounds
 // (default 5) in one run, and prints the median of each and their ratio (on / off) instead of seconds=.
@@ -210,6 +214,17 @@ asio::awaitable<void> run_step(std::string step, int n) {
         co_await berth::copy_from_container(box, from, to);
     } else if (step == "w4") {
         co_await w4(client, s);
+    } else if (step == "w-save") {
+        co_await client.images().save_to_file(env("BENCH_BIG_IMAGE", "berth-bench-200"), s.out / "image.tar");
+    } else if (step == "w-load") {
+        berth::image_load_options quiet{.quiet = true};
+        auto loaded = co_await client.images().load_from_file(s.data / "image.tar", std::move(quiet));
+        check(!loaded.loaded.empty(), "the engine reported no image loaded");
+    } else if (step == "w-stdin") {
+        berth::exec_options options{.cmd = {"sh", "-c", "cat > /dev/null"},
+                                    .stdin_ = berth::stdin_source::file(s.data / "big.bin")};
+        const int code = co_await client.execs().run(s.box, std::move(options));
+        check(code == 0, "cat exited with " + std::to_string(code));
     } else if (step == "w5") {
         co_await w5(client, s, n);
     } else {
@@ -225,7 +240,8 @@ asio::awaitable<void> run_step(std::string step, int n) {
 
 int main(int argc, char** argv) {
     if (argc < 2) {
-        std::cerr << "usage: bench_eval w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N|w4-usage [ROUNDS]\n";
+        std::cerr
+            << "usage: bench_eval w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N|w-stdin|w-save|w-load|w4-usage [ROUNDS]\n";
         return 2;
     }
     try {

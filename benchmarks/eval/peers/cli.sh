@@ -2,7 +2,7 @@
 # The docker CLI's side of the evaluation benchmark (benchmarks/run): the same steps, one `docker` process per
 # operation, as a shell harness would write them. Prints "seconds=<wall time of the step>". Same arguments and
 # environment as bench_eval (DOCKER_HOST, BENCH_*).
-#   cli.sh w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N
+#   cli.sh w1|w1a|w2-files|w2-big|w3-files|w3-big|w4|w5 N|w-stdin|w-save|w-load
 set -euo pipefail
 step=$1 n=${2:-16}
 grace=${BENCH_GRACE:-1}; [[ $grace == default ]] && grace=10
@@ -50,6 +50,9 @@ case $step in
       out=$(docker exec "$BENCH_BOX" echo hi)
       [[ $out == hi ]] || { echo "echo hi printed '$out'" >&2; exit 1; }
     done ;;
+  w-save) docker save -o "$BENCH_OUT/image.tar" "${BENCH_BIG_IMAGE:-berth-bench-200}" ;;
+  w-load) docker load -q -i "$BENCH_DATA/image.tar" >/dev/null ;;
+  w-stdin) docker exec -i "$BENCH_BOX" sh -c 'cat > /dev/null' < "$BENCH_DATA/big.bin" ;;
   w5)
     pids=()
     for i in $(seq 0 $((n - 1))); do w5_one "$i" & pids+=($!); done

@@ -51,7 +51,7 @@ class stdin_source {
 public:
     // The next chunk of stdin; an empty string is the end. May wait (for a user's input, another stream...).
     using producer = std::function<boost::asio::awaitable<std::string>()>;
-    static constexpr std::size_t chunk_size = 64 * 1024;
+    static constexpr std::size_t chunk_size = 256 * 1024;  // a file read per write: few, large writes (and records)
 
     stdin_source() = default;
     static stdin_source text(std::string bytes) {

@@ -104,9 +104,10 @@ public:
         start(handler, [this, buffer, got = std::size_t{0}]() mutable { return read_step(buffer, got); });
     }
 
+    // Writes all the buffers (up to gathered_buffers::capacity of them): a chunk's header, its data and its CRLF go
+    // out together, in large sends (socket_bio.hpp), not one small write each.
     void async_write_some(gathered_buffers buffers, handler_type handler) override {
-        start(handler,
-              [this, data = flatten(buffers), sent = std::size_t{0}]() mutable { return write_step(data, sent); });
+        start(handler, [this, buffers, sent = std::size_t{0}]() mutable { return write_step(buffers, sent); });
     }
 
     template <class Token>
@@ -179,17 +180,24 @@ private:
         return {.bytes = got};
     }
 
-    tls_progress write_step(boost::asio::const_buffer data, std::size_t& sent) {
-        const auto* bytes = static_cast<const char*>(data.data());
-        while (sent < data.size()) {
+    tls_progress write_step(const gathered_buffers& buffers, std::size_t& sent) {
+        for (;;) {
+            const auto piece = piece_at(buffers, sent);
+            if (piece.size() == 0) break;
             std::size_t n = 0;
-            const int r = SSL_write_ex(ssl_, bytes + sent, data.size() - sent, &n);
+            const int r = SSL_write_ex(ssl_, piece.data(), piece.size(), &n);
             if (r != 1) {
                 auto p = outcome(r);
                 p.bytes = sent;
                 return p;
             }
             sent += n;
+        }
+        // The records are in io_.out (socket_bio.hpp): the write is done when they have all gone.
+        if (!io_.flush()) {
+            if (io_.error != 0)
+                return {.ec = {std::exchange(io_.error, 0), boost::system::system_category()}, .bytes = sent};
+            return {.wait = boost::asio::socket_base::wait_write, .bytes = sent};
         }
         return {.bytes = sent};
     }
@@ -216,17 +224,22 @@ private:
         return {.ec = asio::ssl::error::unspecified_system_error};
     }
 
-    // The bytes of one write: the first buffer when it is large (no copy), else the first small buffers joined
-    // into one record (a chunk header and its data: one record and one send, not two).
-    boost::asio::const_buffer flatten(const gathered_buffers& buffers) {
+    // The bytes from `offset` on that the next record takes: the rest of the current buffer when it is large (no
+    // copy), else the small buffers from there joined up to one record (a chunk header and its data: one record,
+    // not two). The same offset gives the same bytes, as OpenSSL needs for a write it asked to be retried.
+    boost::asio::const_buffer piece_at(const gathered_buffers& buffers, std::size_t offset) {
         auto it = buffers.begin();
+        for (; it != buffers.end() && offset >= it->size(); ++it) offset -= it->size();
         if (it == buffers.end()) return {};
-        if (it->size() >= small_write || it + 1 == buffers.end()) return *it;
+        const auto rest = *it + offset;
+        if (rest.size() >= small_write || it + 1 == buffers.end()) return rest;
         staging_.clear();
-        for (; it != buffers.end() && staging_.size() < small_write; ++it) {
-            const std::size_t take = std::min(it->size(), small_write - staging_.size());
-            const auto* p = static_cast<const char*>(it->data());
+        for (auto b = rest; staging_.size() < small_write;) {
+            const std::size_t take = std::min(b.size(), small_write - staging_.size());
+            const auto* p = static_cast<const char*>(b.data());
             staging_.insert(staging_.end(), p, p + take);
+            if (++it == buffers.end()) break;
+            b = *it;
         }
         return boost::asio::buffer(staging_);
     }
