@@ -444,6 +444,20 @@ TEST_CASE("exec: stdin over TLS: wc -c sees the end of stdin (close_notify and F
     }(*r));
 }
 
+TEST_CASE("a raw request over TLS: GET /containers/json with a query and a header of the caller's") {
+    auto r = remote();
+    if (!r) return;
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
+        auto c = berth::client::at(co_await asio::this_coro::executor, tls_endpoint(r, r.certs));
+        auto list = co_await c.raw().send(
+            {.path = "/containers/json", .query = {{"all", "1"}}, .headers = {{"X-Berth-Test", "tls"}}});
+        CHECK(list.status == 200);
+        CHECK(list.body_json().is_array());
+        auto ping = co_await c.raw().send({.path = "/_ping", .verbatim_path = true});
+        CHECK(ping.body == "OK");
+    }(*r));
+}
+
 TEST_CASE("TLS failures are typed, name the engine and do not hang") {
     auto r = remote();
     if (!r) return;
