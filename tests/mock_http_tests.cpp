@@ -3363,7 +3363,8 @@ TEST_CASE("raw open: the head first, then a chunked body slice by slice, then th
     f.engine.on(verb::get, "/events",
                 reply::chunked(200, {"{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}\n"}, "application/json"));
     auto op = [&]() -> asio::awaitable<std::vector<std::string>> {
-        auto stream = co_await f.client.raw().open({.path = "/events", .query = {{"since", "0"}}});
+        berth::raw_request req{.path = "/events", .query = {{"since", "0"}}};  // named: g++ 12 and a nested list
+        auto stream = co_await f.client.raw().open(req);
         CHECK(stream.status() == 200);
         CHECK(stream.header("Content-Type") == "application/json");
         CHECK(stream.endpoint() == "GET /v1.41/events?since=0");
@@ -3391,7 +3392,8 @@ TEST_CASE("raw open: a reply cut short is an error naming the request, after the
     f.engine.on(verb::get, "/stream", cut);
     std::string got;
     auto op = [&]() -> asio::awaitable<void> {
-        auto stream = co_await f.client.raw().open({.path = "/stream"});
+        berth::raw_request req{.path = "/stream"};
+        auto stream = co_await f.client.raw().open(req);
         for (;;) {
             auto chunk = co_await stream.next_chunk();
             if (chunk.empty()) break;
@@ -3409,7 +3411,8 @@ TEST_CASE("raw open: an error reply is thrown typed, or its stream handed out wi
     f.engine.on(verb::get, "/stream", reply::error(409, "busy"));
     thrown<berth::conflict_error>([&] { run_on_mock(f.ioc, f.client.raw().open({.path = "/stream"})); });
     auto op = [&]() -> asio::awaitable<std::string> {
-        auto stream = co_await f.client.raw().open({.path = "/stream", .throw_on_error = false});
+        berth::raw_request req{.path = "/stream", .throw_on_error = false};
+        auto stream = co_await f.client.raw().open(req);
         CHECK(stream.status() == 409);
         std::string body;
         for (auto chunk = co_await stream.next_chunk(); !chunk.empty(); chunk = co_await stream.next_chunk())

@@ -241,8 +241,9 @@ private:
     }
 
     boost::asio::awaitable<http::response<Transport>> exchange(const raw_request& req, bool upgrade) {
+        std::string target = co_await versioned_target(req);  // a named local: no co_await inside the braces (g++ 12)
         http::request out{.method = req.method,
-                          .target = co_await versioned_target(req),
+                          .target = std::move(target),
                           .body = req.body,
                           .headers = req.headers,
                           .upgrade = upgrade,
