@@ -3409,7 +3409,12 @@ TEST_CASE("raw open: a reply cut short is an error naming the request, after the
 TEST_CASE("raw open: an error reply is thrown typed, or its stream handed out with throw_on_error = false") {
     fixture f;
     f.engine.on(verb::get, "/stream", reply::error(409, "busy"));
-    thrown<berth::conflict_error>([&] { run_on_mock(f.ioc, f.client.raw().open({.path = "/stream"})); });
+    auto open_status = [&]() -> asio::awaitable<unsigned> {
+        berth::raw_request req{.path = "/stream"};
+        auto stream = co_await f.client.raw().open(req);
+        co_return stream.status();
+    };
+    thrown<berth::conflict_error>([&] { run_on_mock(f.ioc, open_status()); });
     auto op = [&]() -> asio::awaitable<std::string> {
         berth::raw_request req{.path = "/stream", .throw_on_error = false};
         auto stream = co_await f.client.raw().open(req);
