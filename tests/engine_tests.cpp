@@ -1543,7 +1543,8 @@ asio::awaitable<void> raw_requests(const engine_under_test& e) {
     berth::raw_request list_req{.path = "/containers/json", .query = {{"all", "1"}}};
     auto list = co_await c.raw().send(list_req);
     bool listed = false;
-    for (auto& item : list.body_json().as_array())
+    auto containers = list.body_json();
+    for (auto& item : containers.as_array())
         if (item.at("Id").as_string() == id) listed = true;
     CHECK(listed);
 
@@ -1556,7 +1557,7 @@ asio::awaitable<void> raw_requests(const engine_under_test& e) {
                               .body = json::serialize(json::value{{"Name", volume}, {"Labels", {{"berth.raw", "1"}}}})};
     auto created = co_await c.raw().send(create);
     CHECK(created.status == 201);
-    CHECK(created.body_json().at("Name") == volume);
+    CHECK(created.body_json().at("Name").as_string() == volume);
     berth::raw_request inspect_req{.path = "/volumes/" + berth::raw_path_segment(volume)};
     auto inspected = co_await c.raw().send(inspect_req);
     CHECK(inspected.body_json().at("Labels").at("berth.raw") == "1");

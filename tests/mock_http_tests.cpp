@@ -3458,6 +3458,48 @@ TEST_CASE("raw upgrade: a refusal is its engine_error, a 200 without a stream a 
     f.check_recovers(&fixture::plain);
 }
 
+TEST_CASE("raw: the time limit is the request's own, else the client's request_timeout") {
+    SUBCASE("send: the whole exchange within .timeout") {
+        fixture f;
+        reply stalled = reply::text(200, "part", "text/plain");
+        stalled.declared_length = 100;
+        stalled.then_stall();
+        f.engine.once(verb::get, "/slow", stalled);
+        auto e = thrown<boost::system::system_error>(
+            [&] { run_on_mock(f.ioc, f.client.raw().send({.path = "/slow", .timeout = 100ms})); });
+        CHECK(e.code() == asio::error::timed_out);
+        CHECK(contains(e.what(), "GET /v1.41/slow"));
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("open: the wait for the head within the client's request_timeout") {
+        berth::client_options options;
+        options.request_timeout = 100ms;
+        fixture f(options);
+        f.engine.once(verb::get, "/slow", reply::stall());
+        auto open_status = [&]() -> asio::awaitable<unsigned> {
+            berth::raw_request req{.path = "/slow"};
+            auto stream = co_await f.client.raw().open(req);
+            co_return stream.status();
+        };
+        auto e = thrown<boost::system::system_error>([&] { run_on_mock(f.ioc, open_status()); });
+        CHECK(e.code() == asio::error::timed_out);
+        f.check_recovers(&fixture::plain);
+    }
+}
+
+TEST_CASE("raw: secrets in the request are taken out of the engine's message") {
+    fixture f;
+    f.engine.on(verb::post, "/auth-thing", reply::error(401, "bad credential token-123 for you"));
+    auto e = thrown<berth::engine_error>([&] {
+        run_on_mock(f.ioc, f.client.raw().send({.method = verb::post,
+                                                .path = "/auth-thing",
+                                                .headers = {{"X-Registry-Auth", "token-123"}},
+                                                .secrets = {"token-123"}}));
+    });
+    CHECK(e.status() == 401);
+    CHECK_FALSE(contains(e.message(), "token-123"));
+}
+
 TEST_CASE("raw: what cannot be sent safely is refused before anything is sent") {
     fixture f;
     auto refused = [&](berth::raw_request req, std::string_view why) {
