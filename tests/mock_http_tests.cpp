@@ -3258,3 +3258,282 @@ TEST_CASE("attach: the websocket request (GET, Upgrade: websocket, the query) an
 }
 
 }  // TEST_SUITE("mock engine: requests, versions, faults, limits, pool")
+
+// ------------------------------------------------------------------------------------------------------------
+// Raw requests (client.raw()): what is sent exactly, what is refused before sending, streams both ways
+// ------------------------------------------------------------------------------------------------------------
+
+TEST_SUITE("mock engine: raw requests") {
+
+TEST_CASE("raw send: the versioned path, the query percent-encoded in order, the caller's headers and body") {
+    fixture f;
+    f.engine.on(verb::post, "/future/thing", reply::json(201, R"({"Id":"t1"})").header("X-Reply", "yes"));
+    berth::raw_request req{.method = verb::post,
+                           .path = "/future/thing",
+                           .query = {{"name", "my thing/1"}, {"labels", R"({"a":"b c"})"}, {"flag", ""}},
+                           .headers = {{"Content-Type", "application/json"}, {"X-Custom", "v 1"}},
+                           .body = R"({"Spec":{}})"};
+    auto r = run_on_mock(f.ioc, f.client.raw().send(req));
+    CHECK(r.status == 201);
+    CHECK(r.ok());
+    CHECK(r.header("X-Reply") == "yes");
+    CHECK(r.body_json().at("Id") == "t1");
+    auto sent = f.engine.requests_to(verb::post, "/future/thing");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == "/v1.41/future/thing?name=my%20thing%2F1&labels=%7B%22a%22%3A%22b%20c%22%7D&flag=");
+    CHECK(sent[0].query("labels") == R"({"a":"b c"})");
+    CHECK(sent[0].header("X-Custom") == "v 1");
+    CHECK(sent[0].header("Content-Type") == "application/json");
+    CHECK(sent[0].header("Content-Length") == "11");
+    CHECK(sent[0].header("Host") == "docker");
+    CHECK(sent[0].body == R"({"Spec":{}})");
+    CHECK_FALSE(sent[0].chunked);
+    f.check_no_leak();
+}
+
+TEST_CASE("raw send: verbatim_path sends the path as it is, without the version prefix") {
+    fixture f;
+    f.engine.on(verb::get, "/_ping", reply::text(200, "OK"));
+    auto r = run_on_mock(f.ioc, f.client.raw().send({.path = "/_ping", .verbatim_path = true}));
+    CHECK(r.body == "OK");
+    auto sent = f.engine.requests_to(verb::get, "/_ping");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].target == "/_ping");
+    CHECK(sent[0].api_version.empty());
+}
+
+TEST_CASE("raw send: a non-2xx reply is its typed engine_error, or a value with throw_on_error = false") {
+    fixture f;
+    f.engine.on(verb::get, "/things/nope", reply::error(404, "no such thing: nope"));
+    auto e = thrown<berth::not_found_error>([&] { run_on_mock(f.ioc, f.client.raw().send({.path = "/things/nope"})); });
+    CHECK(e.status() == 404);
+    CHECK(e.message() == "no such thing: nope");
+    CHECK(e.endpoint() == "GET /v1.41/things/nope");
+    auto r = run_on_mock(f.ioc, f.client.raw().send({.path = "/things/nope", .throw_on_error = false}));
+    CHECK(r.status == 404);
+    CHECK_FALSE(r.ok());
+    CHECK(r.body_json().at("message") == "no such thing: nope");
+    f.check_no_leak();
+}
+
+TEST_CASE("raw send: a reply body over max_reply_bytes is a protocol_error, and the client recovers") {
+    fixture f;
+    f.engine.on(verb::get, "/big", reply::text(200, std::string(5000, 'x')));
+    auto e = thrown<berth::protocol_error>(
+        [&] { run_on_mock(f.ioc, f.client.raw().send({.path = "/big", .max_reply_bytes = 4096})); });
+    CHECK(e.code() == berth::protocol_errc::oversized);
+    f.check_recovers(&fixture::plain);
+}
+
+TEST_CASE("raw send: a streamed body goes out chunked as the producer hands it out") {
+    fixture f;
+    f.engine.on(verb::post, "/upload", reply::no_content());
+    auto pieces = std::make_shared<std::vector<std::string>>(std::vector<std::string>{"first,", "second,", "third"});
+    auto next = [pieces]() -> asio::awaitable<std::string> {
+        if (pieces->empty()) co_return std::string();
+        auto piece = pieces->front();
+        pieces->erase(pieces->begin());
+        co_return piece;
+    };
+    berth::raw_request req{.method = verb::post,
+                           .path = "/upload",
+                           .headers = {{"Content-Type", "application/octet-stream"}},
+                           .streamed_body = berth::stdin_source::chunks(next)};
+    auto r = run_on_mock(f.ioc, f.client.raw().send(req));
+    CHECK(r.status == 204);
+    auto sent = f.engine.requests_to(verb::post, "/upload");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].chunked);
+    CHECK_FALSE(sent[0].has_header("Content-Length"));
+    CHECK(sent[0].body == "first,second,third");
+    CHECK(sent[0].header("Content-Type") == "application/octet-stream");
+}
+
+TEST_CASE("raw send: a streamed body from a file missing is refused before anything is sent") {
+    fixture f;
+    berth::raw_request req{.method = verb::post,
+                           .path = "/upload",
+                           .streamed_body = berth::stdin_source::file("/nonexistent/berth-raw-body")};
+    thrown<berth::invalid_argument_error>([&] { run_on_mock(f.ioc, f.client.raw().send(req)); });
+    CHECK(f.engine.requests_to(verb::post, "/upload").empty());
+}
+
+TEST_CASE("raw open: the head first, then a chunked body slice by slice, then the end") {
+    fixture f;
+    f.engine.on(verb::get, "/events",
+                reply::chunked(200, {"{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}\n"}, "application/json"));
+    auto op = [&]() -> asio::awaitable<std::vector<std::string>> {
+        berth::raw_request req{.path = "/events", .query = {{"since", "0"}}};  // named: g++ 12 and a nested list
+        auto stream = co_await f.client.raw().open(req);
+        CHECK(stream.status() == 200);
+        CHECK(stream.header("Content-Type") == "application/json");
+        CHECK(stream.endpoint() == "GET /v1.41/events?since=0");
+        std::vector<std::string> chunks;
+        for (;;) {
+            auto chunk = co_await stream.next_chunk();
+            if (chunk.empty()) break;
+            chunks.push_back(std::move(chunk));
+        }
+        co_return chunks;
+    };
+    auto chunks = run_on_mock(f.ioc, op());
+    std::string all;
+    for (auto& c : chunks) all += c;
+    CHECK(all == "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+    CHECK(chunks.size() >= 2);  // pieces the engine paused between are not held back until the end
+    f.check_no_leak();
+}
+
+TEST_CASE("raw open: a reply cut short is an error naming the request, after the bytes that came") {
+    fixture f;
+    reply cut = reply::text(200, "partial", "text/plain");
+    cut.declared_length = 100;
+    cut.then_close();
+    f.engine.on(verb::get, "/stream", cut);
+    std::string got;
+    auto op = [&]() -> asio::awaitable<void> {
+        berth::raw_request req{.path = "/stream"};
+        auto stream = co_await f.client.raw().open(req);
+        for (;;) {
+            auto chunk = co_await stream.next_chunk();
+            if (chunk.empty()) break;
+            got += chunk;
+        }
+    };
+    auto e = thrown<boost::system::system_error>([&] { run_on_mock(f.ioc, op()); });
+    CHECK(contains(e.what(), "GET /v1.41/stream"));
+    CHECK(got == "partial");
+    f.check_recovers(&fixture::plain);
+}
+
+TEST_CASE("raw open: an error reply is thrown typed, or its stream handed out with throw_on_error = false") {
+    fixture f;
+    f.engine.on(verb::get, "/stream", reply::error(409, "busy"));
+    auto open_status = [&]() -> asio::awaitable<unsigned> {
+        berth::raw_request req{.path = "/stream"};
+        auto stream = co_await f.client.raw().open(req);
+        co_return stream.status();
+    };
+    thrown<berth::conflict_error>([&] { run_on_mock(f.ioc, open_status()); });
+    auto op = [&]() -> asio::awaitable<std::string> {
+        berth::raw_request req{.path = "/stream", .throw_on_error = false};
+        auto stream = co_await f.client.raw().open(req);
+        CHECK(stream.status() == 409);
+        std::string body;
+        for (auto chunk = co_await stream.next_chunk(); !chunk.empty(); chunk = co_await stream.next_chunk())
+            body += chunk;
+        co_return body;
+    };
+    CHECK(json::parse(run_on_mock(f.ioc, op())).at("message") == "busy");
+}
+
+TEST_CASE("raw upgrade: the request asks to switch protocols, and the engine's bytes reach on_bytes") {
+    fixture f;
+    f.engine.on(verb::post, "/exec/e9/start", reply::upgrade({"raw ", "bytes"}));
+    std::string got;
+    berth::raw_upgrade_options options;
+    options.on_bytes = [&](std::string_view bytes) { got += bytes; };
+    berth::raw_request req{.method = verb::post,
+                           .path = "/exec/e9/start",
+                           .headers = {{"Content-Type", "application/json"}},
+                           .body = R"({"Detach":false,"Tty":true})"};
+    auto head = run_on_mock(f.ioc, f.client.raw().upgrade(req, options));
+    CHECK(head.status == 101);
+    CHECK(got == "raw bytes");
+    auto sent = f.engine.requests_to(verb::post, "/exec/e9/start");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].header("Connection") == "Upgrade");
+    CHECK(sent[0].header("Upgrade") == "tcp");
+    CHECK(sent[0].body == R"({"Detach":false,"Tty":true})");
+}
+
+TEST_CASE("raw upgrade: a refusal is its engine_error, a 200 without a stream a protocol_error") {
+    fixture f;
+    f.engine.on(verb::post, "/exec/gone/start", reply::error(404, "no such exec"));
+    f.engine.on(verb::post, "/exec/plain/start", reply::json(200, "{}"));
+    thrown<berth::not_found_error>(
+        [&] { run_on_mock(f.ioc, f.client.raw().upgrade({.method = verb::post, .path = "/exec/gone/start"})); });
+    thrown<berth::protocol_error>(
+        [&] { run_on_mock(f.ioc, f.client.raw().upgrade({.method = verb::post, .path = "/exec/plain/start"})); });
+    f.check_recovers(&fixture::plain);
+}
+
+TEST_CASE("raw: the time limit is the request's own, else the client's request_timeout") {
+    SUBCASE("send: the whole exchange within .timeout") {
+        fixture f;
+        reply stalled = reply::text(200, "part", "text/plain");
+        stalled.declared_length = 100;
+        stalled.then_stall();
+        f.engine.once(verb::get, "/slow", stalled);
+        auto e = thrown<boost::system::system_error>(
+            [&] { run_on_mock(f.ioc, f.client.raw().send({.path = "/slow", .timeout = 100ms})); });
+        CHECK(e.code() == asio::error::timed_out);
+        CHECK(contains(e.what(), "GET /v1.41/slow"));
+        f.check_recovers(&fixture::plain);
+    }
+    SUBCASE("open: the wait for the head within the client's request_timeout") {
+        berth::client_options options;
+        options.request_timeout = 100ms;
+        fixture f(options);
+        f.engine.once(verb::get, "/slow", reply::stall());
+        auto open_status = [&]() -> asio::awaitable<unsigned> {
+            berth::raw_request req{.path = "/slow"};
+            auto stream = co_await f.client.raw().open(req);
+            co_return stream.status();
+        };
+        auto e = thrown<boost::system::system_error>([&] { run_on_mock(f.ioc, open_status()); });
+        CHECK(e.code() == asio::error::timed_out);
+        f.check_recovers(&fixture::plain);
+    }
+}
+
+TEST_CASE("raw: secrets in the request are taken out of the engine's message") {
+    fixture f;
+    f.engine.on(verb::post, "/auth-thing", reply::error(401, "bad credential token-123 for you"));
+    auto e = thrown<berth::engine_error>([&] {
+        run_on_mock(f.ioc, f.client.raw().send({.method = verb::post,
+                                                .path = "/auth-thing",
+                                                .headers = {{"X-Registry-Auth", "token-123"}},
+                                                .secrets = {"token-123"}}));
+    });
+    CHECK(e.status() == 401);
+    CHECK_FALSE(contains(e.message(), "token-123"));
+}
+
+TEST_CASE("raw: what cannot be sent safely is refused before anything is sent") {
+    fixture f;
+    auto refused = [&](berth::raw_request req, std::string_view why) {
+        auto e = thrown<berth::invalid_argument_error>([&] { run_on_mock(f.ioc, f.client.raw().send(req)); });
+        CHECK_MESSAGE(contains(e.what(), why), e.what());
+    };
+    refused({.path = "/x", .headers = {{"X-A", "1\r\nX-Injected: 2"}}}, "control character");
+    refused({.path = "/x", .headers = {{"X-A", std::string("a\0b", 3)}}}, "control character");
+    refused({.path = "/x", .headers = {{"X-A", "1\nX-B: 2"}}}, "control character");
+    refused({.path = "/x", .headers = {{"X-A\r\nX-B", "1"}}}, "not an HTTP token");
+    refused({.path = "/x", .headers = {{"", "1"}}}, "not an HTTP token");
+    refused({.path = "/x", .headers = {{"host", "evil"}}}, "set by berth");
+    refused({.path = "/x", .headers = {{"Content-Length", "0"}}}, "set by berth");
+    refused({.path = "/x", .headers = {{"Transfer-Encoding", "chunked"}}}, "set by berth");
+    refused({.path = "/x", .headers = {{"Connection", "close"}}}, "set by berth");
+    refused({.path = "x"}, "must start with '/'");
+    refused({.path = ""}, "must start with '/'");
+    refused({.path = "/x HTTP/1.1\r\nX-B: 1\r\n\r\nGET /y"}, "printable ASCII");
+    refused({.path = "/a b"}, "printable ASCII");
+    refused({.path = "/caf\xc3\xa9"}, "printable ASCII");
+    refused({.path = "/x?all=1"}, "'?'");
+    refused({.path = "/x#frag"}, "'?'");
+    refused({.path = "/v1.41/containers/json"}, "already names an API version");
+    refused({.path = "/x", .query = {{"", "v"}}}, "without a name");
+    refused({.method = verb::unknown, .path = "/x"}, "method");
+    refused({.method = verb::post, .path = "/x", .body = "a", .streamed_body = berth::stdin_source::text("b")},
+            "both a body and a streamed body");
+    for (auto& r : f.engine.requests()) CHECK_MESSAGE(r.path == "/version", r.target);
+    // what looks close but is fine: a path segment encoded, a header value with a tab
+    f.engine.on(verb::get, "/volumes/my vol", reply::json(200, "{}"));
+    auto ok = run_on_mock(f.ioc, f.client.raw().send({.path = "/volumes/" + berth::raw_path_segment("my vol"),
+                                                      .headers = {{"X-Tab", "a\tb"}}}));
+    CHECK(ok.status == 200);
+    CHECK(f.engine.requests_to(verb::get, "/volumes/my vol").at(0).target == "/v1.41/volumes/my%20vol");
+}
+
+}  // TEST_SUITE("mock engine: raw requests")

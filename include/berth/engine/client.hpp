@@ -1,7 +1,7 @@
 #pragma once
 // basic_client<Transport>: the Docker Engine API client. Resources are reached through containers(), images(),
-// execs(), archives(), system(), swarm(), volumes(), networks(), secrets(), configs(), plugins() and distribution();
-// the client itself answers version(), api_version() and kind().
+// execs(), archives(), system(), swarm(), volumes(), networks(), secrets(), configs(), plugins(), distribution(),
+// and raw() for any request without a typed call; the client itself answers version(), api_version() and kind().
 // Movable: its state lives in a client_core at a fixed address, so operations in flight keep working when the
 // handle moves.
 #include <berth/version.hpp>  // first: the C++20 check
@@ -15,6 +15,7 @@
 #include <berth/engine/networks.hpp>
 #include <berth/engine/secrets.hpp>
 #include <berth/engine/plugins.hpp>
+#include <berth/engine/raw.hpp>
 #include <berth/engine/swarm.hpp>
 #include <berth/engine/system.hpp>
 #include <berth/engine/volumes.hpp>
@@ -84,6 +85,8 @@ public:
     configs_api<Transport>& configs() { return core_->configs(); }                 // a Swarm manager's configs
     plugins_api<Transport>& plugins() { return core_->plugins(); }                 // Docker's managed plugins
     distribution_api<Transport>& distribution() { return core_->distribution(); }  // a registry's manifests
+    // Any request, for what has no typed call (endpoints after Engine API 1.56): send, open (streamed), upgrade.
+    raw_requests<Transport>& raw() { return core_->raw(); }
 
     // Engine API: GET /version
     boost::asio::awaitable<engine_version> version() { return core_->version(); }

@@ -94,6 +94,8 @@ template <transport Transport>
 class plugins_api;
 template <transport Transport>
 class distribution_api;
+template <transport Transport>
+class raw_requests;
 
 namespace detail {
 // "digits.digits" (each at most 4 digits) as numbers, so that "1.41" < "1.9" compares right; nullopt for anything
@@ -186,7 +188,7 @@ public:
                                                                    options_.connect_timeout)),
           state_(std::make_shared<negotiated_state>()), containers_(*this), images_(*this), execs_(*this),
           archives_(*this), system_(*this), swarm_(*this), volumes_(*this), networks_(*this), secrets_(*this),
-          configs_(*this), plugins_(*this), distribution_(*this) {}
+          configs_(*this), plugins_(*this), distribution_(*this), raw_(*this) {}
     client_core(const client_core&) = delete;
     client_core& operator=(const client_core&) = delete;
 
@@ -206,6 +208,7 @@ public:
     configs_api<Transport>& configs() { return configs_; }
     plugins_api<Transport>& plugins() { return plugins_; }
     distribution_api<Transport>& distribution() { return distribution_; }
+    raw_requests<Transport>& raw() { return raw_; }
 
     // The engine's /version, fetched once and kept (it decides the API version and the engine kind).
     boost::asio::awaitable<engine_version> version() {
@@ -302,6 +305,13 @@ public:
                                                        " instead of switching protocols (101) for " + std::string(what));
         std::string endpoint = reply.endpoint(), address = reply.address();
         co_return hijacked_stream{reply.take_connection(), std::move(endpoint), std::move(address)};
+    }
+
+    // The exchange as given: `req.target` is sent as it is (no version prefix), the reply returned whatever its
+    // status. For raw requests (engine/raw.hpp), which check the caller's request and decide about the status.
+    template <class Source = http::detail::no_body>
+    boost::asio::awaitable<response_type> exchange_as_given(http::request req, Source* source = nullptr) {
+        co_return co_await http::exchange(pool_, std::move(req), options_.http, source);
     }
 
     // A websocket to the versioned `target` (GET, Upgrade: websocket) on a connection of its own; a refusal is
@@ -454,6 +464,7 @@ private:
     configs_api<Transport> configs_;
     plugins_api<Transport> plugins_;
     distribution_api<Transport> distribution_;
+    raw_requests<Transport> raw_;
     detail::usage_feeds usage_feeds_{};
 
     friend class system_api<Transport>;

@@ -31,6 +31,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,13 @@ struct request {
 template <class S>
 concept body_source = requires(S& s, std::span<char> buffer) {
     { s.read(buffer) } -> std::convertible_to<std::size_t>;
+};
+
+// A source whose next bytes may take a wait (a coroutine producer, stdin_source::reader in hijack.hpp): next() gives
+// the next slice (valid until the following call), empty at the end.
+template <class S>
+concept async_body_source = requires(S& s) {
+    { s.next() } -> std::same_as<boost::asio::awaitable<std::string_view>>;
 };
 
 // A body source over bytes already in memory.
@@ -215,6 +223,18 @@ private:
 };
 
 namespace detail {
+
+template <class Stream, async_body_source Source>
+boost::asio::awaitable<void> write_chunked_body(Stream& stream, Source& source, std::size_t) {
+    namespace asio = boost::asio;
+    for (;;) {
+        std::string_view bytes = co_await source.next();
+        if (bytes.empty()) break;
+        co_await asio::async_write(stream, beast_http::make_chunk(asio::buffer(bytes.data(), bytes.size())),
+                                   asio::use_awaitable);
+    }
+    co_await asio::async_write(stream, beast_http::make_chunk_last(), asio::use_awaitable);
+}
 
 template <class Stream>
 boost::asio::awaitable<void> write_chunked_body(Stream& stream, body_source auto& source, std::size_t chunk_size) {
