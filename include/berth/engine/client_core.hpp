@@ -294,17 +294,22 @@ public:
         std::string endpoint, address;
     };
 
-    // Sends an upgrade request (exec start, attach) and takes its connection. Docker and Podman both switch
-    // protocols when asked to; any other success would leave berth reading a connection that carries no stream
-    // (a 200 with Content-Length: 0 would be waited on forever). `what` names the stream in that error.
+    // Sends an upgrade request (exec start, attach) and takes its connection (hijacked_from).
     boost::asio::awaitable<hijacked_stream> open_hijacked(http::request req, std::string_view what) {
         req.upgrade = true;
         auto reply = co_await open(std::move(req));
+        co_return hijacked_from(reply, what);
+    }
+
+    // The connection of an upgrade's reply. Docker and Podman both switch protocols when asked to; any other
+    // success would leave berth reading a connection that carries no stream (a 200 with Content-Length: 0 would be
+    // waited on forever). `what` names the stream in that error.
+    static hijacked_stream hijacked_from(response_type& reply, std::string_view what) {
         if (reply.status() != 101)
             throw protocol_error(reply.endpoint(), "the engine answered " + std::to_string(reply.status()) +
                                                        " instead of switching protocols (101) for " + std::string(what));
         std::string endpoint = reply.endpoint(), address = reply.address();
-        co_return hijacked_stream{reply.take_connection(), std::move(endpoint), std::move(address)};
+        return hijacked_stream{reply.take_connection(), std::move(endpoint), std::move(address)};
     }
 
     // The exchange as given: `req.target` is sent as it is (no version prefix), the reply returned whatever its

@@ -211,12 +211,11 @@ public:
         if (options.input) input.emplace(options.input);  // an unreadable file: refused before sending
         auto reply = co_await exchange(req, true);
         if (reply.status() >= 300) co_await client_core<Transport>::throw_reply_error(reply, req.secrets);
-        if (reply.status() != 101)
-            throw protocol_error(reply.endpoint(), "the engine answered " + std::to_string(reply.status()) +
-                                                       " instead of switching protocols (101)");
         raw_response head{.status = reply.status(), .headers = reply.headers()};
-        const std::string endpoint = reply.endpoint(), address = reply.address();
-        auto connection = reply.take_connection();
+        auto stream = client_core<Transport>::hijacked_from(reply, "the upgraded stream");
+        auto& connection = stream.connection;
+        const std::string& endpoint = stream.endpoint;
+        const std::string& address = stream.address;
         auto on_bytes = [&options](std::span<const char> bytes) {
             if (options.on_bytes && !bytes.empty()) options.on_bytes(std::string_view(bytes.data(), bytes.size()));
         };
