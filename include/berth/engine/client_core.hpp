@@ -307,7 +307,8 @@ public:
     static hijacked_stream hijacked_from(response_type& reply, std::string_view what) {
         if (reply.status() != 101)
             throw protocol_error(reply.endpoint(), "the engine answered " + std::to_string(reply.status()) +
-                                                       " instead of switching protocols (101) for " + std::string(what));
+                                                       " instead of switching protocols (101) for " +
+                                                       std::string(what));
         std::string endpoint = reply.endpoint(), address = reply.address();
         return hijacked_stream{reply.take_connection(), std::move(endpoint), std::move(address)};
     }

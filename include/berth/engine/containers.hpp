@@ -649,9 +649,9 @@ public:
             if (options.on_output) options.on_output(s, data);
         };
         detail::output_dispatcher<decltype(forward)> dispatch(forward, !tty, endpoint);
-        co_await http::read_beside_stdin(http::read_hijacked(*stream.connection, dispatch, stream.address, endpoint,
-                                                             "reading the attach stream"),
-                                         *stream.connection, source ? &*source : nullptr, still_running(id));
+        co_await http::read_beside_stdin(
+            http::read_hijacked(*stream.connection, dispatch, stream.address, endpoint, "reading the attach stream"),
+            *stream.connection, source ? &*source : nullptr, still_running(id));
         if (!dispatch.complete())
             throw protocol_error(protocol_errc::truncated, endpoint, "attach stream ended inside a frame");
     }

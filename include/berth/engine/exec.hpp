@@ -120,9 +120,9 @@ private:
             state.last_data = std::chrono::steady_clock::now();
             dispatch(bytes);
         };
-        co_await http::read_beside_stdin(read_output(exec_id, *stream.connection, on_bytes, state, stream.address,
-                                                     endpoint),
-                                         *stream.connection, source, still_running(exec_id));
+        co_await http::read_beside_stdin(
+            read_output(exec_id, *stream.connection, on_bytes, state, stream.address, endpoint), *stream.connection,
+            source, still_running(exec_id));
         if (!dispatch.complete())
             throw protocol_error(protocol_errc::truncated, endpoint, "exec output ended inside a frame");
     }
