@@ -1393,8 +1393,10 @@ asio::awaitable<void> exec_stdin(const engine_under_test& e) {
         berth::collected_output out;
         ex.on_output = std::ref(out);
         CHECK(co_await c.execs().run(id, ex) == 3);
-        if (e.name == "podman")  // Podman resets the connection, and its last output can be lost with it
-            CHECK(out.stdout_text.starts_with(data.substr(0, 5)));
+        // Podman resets the connection, and the kernel drops what had arrived and was not yet read (all of the
+        // output, on a loaded machine): what is kept is a beginning of the output, never anything else
+        if (e.name == "podman")
+            CHECK((data.substr(0, 5) + "\n").starts_with(out.stdout_text));
         else
             CHECK(out.stdout_text == data.substr(0, 5) + "\n");
     }
