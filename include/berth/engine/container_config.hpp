@@ -132,7 +132,7 @@ struct host_config {
     std::vector<std::string> device_cgroup_rules{};  // "c 1:3 mr"
     bool privileged = false;
     std::optional<bool> init{};  // run an init process as PID 1 (forwards signals, reaps zombies)
-    std::vector<std::string> cap_add, cap_drop{};
+    std::vector<std::string> cap_add{}, cap_drop{};
     std::vector<std::string> security_opt{};
     std::vector<std::string> group_add{};  // GroupAdd: more groups for the container's process
     // Dns, DnsOptions, DnsSearch: the container's resolv.conf
