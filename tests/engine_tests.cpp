@@ -1975,23 +1975,29 @@ asio::awaitable<void> readonly_rootfs_with_tmpfs(const engine_under_test& e) {
     auto created = co_await c.containers().create(cfg, name);
     co_await c.containers().start(created.id);
 
-    auto run = [&](std::vector<std::string> cmd) -> asio::awaitable<std::pair<int, std::string>> {
+    // (Each command a named vector: g++ 12 miscompiles a braced list passed straight into a co_await.)
+    auto run = [&](const std::vector<std::string>& cmd) -> asio::awaitable<std::pair<int, std::string>> {
         std::string out;
         berth::exec_options ex;
-        ex.cmd = std::move(cmd);
+        ex.cmd = cmd;
         ex.on_output = [&](berth::output_stream, std::string_view data) { out.append(data); };
         int code = co_await c.execs().run(created.id, ex);
         co_return std::pair{code, out};
     };
-    auto root = co_await run({"touch", "/x"});
+    const std::vector<std::string> touch_root{"touch", "/x"};
+    auto root = co_await run(touch_root);
     CHECK(root.first != 0);
     CHECK(contains(root.second, "Read-only file system"));
-    auto scratch = co_await run({"sh", "-c", "echo hi > /scratch/y && cat /scratch/y && stat -c %a /scratch"});
+    const std::vector<std::string> write_scratch{"sh", "-c",
+                                                 "echo hi > /scratch/y && cat /scratch/y && stat -c %a /scratch"};
+    auto scratch = co_await run(write_scratch);
     CHECK(scratch.first == 0);
     CHECK(scratch.second == "hi\n700\n");
-    auto mounts = co_await run({"grep", " /scratch ", "/proc/mounts"});
+    const std::vector<std::string> read_mounts{"grep", " /scratch ", "/proc/mounts"};
+    auto mounts = co_await run(read_mounts);
     CHECK(contains(mounts.second, "size=1024k"));
-    auto sysctl = co_await run({"cat", "/proc/sys/kernel/msgmax"});
+    const std::vector<std::string> read_sysctl{"cat", "/proc/sys/kernel/msgmax"};
+    auto sysctl = co_await run(read_sysctl);
     CHECK(sysctl.second == "65536\n");
 }
 

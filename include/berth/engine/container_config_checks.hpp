@@ -147,7 +147,7 @@ inline void validate_host(const host_config& h) {
 }
 
 // Refuses (invalid_argument_error) what no engine would take, before anything is sent.
-inline void validate(const container_config& c) {
+inline void validate_container_config(const container_config& c) {
     for (auto& p : c.exposed_ports)
         if (!valid_port_spec(p)) refuse_config("bad exposed port \"" + p + "\" (\"80\", \"80/tcp\", \"53/udp\")");
     if (c.healthcheck) validate_health(*c.healthcheck);

@@ -298,7 +298,7 @@ public:
         if (!name.empty()) q.add("name", name);
         if (!config.platform.empty()) q.add("platform", config.platform);
         std::string target = "/containers/create" + q.str();
-        detail::validate(config);
+        detail::validate_container_config(config);
         for (auto& gate : detail::container_config_gates(config))
             co_await client_.require_api(gate.version, std::move(gate.feature), "POST " + target);
         if (!config.mac_address.empty()) {
