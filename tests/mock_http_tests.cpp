@@ -103,6 +103,430 @@ TEST_CASE("an unset configuration leaves the engine's defaults alone") {
     CHECK(sent[0].json() == json::parse(R"({"Image":"alpine","HostConfig":{}})"));
 }
 
+// Every typed field of container_config set, none newer than API 1.41 (the mock engine's version by default).
+static berth::container_config full_container_config() {
+    using namespace std::chrono_literals;
+    berth::container_config c{
+        .image = "alpine:3.19",
+        .platform = "linux/amd64",
+        .cmd = {"sleep", "60"},
+        .entrypoint = std::vector<std::string>{"/bin/sh", "-c"},
+        .shell = std::vector<std::string>{"/bin/ash", "-c"},
+        .env = {"A=1"},
+        .working_dir = "/w",
+        .user = "1000:1000",
+        .hostname = "box",
+        .domainname = "example.test",
+        .labels = {{"k", "v"}},
+        .exposed_ports = {"80/tcp", "53/udp", "9", "7000-7002/sctp"},
+        .volumes = {"/data"},
+        .tty = true,
+        .open_stdin = true,
+        .stdin_once = true,
+        .attach_stdin = true,
+        .attach_stdout = true,
+        .attach_stderr = true,
+        .network_disabled = true,
+        .healthcheck =
+            berth::health_config{
+                .test = {"CMD-SHELL", "true"}, .interval = 2s, .timeout = 1s, .retries = 3, .start_period = 5s},
+        .on_build = {"RUN true"},
+        .mac_address = "02:42:ac:11:00:02",
+        .stop_signal = "SIGINT",
+        .stop_timeout = 7,
+    };
+    auto& h = c.host;
+    h.binds = {"/srv:/srv:ro"};
+    h.mounts = {{.type = "bind",
+                 .source = "/srv",
+                 .target = "/b",
+                 .read_only = true,
+                 .consistency = "cached",
+                 .bind_options = {.propagation = "rslave", .non_recursive = true}},
+                {.type = "volume",
+                 .source = "vol",
+                 .target = "/v",
+                 .volume_options = {.no_copy = true,
+                                    .labels = {{"l", "1"}},
+                                    .driver_name = "local",
+                                    .driver_options = {{"type", "tmpfs"}}}},
+                {.type = "tmpfs", .target = "/t", .tmpfs_options = {.size_bytes = 1048576, .mode = 01777}}};
+    h.network_mode = "none";
+    h.port_bindings = {{"80/tcp", {{.host_ip = "127.0.0.1", .host_port = "8080"}, {.host_ip = "127.0.0.1"}}}};
+    h.publish_all_ports = true;
+    h.restart_policy = {.name = "on-failure", .maximum_retry_count = 2};
+    h.volume_driver = "local";
+    h.volumes_from = {"other:ro"};
+    h.device_cgroup_rules = {"c 1:3 mr"};
+    h.privileged = true;
+    h.init = true;
+    h.cap_add = {"NET_ADMIN"};
+    h.cap_drop = {"MKNOD"};
+    h.security_opt = {"no-new-privileges"};
+    h.group_add = {"audio"};
+    h.dns = {"192.0.2.53"};
+    h.dns_options = {"ndots:2"};
+    h.dns_search = {"example.test"};
+    h.extra_hosts = {"db:192.0.2.10"};
+    h.ipc_mode = "private";
+    h.pid_mode = "host";
+    h.uts_mode = "host";
+    h.userns_mode = "host";
+    h.cgroupns_mode = "private";
+    h.cgroup_parent = "/berth";
+    h.isolation = "default";
+    h.runtime = "runc";
+    h.readonly_rootfs = true;
+    h.masked_paths = std::vector<std::string>{};
+    h.readonly_paths = std::vector<std::string>{"/proc/sys"};
+    h.storage_opt = {{"size", "10G"}};
+    h.sysctls = {{"kernel.msgmax", "65536"}};
+    h.tmpfs = {{"/run", "rw,size=64m"}};
+    h.shm_size = 67108864;
+    h.log_config = {.type = "json-file", .config = {{"max-size", "10m"}}};
+    h.ulimits = {{.name = "nofile", .soft = 1024, .hard = 2048}, {.name = "memlock", .soft = -1, .hard = -1}};
+    h.memory = 268435456;
+    h.memory_reservation = 134217728;
+    h.memory_swap = -1;
+    h.memory_swappiness = 10;
+    h.oom_kill_disable = false;
+    h.oom_score_adj = 500;
+    h.nano_cpus = 500000000;
+    h.cpu_shares = 512;
+    h.cpu_period = 100000;
+    h.cpu_quota = 50000;
+    h.cpu_realtime_period = 1000000;
+    h.cpu_realtime_runtime = 950000;
+    h.cpuset_cpus = "0";
+    h.cpuset_mems = "0";
+    h.pids_limit = 64;
+    h.blkio_weight = 300;
+    h.blkio_weight_device = {{.path = "/dev/sda", .weight = 200}};
+    h.blkio_device_read_bps = {{.path = "/dev/sda", .rate = 1048576}};
+    h.blkio_device_write_bps = {{.path = "/dev/sda", .rate = 2097152}};
+    h.blkio_device_read_iops = {{.path = "/dev/sda", .rate = 100}};
+    h.blkio_device_write_iops = {{.path = "/dev/sda", .rate = 200}};
+    c.networking.endpoints_config = {
+        {"isolated",
+         {.ipam_config = {.ipv4_address = "198.51.100.7",
+                          .ipv6_address = "2001:db8::7",
+                          .link_local_ips = {"169.254.1.1"}},
+          .links = {"db:database"},
+          .aliases = {"web"},
+          .driver_opts = {{"com.docker.network.endpoint.sysctls", "net.ipv4.conf.IFNAME.log_martians=1"}}}}};
+    return c;
+}
+
+TEST_CASE("container create: a fully set configuration is written as the engine's JSON, field by field") {
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1","Warnings":null})"));
+    auto config = full_container_config();
+    run_on_mock(f.ioc, f.client.containers().create(config, "full"));
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].query("name") == "full");
+    CHECK(sent[0].query("platform") == "linux/amd64");
+    auto expected = json::parse(R"({
+        "Image": "alpine:3.19", "Cmd": ["sleep", "60"], "Entrypoint": ["/bin/sh", "-c"], "Shell": ["/bin/ash", "-c"],
+        "Env": ["A=1"], "WorkingDir": "/w", "User": "1000:1000", "Hostname": "box", "Domainname": "example.test",
+        "Labels": {"k": "v"},
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}, "9": {}, "7000-7002/sctp": {}},
+        "Volumes": {"/data": {}},
+        "Tty": true, "OpenStdin": true, "StdinOnce": true, "AttachStdin": true, "AttachStdout": true,
+        "AttachStderr": true, "NetworkDisabled": true,
+        "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2000000000, "Timeout": 1000000000, "Retries": 3,
+                        "StartPeriod": 5000000000},
+        "OnBuild": ["RUN true"], "MacAddress": "02:42:ac:11:00:02", "StopSignal": "SIGINT", "StopTimeout": 7,
+        "HostConfig": {
+            "Binds": ["/srv:/srv:ro"],
+            "Mounts": [
+                {"Type": "bind", "Source": "/srv", "Target": "/b", "ReadOnly": true, "Consistency": "cached",
+                 "BindOptions": {"Propagation": "rslave", "NonRecursive": true}},
+                {"Type": "volume", "Source": "vol", "Target": "/v", "ReadOnly": false,
+                 "VolumeOptions": {"NoCopy": true, "Labels": {"l": "1"},
+                                   "DriverConfig": {"Name": "local", "Options": {"type": "tmpfs"}}}},
+                {"Type": "tmpfs", "Source": "", "Target": "/t", "ReadOnly": false,
+                 "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1023}}],
+            "NetworkMode": "none",
+            "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"},
+                                        {"HostIp": "127.0.0.1", "HostPort": ""}]},
+            "PublishAllPorts": true,
+            "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+            "VolumeDriver": "local", "VolumesFrom": ["other:ro"], "DeviceCgroupRules": ["c 1:3 mr"],
+            "Privileged": true, "Init": true, "CapAdd": ["NET_ADMIN"], "CapDrop": ["MKNOD"],
+            "SecurityOpt": ["no-new-privileges"], "GroupAdd": ["audio"],
+            "Dns": ["192.0.2.53"], "DnsOptions": ["ndots:2"], "DnsSearch": ["example.test"],
+            "ExtraHosts": ["db:192.0.2.10"],
+            "IpcMode": "private", "PidMode": "host", "UTSMode": "host", "UsernsMode": "host",
+            "CgroupnsMode": "private", "CgroupParent": "/berth", "Isolation": "default", "Runtime": "runc",
+            "ReadonlyRootfs": true, "MaskedPaths": [], "ReadonlyPaths": ["/proc/sys"],
+            "StorageOpt": {"size": "10G"}, "Sysctls": {"kernel.msgmax": "65536"}, "Tmpfs": {"/run": "rw,size=64m"},
+            "ShmSize": 67108864,
+            "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}},
+            "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}, {"Name": "memlock", "Soft": -1, "Hard": -1}],
+            "Memory": 268435456, "MemoryReservation": 134217728, "MemorySwap": -1, "MemorySwappiness": 10,
+            "OomKillDisable": false, "OomScoreAdj": 500,
+            "NanoCpus": 500000000, "CpuShares": 512, "CpuPeriod": 100000, "CpuQuota": 50000,
+            "CpuRealtimePeriod": 1000000, "CpuRealtimeRuntime": 950000, "CpusetCpus": "0", "CpusetMems": "0",
+            "PidsLimit": 64, "BlkioWeight": 300,
+            "BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 200}],
+            "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1048576}],
+            "BlkioDeviceWriteBps": [{"Path": "/dev/sda", "Rate": 2097152}],
+            "BlkioDeviceReadIOps": [{"Path": "/dev/sda", "Rate": 100}],
+            "BlkioDeviceWriteIOps": [{"Path": "/dev/sda", "Rate": 200}]
+        },
+        "NetworkingConfig": {"EndpointsConfig": {"isolated": {
+            "IPAMConfig": {"IPv4Address": "198.51.100.7", "IPv6Address": "2001:db8::7",
+                           "LinkLocalIPs": ["169.254.1.1"]},
+            "Links": ["db:database"], "Aliases": ["web"],
+            "DriverOpts": {"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.log_martians=1"}}}}
+    })");
+    CHECK(sent[0].json() == expected);
+}
+
+TEST_CASE("container create: the newer fields at an engine recent enough for them") {
+    using namespace std::chrono_literals;
+    fixture f;
+    f.engine.set_api_version("1.48");
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    berth::container_config c{.image = "alpine"};
+    c.healthcheck = berth::health_config{.test = {"NONE"}, .start_interval = 1s};
+    c.host.console_size = std::pair{24u, 80u};
+    c.host.annotations = {{"io.berth/a", "b"}};
+    c.host.mounts = {{.type = "bind",
+                      .source = "/srv",
+                      .target = "/b",
+                      .bind_options = {.create_mountpoint = true,
+                                       .read_only_non_recursive = true,
+                                       .read_only_force_recursive = true}},
+                     {.type = "volume", .source = "v", .target = "/v", .volume_options = {.subpath = "sub/dir"}},
+                     {.type = "tmpfs", .target = "/t", .tmpfs_options = {.options = {{"noexec"}, {"nr_inodes", "1k"}}}},
+                     {.type = "image", .source = "busybox", .target = "/i", .image_options = {.subpath = "bin"}}};
+    c.networking.endpoints_config = {{"a", {.mac_address = "02:42:ac:11:00:09", .gw_priority = 10}}, {"b", {}}};
+    run_on_mock(f.ioc, f.client.containers().create(c));
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].api_version == "1.48");
+    CHECK(sent[0].json() == json::parse(R"({"Image": "alpine",
+        "Healthcheck": {"Test": ["NONE"], "StartInterval": 1000000000},
+        "HostConfig": {
+            "ConsoleSize": [24, 80], "Annotations": {"io.berth/a": "b"},
+            "Mounts": [
+                {"Type": "bind", "Source": "/srv", "Target": "/b", "ReadOnly": false,
+                 "BindOptions": {"CreateMountpoint": true, "ReadOnlyNonRecursive": true,
+                                 "ReadOnlyForceRecursive": true}},
+                {"Type": "volume", "Source": "v", "Target": "/v", "ReadOnly": false,
+                 "VolumeOptions": {"Subpath": "sub/dir"}},
+                {"Type": "tmpfs", "Source": "", "Target": "/t", "ReadOnly": false,
+                 "TmpfsOptions": {"Options": [["noexec"], ["nr_inodes", "1k"]]}},
+                {"Type": "image", "Source": "busybox", "Target": "/i", "ReadOnly": false,
+                 "ImageOptions": {"Subpath": "bin"}}]},
+        "NetworkingConfig": {"EndpointsConfig": {"a": {"MacAddress": "02:42:ac:11:00:09", "GwPriority": 10},
+                                                 "b": {}}}})"));
+}
+
+TEST_CASE("container create: a field newer than the engine's API version is refused and nothing is sent") {
+    using namespace std::chrono_literals;
+    fixture f;  // the mock engine reports API 1.41
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    struct newer_field {
+        const char* what;
+        const char* version;
+        std::function<void(berth::container_config&)> set;
+    };
+    const newer_field fields[] = {
+        {"ConsoleSize", "1.42",
+         [](auto& c) {
+             c.host.console_size = std::pair{24u, 80u};
+         }},
+        {"CreateMountpoint", "1.42",
+         [](auto& c) {
+             c.host.mounts = {{.source = "/a", .target = "/a", .bind_options = {.create_mountpoint = true}}};
+         }},
+        {"Annotations", "1.43",
+         [](auto& c) {
+             c.host.annotations = {{"a", "b"}};
+         }},
+        {"StartInterval", "1.44", [](auto& c) { c.healthcheck = berth::health_config{.start_interval = 1s}; }},
+        {"ReadOnlyNonRecursive", "1.44",
+         [](auto& c) {
+             c.host.mounts = {{.source = "/a", .target = "/a", .bind_options = {.read_only_non_recursive = true}}};
+         }},
+        {"more than one network", "1.44",
+         [](auto& c) {
+             c.networking.endpoints_config = {{"a", {}}, {"b", {}}};
+         }},
+        {"MacAddress", "1.44",
+         [](auto& c) {
+             c.networking.endpoints_config = {{"a", {.mac_address = "02:42:ac:11:00:09"}}};
+         }},
+        {"Subpath", "1.45",
+         [](auto& c) {
+             c.host.mounts = {{.type = "volume", .source = "v", .target = "/v", .volume_options = {.subpath = "s"}}};
+         }},
+        {"Options", "1.46",
+         [](auto& c) {
+             c.host.mounts = {{.type = "tmpfs", .target = "/t", .tmpfs_options = {.options = {{"noexec"}}}}};
+         }},
+        {"GwPriority", "1.48",
+         [](auto& c) {
+             c.networking.endpoints_config = {{"a", {.gw_priority = 1}}};
+         }},
+        {"type image", "1.48",
+         [](auto& c) { c.host.mounts = {{.type = "image", .source = "busybox", .target = "/i"}}; }},
+    };
+    SUBCASE("1.41: each field newer than 1.41") {
+        for (auto& field : fields) {
+            CAPTURE(field.what);
+            berth::container_config c{.image = "alpine"};
+            field.set(c);
+            auto e = thrown<berth::unsupported_api_version_error>(
+                [&] { run_on_mock(f.ioc, f.client.containers().create(c, "gated")); });
+            CHECK(e.code() == berth::engine_errc::unsupported_api_version);
+            CHECK(e.endpoint() == "POST /containers/create?name=gated");
+            CHECK(contains(e.what(), field.what));
+            CHECK(contains(e.what(), field.version));
+            CHECK(contains(e.what(), "1.41"));
+        }
+    }
+    SUBCASE("1.40: CgroupnsMode and the platform query parameter (both 1.41) are refused too") {
+        f.engine.set_api_version("1.40", "1.12");
+        berth::container_config c{.image = "alpine", .platform = "linux/amd64"};
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().create(c)), berth::unsupported_api_version_error);
+        c.platform.clear();
+        c.host.cgroupns_mode = "private";
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().create(c)), berth::unsupported_api_version_error);
+    }
+    SUBCASE("1.52: the container-wide MacAddress was removed, refused; 1.51 still sends it") {
+        f.engine.set_api_version("1.52");
+        berth::container_config c{.image = "alpine", .mac_address = "02:42:ac:11:00:02"};
+        auto e = thrown<berth::unsupported_api_version_error>(
+            [&] { run_on_mock(f.ioc, f.client.containers().create(c)); });
+        CHECK(contains(e.what(), "removed in Engine API 1.52"));
+        CHECK(f.engine.requests_to(verb::post, "/containers/create").empty());
+    }
+    SUBCASE("1.51: the container-wide MacAddress is still sent (deprecated since 1.44)") {
+        f.engine.set_api_version("1.51");
+        berth::container_config c{.image = "alpine", .mac_address = "02:42:ac:11:00:02"};
+        run_on_mock(f.ioc, f.client.containers().create(c));
+        auto sent = f.engine.requests_to(verb::post, "/containers/create");
+        REQUIRE(sent.size() == 1);
+        CHECK(sent[0].json().at("MacAddress") == "02:42:ac:11:00:02");
+        return;
+    }
+    CHECK(f.engine.requests_to(verb::post, "/containers/create").empty());
+}
+
+TEST_CASE("container create: obviously bad values are invalid_argument_error before anything is sent") {
+    using namespace std::chrono_literals;
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    struct bad_value {
+        const char* what;
+        std::function<void(berth::container_config&)> set;
+    };
+    const bad_value values[] = {
+        {"negative ulimit", [](auto& c) { c.host.ulimits = {{.name = "nofile", .soft = -5, .hard = 10}}; }},
+        {"soft above hard", [](auto& c) { c.host.ulimits = {{.name = "nofile", .soft = 20, .hard = 10}}; }},
+        {"unnamed ulimit", [](auto& c) { c.host.ulimits = {{.soft = 1, .hard = 1}}; }},
+        {"port protocol",
+         [](auto& c) {
+             c.host.port_bindings = {{"80/icmp", {{.host_ip = "127.0.0.1"}}}};
+         }},
+        {"exposed port protocol", [](auto& c) { c.exposed_ports = {"80/http"}; }},
+        {"port number", [](auto& c) { c.exposed_ports = {"70000/tcp"}; }},
+        {"port range", [](auto& c) { c.exposed_ports = {"90-80/tcp"}; }},
+        {"host port",
+         [](auto& c) {
+             c.host.port_bindings = {{"80/tcp", {{.host_port = "x"}}}};
+         }},
+        {"restart policy name", [](auto& c) { c.host.restart_policy = {.name = "sometimes"}; }},
+        {"retries without on-failure",
+         [](auto& c) { c.host.restart_policy = {.name = "always", .maximum_retry_count = 3}; }},
+        {"negative retries",
+         [](auto& c) { c.host.restart_policy = {.name = "on-failure", .maximum_retry_count = -1}; }},
+        {"auto_remove with restart",
+         [](auto& c) {
+             c.host.auto_remove = true;
+             c.host.restart_policy = {.name = "always"};
+         }},
+        {"mount type", [](auto& c) { c.host.mounts = {{.type = "nfs", .target = "/x"}}; }},
+        {"mount target", [](auto& c) { c.host.mounts = {{.source = "/x"}}; }},
+        {"tmpfs source", [](auto& c) { c.host.mounts = {{.type = "tmpfs", .source = "/x", .target = "/t"}}; }},
+        {"options of another type",
+         [](auto& c) { c.host.mounts = {{.type = "tmpfs", .target = "/t", .volume_options = {.no_copy = true}}}; }},
+        {"tmpfs option shape",
+         [](auto& c) { c.host.mounts = {{.type = "tmpfs", .target = "/t", .tmpfs_options = {.options = {{}}}}}; }},
+        {"healthcheck test", [](auto& c) { c.healthcheck = berth::health_config{.test = {"true"}}; }},
+        {"healthcheck interval", [](auto& c) { c.healthcheck = berth::health_config{.interval = 10us}; }},
+        {"cgroupns mode", [](auto& c) { c.host.cgroupns_mode = "shared"; }},
+        {"swappiness", [](auto& c) { c.host.memory_swappiness = 101; }},
+        {"oom score", [](auto& c) { c.host.oom_score_adj = -1001; }},
+        {"negative memory", [](auto& c) { c.host.memory = -1; }},
+        {"blkio weight", [](auto& c) { c.host.blkio_weight = 5; }},
+        {"unnamed network",
+         [](auto& c) {
+             c.networking.endpoints_config = {{"", {}}};
+         }},
+    };
+    for (auto& value : values) {
+        CAPTURE(value.what);
+        berth::container_config c{.image = "alpine"};
+        value.set(c);
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().create(c)), berth::invalid_argument_error);
+    }
+    CHECK(f.engine.requests_to(verb::post, "/containers/create").empty());
+    CHECK(f.engine.requests().empty());  // refused before even asking the engine's version
+}
+
+TEST_CASE("container create: extra merges into the body recursively; other values replace") {
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    berth::container_config c{.image = "alpine", .cmd = {"true"}, .labels = {{"a", "1"}}};
+    c.host.network_mode = "none";
+    c.host.memory = 1024;
+    c.extra = json::parse(R"({"HostConfig": {"Foo": 1, "Memory": 2048, "LogConfig": {"Type": "none"}},
+                              "Labels": {"b": "2"}, "Cmd": ["false"], "ArgsEscaped": false})")
+                  .as_object();
+    run_on_mock(f.ioc, f.client.containers().create(c));
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].json() == json::parse(R"({"Image": "alpine", "Cmd": ["false"], "Labels": {"a": "1", "b": "2"},
+        "ArgsEscaped": false,
+        "HostConfig": {"NetworkMode": "none", "Memory": 2048, "Foo": 1, "LogConfig": {"Type": "none"}}})"));
+}
+
+TEST_CASE("container create: extra loses nothing the typed fields wrote that it does not name") {
+    fixture f;
+    f.engine.on(verb::post, "/containers/create", reply::json(201, R"({"Id":"c1"})"));
+    auto c = full_container_config();
+    c.platform.clear();
+    auto without_extra = json::value_from(c).as_object();
+    c.extra =
+        json::parse(R"({"HostConfig": {"Annotations2": {"x": "y"}}, "NetworkingConfig": {"Other": 1}})").as_object();
+    run_on_mock(f.ioc, f.client.containers().create(c));
+    auto sent = f.engine.requests_to(verb::post, "/containers/create");
+    REQUIRE(sent.size() == 1);
+    auto body = sent[0].json().as_object();
+    // Every key the typed fields wrote is still there with its value, at every level.
+    for (auto& [key, value] : without_extra) {
+        const std::string name(key);
+        CAPTURE(name);
+        REQUIRE(body.contains(key));
+        if (!value.is_object()) CHECK(body.at(key) == value);
+    }
+    for (auto& [key, value] : without_extra.at("HostConfig").as_object()) {
+        const std::string name(key);
+        CAPTURE(name);
+        CHECK(body.at("HostConfig").at(key) == value);
+    }
+    CHECK(body.at("HostConfig").at("Annotations2") == json::parse(R"({"x":"y"})"));
+    CHECK(body.at("NetworkingConfig").at("EndpointsConfig") ==
+          without_extra.at("NetworkingConfig").at("EndpointsConfig"));
+    CHECK(body.at("NetworkingConfig").at("Other") == 1);
+    CHECK(body.size() == without_extra.size());
+}
+
 TEST_CASE("container names and archive paths with spaces and UTF-8 are percent-encoded") {
     fixture f;
     f.engine.on(verb::get, "/containers/my app/archive", fixture::archive_reply());

@@ -6,6 +6,7 @@
 #include <berth/engine/archive.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/container_config.hpp>
+#include <berth/engine/container_config_checks.hpp>
 #include <berth/engine/json_progress.hpp>
 #include <berth/engine/output_handler.hpp>
 #include <berth/http/hijack.hpp>
@@ -249,11 +250,6 @@ struct container_prune_result {                     // POST /containers/prune
     std::uint64_t space_reclaimed = 0;              // SpaceReclaimed: bytes
 };
 
-struct restart_policy {           // RestartPolicy
-    std::string name{};           // Name: "", "no", "always", "unless-stopped", "on-failure"
-    int maximum_retry_count = 0;  // MaximumRetryCount: with "on-failure" only
-};
-
 // POST /containers/{id}/update: only the fields set are sent; the engine keeps the others as they are.
 struct container_update_options {
     std::optional<std::int64_t> memory{};                   // Memory: bytes
@@ -295,10 +291,28 @@ public:
     explicit containers_api(client_core<Transport>& c) : client_(c) {}
 
     // Engine API: POST /containers/create
+    // Before anything is sent: obviously bad values are an invalid_argument_error, and a field newer than the
+    // engine's API version (or the container-wide MacAddress from 1.52 on) an unsupported_api_version_error.
     boost::asio::awaitable<created_container> create(const container_config& config, std::string_view name = {}) {
         detail::query q;
         if (!name.empty()) q.add("name", name);
+        if (!config.platform.empty()) q.add("platform", config.platform);
         std::string target = "/containers/create" + q.str();
+        detail::validate_container_config(config);
+        for (auto& gate : detail::container_config_gates(config))
+            co_await client_.require_api(gate.version, std::move(gate.feature), "POST " + target);
+        if (!config.mac_address.empty()) {
+            const auto current = co_await client_.api_version();
+            const auto removed_in = detail::container_mac_address_removed_in;
+            if (!detail::api_version_less(current, removed_in))
+                throw unsupported_api_version_error(0,
+                                                    "the container-wide MacAddress was removed in Engine API " +
+                                                        std::string(removed_in) +
+                                                        " (set an endpoint's mac_address), and this engine is "
+                                                        "spoken to at " +
+                                                        current,
+                                                    "POST " + target);
+        }
         const auto kind = co_await client_.kind();
         json::value v;
         try {

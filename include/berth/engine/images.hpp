@@ -375,6 +375,7 @@ public:
         if (options.config) {
             auto config = json::value_from(*options.config).as_object();
             config.erase("HostConfig");
+            config.erase("NetworkingConfig");
             if (options.config->image.empty()) config.erase("Image");
             body = json::serialize(config);
         }

@@ -4,6 +4,7 @@
 // are refused before anything is sent (unsupported_api_version_error).
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
+#include <berth/engine/endpoint_settings.hpp>
 
 #include <cstdint>
 #include <map>
@@ -93,23 +94,6 @@ struct network_create_options {
     std::map<std::string, std::string> labels{};
 };
 
-struct endpoint_ipam_config {  // EndpointSettings.IPAMConfig: static addresses
-    std::string ipv4_address{};
-    std::string ipv6_address{};
-    std::vector<std::string> link_local_ips{};  // LinkLocalIPs
-};
-
-struct endpoint_settings {               // EndpointSettings: how a container joins a network
-    endpoint_ipam_config ipam_config{};  // IPAMConfig: sent when any address is set
-    std::vector<std::string> links{};    // "container:alias"
-    std::vector<std::string> aliases{};
-    // MacAddress: needs Engine API 1.44 (refused before sending on an older one). Docker applies it on connect
-    // only from API 1.54 on: 1.44 to 1.53 accept and ignore it.
-    std::string mac_address{};
-    std::map<std::string, std::string> driver_opts{};  // DriverOpts: passed to the driver as they are
-    std::optional<std::int64_t> gw_priority{};  // GwPriority (API 1.48): the highest provides the default gateway
-};
-
 struct network_connect_options {
     endpoint_settings endpoint_config{};  // EndpointConfig: sent when any part of it is set
 };
@@ -151,32 +135,6 @@ inline json::object to_json(const network_ipam& ipam) {
         o["Config"] = std::move(configs);
     }
     if (!ipam.options.empty()) o["Options"] = string_object(ipam.options);
-    return o;
-}
-
-inline bool endpoint_is_empty(const endpoint_settings& s) {
-    return s.ipam_config.ipv4_address.empty() && s.ipam_config.ipv6_address.empty() &&
-           s.ipam_config.link_local_ips.empty() && s.links.empty() && s.aliases.empty() && s.mac_address.empty() &&
-           s.driver_opts.empty() && !s.gw_priority;
-}
-
-// EndpointSettings as the engine's JSON (only what is set); the version gates are the caller's.
-inline json::object to_json(const endpoint_settings& s) {
-    json::object o{};
-    const auto& ipam = s.ipam_config;
-    if (!ipam.ipv4_address.empty() || !ipam.ipv6_address.empty() || !ipam.link_local_ips.empty()) {
-        json::object a{};
-        if (!ipam.ipv4_address.empty()) a["IPv4Address"] = ipam.ipv4_address;
-        if (!ipam.ipv6_address.empty()) a["IPv6Address"] = ipam.ipv6_address;
-        if (!ipam.link_local_ips.empty())
-            a["LinkLocalIPs"] = json::array(ipam.link_local_ips.begin(), ipam.link_local_ips.end());
-        o["IPAMConfig"] = std::move(a);
-    }
-    if (!s.links.empty()) o["Links"] = json::array(s.links.begin(), s.links.end());
-    if (!s.aliases.empty()) o["Aliases"] = json::array(s.aliases.begin(), s.aliases.end());
-    if (!s.mac_address.empty()) o["MacAddress"] = s.mac_address;
-    if (!s.driver_opts.empty()) o["DriverOpts"] = string_object(s.driver_opts);
-    if (s.gw_priority) o["GwPriority"] = *s.gw_priority;
     return o;
 }
 
