@@ -194,6 +194,7 @@ private:
         http::request req{.method = verb::get, .target = target};
         endpoint_ = "GET " + target;
         auto reply = co_await core_->open(std::move(req));
+        endpoint_ = reply.endpoint();  // with the API version
         reply_.emplace(std::move(reply));
         lines_ = json_lines_splitter(detail::max_event_line_bytes);
     }
