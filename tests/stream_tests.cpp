@@ -81,8 +81,9 @@ asio::awaitable<void> typed_events(const engine_under_test& e) {
         CHECK(live[i].time_nano >= berth::detail::event_nanos(since));
         CHECK(live[i].time == live[i].time_nano / 1000000000);
     }
-    // the window up to now, with until: the engine answers with what it recorded, and the stream ends
-    options.until = clock_type::now();
+    // the window up to a moment from now, with until: the engine sends what it recorded, and the stream ends once
+    // until has passed (Podman 4.3 answers an until in the past with nothing at all, so not now but soon)
+    options.until = clock_type::now() + 2s;
     auto window = co_await c.system().events(options);
     std::vector<berth::engine_event> past;
     while (auto ev = co_await berth::with_timeout(window.next(), 60s, "reading the past events")) past.push_back(*ev);
@@ -250,7 +251,7 @@ asio::awaitable<void> logs_window(const engine_under_test& e) {
     auto first = all.stdout_text.substr(0, all.stdout_text.find('\n'));
     CHECK(first.ends_with(" one"));
     CHECK(berth::detail::parse_rfc3339(first.substr(0, first.find(' '))) == at["one"]);
-    CHECK(first.find('.') == 19);  // fractional seconds
+    if (e.name == "docker") CHECK(first.find('.') == 19);  // nanoseconds; Podman 4.3 writes whole seconds
     CHECK(all.stderr_text.ends_with(" four\n"));
 
     auto tail = co_await c.containers().logs(created.id, {.tail = "2"});
@@ -259,9 +260,9 @@ asio::awaitable<void> logs_window(const engine_under_test& e) {
     CHECK(last_two == std::multiset<std::string>{"three", "four"});
     CHECK(tail.lines.size() == 2);
 
-    // "one" and "two" are a second apart, and so are "two" and "three"
-    auto window = co_await c.containers().logs(created.id,
-                                               {.since = at["one"] + 500ms, .until = at["two"] + 500ms});
+    // "one", "two" and "three" are a second apart or more: [two's time, a second later) holds "two" alone, also
+    // when the engine's timestamps are whole seconds (Podman 4.3: at or before the true time)
+    auto window = co_await c.containers().logs(created.id, {.since = at["two"], .until = at["two"] + 1s - 1ns});
     REQUIRE(window.lines.size() == 1);
     CHECK(window.lines[0].text == "two");
     CHECK(window.stdout_text == "two\n");
