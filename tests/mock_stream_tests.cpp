@@ -334,7 +334,8 @@ reply cut_events(const std::vector<std::string>& chunks) {
 const auto t0 = std::chrono::system_clock::time_point(std::chrono::seconds(50));
 const auto t_end = std::chrono::system_clock::time_point(std::chrono::seconds(300));
 
-std::vector<berth::engine_event> drain(fixture& f, berth::system_events_options options, std::size_t* resumes = nullptr) {
+std::vector<berth::engine_event> drain(fixture& f, berth::system_events_options options,
+                                       std::size_t* resumes = nullptr) {
     return run_on_mock(f.ioc, [&]() -> asio::awaitable<std::vector<berth::engine_event>> {
         auto stream = co_await f.client.system().events(options);
         std::vector<berth::engine_event> out;
@@ -395,11 +396,9 @@ TEST_CASE("events: the boundary events delivered before a cut are not delivered 
     fixture f;
     const std::string b = event_line("create", "c2", 100000000007), c = event_line("create", "c3", 100000000007);
     // the cut falls between two events of the same timeNano: only the first was delivered
-    f.engine.on_sequence(verb::get, "/events",
-                         {cut_events({b}), reply::chunked(200, {b, c}, "application/json")});
+    f.engine.on_sequence(verb::get, "/events", {cut_events({b}), reply::chunked(200, {b, c}, "application/json")});
     auto events = drain(f, {.since = t0, .until = t_end});
-    CHECK(actions_and_ids(events) ==
-          std::vector<std::string>{"create:c2@100000000007", "create:c3@100000000007"});
+    CHECK(actions_and_ids(events) == std::vector<std::string>{"create:c2@100000000007", "create:c3@100000000007"});
 }
 
 TEST_CASE("events: without resume attempts a drop is the connection_error; a refused resume the engine_error") {
@@ -409,8 +408,9 @@ TEST_CASE("events: without resume attempts a drop is the connection_error; a ref
     CHECK(contains(drop.what(), "GET /v1.41/events?since=50.000000000"));
 
     fixture g;
-    g.engine.on_sequence(verb::get, "/events",
-                         {cut_events({event_line("create", "c1", 100000000005)}), reply::error(500, "no events today")});
+    g.engine.on_sequence(
+        verb::get, "/events",
+        {cut_events({event_line("create", "c1", 100000000005)}), reply::error(500, "no events today")});
     auto refused = thrown<berth::engine_error>([&] { drain(g, {.since = t0}); });
     CHECK(refused.message() == "no events today");
     CHECK(g.engine.requests_to(verb::get, "/events").size() == 2);  // not retried after a refusal
@@ -418,8 +418,8 @@ TEST_CASE("events: without resume attempts a drop is the connection_error; a ref
 
 TEST_CASE("events: an engine that stays away ends the stream after the resume attempts") {
     fixture f;
-    f.engine.on_sequence(verb::get, "/events", {cut_events({event_line("create", "c1", 100000000005)}),
-                                                reply::hang_up()});
+    f.engine.on_sequence(verb::get, "/events",
+                         {cut_events({event_line("create", "c1", 100000000005)}), reply::hang_up()});
     auto e = thrown<berth::connection_error>([&] {
         drain(f, {.since = t0,
                   .resume_attempts = 3,
@@ -538,9 +538,9 @@ TEST_CASE("stats: cgroup v2 memory, block I/O, CPUs from percpu_usage, and the o
     g.engine.on(verb::get, "/containers/app/stats", reply::json(200, R"({"memory_stats":{"usage":10,
       "stats":{"total_inactive_file":50,"inactive_file":4}},"cpu_stats":{"cpu_usage":{"total_usage":5}}})"));
     auto t = run_on_mock(g.ioc, g.client.containers().stats("app", {.one_shot = false}));
-    CHECK(t.memory_used_bytes == 6);     // total_inactive_file not below usage: the cgroup v2 figure, as the CLI
-    CHECK(t.cpu_percent == 0.0);         // no previous sample
-    CHECK(t.memory_percent == 0.0);      // no limit
+    CHECK(t.memory_used_bytes == 6);  // total_inactive_file not below usage: the cgroup v2 figure, as the CLI
+    CHECK(t.cpu_percent == 0.0);      // no previous sample
+    CHECK(t.memory_percent == 0.0);   // no limit
     CHECK_FALSE(g.engine.requests_to(verb::get, "/containers/app/stats").at(0).query("one-shot").has_value());
 }
 
@@ -568,8 +568,8 @@ TEST_CASE("logs: since and until at nanosecond precision, and the lines with the
     using namespace std::chrono;
     auto since = system_clock::time_point(seconds(1796637600) + nanoseconds(5));
     auto until = system_clock::time_point(seconds(1796637700));
-    auto logs = run_on_mock(f.ioc, f.client.containers().logs(
-                                       "app", {.timestamps = true, .tail = "2", .since = since, .until = until}));
+    auto logs = run_on_mock(
+        f.ioc, f.client.containers().logs("app", {.timestamps = true, .tail = "2", .since = since, .until = until}));
     auto sent = f.engine.requests_to(verb::get, "/containers/app/logs");
     REQUIRE(sent.size() == 1);
     CHECK(sent[0].query("since") == "1796637600.000000005");

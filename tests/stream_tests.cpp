@@ -151,8 +151,8 @@ void events_across_restart() {
         for (std::size_t i = 0; i < per_round; ++i) co_await create_and_remove(c, label);
         REQUIRE(co_await eventually([&] { return st->done || delivered.size() >= 2 * per_round; }, 60s));
         if (st->failure) std::rethrow_exception(st->failure);
-        auto before =
-            co_await berth::past_events(c.core(), {.since = since, .until = clock_type::now(), .filters = filters});
+        auto before = co_await berth::past_events(c.core(),
+                                                  {.since = since, .until = clock_type::now(), .filters = filters});
 
         auto restarted = std::async(std::launch::async, [&] { return engine.restart(); });
         REQUIRE(co_await eventually([&] { return restarted.wait_for(0s) == std::future_status::ready; }, 180s));
@@ -161,8 +161,8 @@ void events_across_restart() {
         for (std::size_t i = 0; i < per_round; ++i) co_await create_and_remove(c, label);
         REQUIRE(co_await eventually([&] { return st->done; }, 180s));
         if (st->failure) std::rethrow_exception(st->failure);
-        auto after =
-            co_await berth::past_events(c.core(), {.since = since, .until = clock_type::now(), .filters = filters});
+        auto after = co_await berth::past_events(c.core(),
+                                                 {.since = since, .until = clock_type::now(), .filters = filters});
         auto& stream = *st->stream;
 
         CHECK(stream.resumes() >= 1);

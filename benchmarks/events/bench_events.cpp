@@ -29,8 +29,7 @@ int main(int argc, char** argv) {
         [&]() -> asio::awaitable<void> {
             auto c = berth::client::from_env(co_await asio::this_coro::executor);
             berth::system_events_options options{
-                .since = since,
-                .filters = {{"type", {"container"}}, {"label", {"berth-bench-events=" + label}}}};
+                .since = since, .filters = {{"type", {"container"}}, {"label", {"berth-bench-events=" + label}}}};
             auto stream = co_await c.system().events(options);
             std::string line;
             while (auto e = co_await stream.next()) {
