@@ -455,8 +455,10 @@ TEST_CASE("events: an oversized line and an event of too many values are protoco
 
     fixture g;
     std::string many = R"({"Type":"container","Actor":{"Attributes":{)";
-    for (std::size_t i = 0; i <= berth::detail::max_event_values; ++i)
-        many += (i ? "," : "") + ("\"k" + std::to_string(i) + "\":\"v\"");
+    for (std::size_t i = 0; i <= berth::detail::max_event_values; ++i) {
+        if (i > 0) many += ',';
+        many.append("\"k").append(std::to_string(i)).append("\":\"v\"");  // appends: g++ 12 -O3 -Wrestrict misreads +
+    }
     many += "}}}\n";
     g.engine.on(verb::get, "/events", reply::chunked(200, {many}, "application/json"));
     auto values = thrown<berth::protocol_error>([&] { drain(g, {.since = t0, .until = t_end}); });
