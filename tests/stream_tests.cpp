@@ -127,11 +127,13 @@ void events_across_restart() {
         const auto since = clock_type::now() - 1s;
         const std::map<std::string, std::vector<std::string>> filters{{"type", {"container"}},
                                                                       {"label", {"berth-events=" + label}}};
-        st->stream.emplace(co_await c.system().events({.since = since,
-                                                       .filters = filters,
-                                                       .resume_attempts = 100,
-                                                       .resume_backoff = 50ms,
-                                                       .resume_backoff_max = 1s}));
+        // named, as every options struct given to a coroutine here: g++ 12 frees a braced temporary twice
+        const berth::system_events_options options{.since = since,
+                                                   .filters = filters,
+                                                   .resume_attempts = 100,
+                                                   .resume_backoff = 50ms,
+                                                   .resume_backoff_max = 1s};
+        st->stream.emplace(co_await c.system().events(options));
         constexpr std::size_t per_round = 3, expected = 4 * per_round;  // create and destroy, before and after
         asio::co_spawn(
             ex,
@@ -151,8 +153,8 @@ void events_across_restart() {
         for (std::size_t i = 0; i < per_round; ++i) co_await create_and_remove(c, label);
         REQUIRE(co_await eventually([&] { return st->done || delivered.size() >= 2 * per_round; }, 60s));
         if (st->failure) std::rethrow_exception(st->failure);
-        auto before = co_await berth::past_events(c.core(),
-                                                  {.since = since, .until = clock_type::now(), .filters = filters});
+        berth::past_events_query window{.since = since, .until = clock_type::now(), .filters = filters};
+        auto before = co_await berth::past_events(c.core(), window);
 
         auto restarted = std::async(std::launch::async, [&] { return engine.restart(); });
         REQUIRE(co_await eventually([&] { return restarted.wait_for(0s) == std::future_status::ready; }, 180s));
@@ -161,8 +163,8 @@ void events_across_restart() {
         for (std::size_t i = 0; i < per_round; ++i) co_await create_and_remove(c, label);
         REQUIRE(co_await eventually([&] { return st->done; }, 180s));
         if (st->failure) std::rethrow_exception(st->failure);
-        auto after = co_await berth::past_events(c.core(),
-                                                 {.since = since, .until = clock_type::now(), .filters = filters});
+        window.until = clock_type::now();
+        auto after = co_await berth::past_events(c.core(), window);
         auto& stream = *st->stream;
 
         CHECK(stream.resumes() >= 1);
@@ -208,7 +210,8 @@ asio::awaitable<void> busy_container_stats(const engine_under_test& e) {
         CHECK(s.pids >= 1);
     };
     // not one-shot: the engine waits for its second sample, so there is a previous one to compare with
-    check(co_await c.containers().stats(created.id, {.one_shot = false}));
+    const berth::container_stats_options two_samples{.one_shot = false};
+    check(co_await c.containers().stats(created.id, two_samples));
     auto stream = co_await c.containers().stats_stream(created.id);
     std::optional<berth::container_stats> sample;
     for (int i = 0; i < 2; ++i) sample = co_await berth::with_timeout(stream.next(), 30s, "waiting for a sample");
@@ -235,7 +238,8 @@ asio::awaitable<void> logs_window(const engine_under_test& e) {
     co_await c.containers().start(created.id);
     CHECK(co_await c.containers().wait(created.id) == 0);
 
-    auto all = co_await c.containers().logs(created.id, {.timestamps = true});
+    const berth::container_logs_options with_times{.timestamps = true};  // named: g++ 12 frees a braced temporary twice
+    auto all = co_await c.containers().logs(created.id, with_times);
     CAPTURE(all.stdout_text);
     CAPTURE(all.stderr_text);
     REQUIRE(all.lines.size() == 4);
@@ -254,7 +258,8 @@ asio::awaitable<void> logs_window(const engine_under_test& e) {
     if (e.name == "docker") CHECK(first.find('.') == 19);  // nanoseconds; Podman 4.3 writes whole seconds
     CHECK(all.stderr_text.ends_with(" four\n"));
 
-    auto tail = co_await c.containers().logs(created.id, {.tail = "2"});
+    const berth::container_logs_options last_two_lines{.tail = "2"};
+    auto tail = co_await c.containers().logs(created.id, last_two_lines);
     std::multiset<std::string> last_two;
     for (auto& l : tail.lines) last_two.insert(l.text);
     CHECK(last_two == std::multiset<std::string>{"three", "four"});
@@ -262,13 +267,15 @@ asio::awaitable<void> logs_window(const engine_under_test& e) {
 
     // "one", "two" and "three" are a second apart or more: [two's time, a second later) holds "two" alone, also
     // when the engine's timestamps are whole seconds (Podman 4.3: at or before the true time)
-    auto window = co_await c.containers().logs(created.id, {.since = at["two"], .until = at["two"] + 1s - 1ns});
+    const berth::container_logs_options around_two{.since = at["two"], .until = at["two"] + 1s - 1ns};
+    auto window = co_await c.containers().logs(created.id, around_two);
     REQUIRE(window.lines.size() == 1);
     CHECK(window.lines[0].text == "two");
     CHECK(window.stdout_text == "two\n");
     CHECK(window.stderr_text.empty());
 
-    auto stderr_only = co_await c.containers().logs(created.id, {.stdout_ = false});
+    const berth::container_logs_options no_stdout{.stdout_ = false};
+    auto stderr_only = co_await c.containers().logs(created.id, no_stdout);
     CHECK(stderr_only.stdout_text.empty());
     CHECK(stderr_only.stderr_text == "four\n");
     co_await c.containers().remove(created.id);
