@@ -2,6 +2,7 @@
 // death by signal, an OOM kill with the peak memory, a time-out whose processes are killed, and an engine restart
 // mid-command reported as lost (on a private engine this test starts and stops itself).
 #include "support/engines.hpp"
+#include "support/private_engine.hpp"
 
 #include <berth/eval/blocking.hpp>
 
@@ -158,30 +159,6 @@ asio::awaitable<void> time_out_kills(const engine_under_test& e) {
     co_await berth::cleanup_container(*box, {.verbose = false});
 }
 
-// A private engine for a test that restarts it: started from scripts/engine in its own directory, stopped (and its
-// state removed) at scope exit, whatever the test did. Never the shared engines.
-struct private_engine {
-    std::string kind;
-    std::string dir;
-    std::string address;
-    static fs::path script() {
-        return fs::path(BERTH_TEST_DATA_DIR).parent_path().parent_path() / "scripts" / "engine";
-    }
-    std::string command(const std::string& action) const {
-        return "BERTH_ENGINE_DIR=" + dir + " " + script().string() + " " + action + " " + kind;
-    }
-    explicit private_engine(std::string k)
-        : kind(std::move(k)), dir("/tmp/berth-h22o-" + kind + "-" + std::to_string(::getpid())) {
-        std::string out_file = dir + ".address";
-        if (std::system((command("start") + " > " + out_file).c_str()) != 0) return;
-        address = read_file(out_file);
-        std::filesystem::remove(out_file);
-        while (!address.empty() && address.back() == '\n') address.pop_back();
-        if (std::system((command("image") + " >/dev/null").c_str()) != 0) address.clear();
-    }
-    bool restart() const { return std::system((command("restart") + " >/dev/null").c_str()) == 0; }
-    ~private_engine() { (void)std::system((command("stop") + " >/dev/null 2>&1").c_str()); }
-};
 
 // Runs `sh -c 'echo started; exec sleep 600'` on the engine in a thread of its own, restarts the engine once the
 // command has started, and returns how the exec ended.

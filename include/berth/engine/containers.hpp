@@ -47,17 +47,59 @@ struct container_processes {                            // GET /containers/{id}/
 };
 
 // The cgroup figures the engine reports for a running container (GET /containers/{id}/stats, one sample). All are
-// the container's as a whole since it started, not one process's.
+// the container's as a whole since it started, not one process's; the last group is what `docker stats` shows,
+// computed as the docker CLI computes it (cli/command/container/stats_helpers.go).
 struct container_stats {
     std::uint64_t cpu_total_ns = 0;                    // cpu_stats.cpu_usage.total_usage
-    std::uint64_t memory_usage_bytes = 0;              // memory_stats.usage
+    std::uint64_t memory_usage_bytes = 0;              // memory_stats.usage (the page cache included)
     std::optional<std::uint64_t> memory_peak_bytes{};  // memory_stats.max_usage: Docker on cgroup v1 only
     std::optional<std::uint64_t> memory_limit_bytes{};
     std::optional<std::uint64_t> memory_failcnt{};  // times the memory limit was hit: Docker on cgroup v1 only
     // When the engine took the sample ("read"); nothing when it gave no time (Docker's empty sample of a stopped
     // container says 0001-01-01).
     std::optional<std::chrono::system_clock::time_point> read{};
+
+    std::uint64_t system_cpu_ns = 0;      // cpu_stats.system_cpu_usage: the host's CPU time
+    std::uint64_t online_cpus = 0;        // cpu_stats.online_cpus, else the length of cpu_usage.percpu_usage
+    std::uint64_t pre_cpu_total_ns = 0;   // precpu_stats.cpu_usage.total_usage: the sample before this one
+    std::uint64_t pre_system_cpu_ns = 0;  // precpu_stats.system_cpu_usage
+    // CPU % (100 per CPU): (cpu delta / system delta) * online CPUs * 100 against the previous sample
+    // (precpu_stats); 0 when there is none (a one-shot sample, the first of a stream) or nothing changed.
+    double cpu_percent = 0;
+    // Memory in use without the inactive page cache: usage - total_inactive_file (cgroup v1), usage -
+    // inactive_file (cgroup v2), usage when neither is below it.
+    std::uint64_t memory_used_bytes = 0;
+    double memory_percent = 0;            // memory_used_bytes / memory_limit_bytes * 100; 0 without a limit
+    std::uint64_t network_rx_bytes = 0;   // networks.*.rx_bytes, summed over the interfaces
+    std::uint64_t network_tx_bytes = 0;   // networks.*.tx_bytes
+    std::uint64_t block_read_bytes = 0;   // blkio_stats.io_service_bytes_recursive, op "Read" ("read"), summed
+    std::uint64_t block_write_bytes = 0;  // ... op "Write" ("write")
+    std::uint64_t pids = 0;               // pids_stats.current
     json::object raw{};
+};
+
+struct container_stats_options {
+    // one-shot (API 1.41+): answer at once, without waiting for a second sample. The sample then has no
+    // previous one, so cpu_percent is 0 on Docker; false waits for Docker's next tick (up to about 2 s) and gives
+    // a CPU % as `docker stats --no-stream` shows it.
+    bool one_shot = true;
+};
+
+// One line of a container's logs (container_logs::lines).
+struct container_log_line {
+    output_stream stream = output_stream::stdout_;
+    // With options.timestamps: the engine's time of the line (its prefix, taken off text).
+    std::optional<std::chrono::system_clock::time_point> timestamp{};
+    std::string text{};  // without its newline
+};
+
+// What logs() collected (when no on_output was given): stdout and stderr apart, as the engine sent them
+// (timestamps included), and line by line in the order they came.
+struct container_logs {
+    std::string stdout_text{};
+    std::string stderr_text{};
+    std::vector<container_log_line> lines{};
+    std::size_t bytes_dropped = 0;  // beyond options.max_collected_bytes
 };
 
 namespace detail {
@@ -108,26 +150,137 @@ inline std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::s
 
 // One stats sample (a one-shot reply, or one line of a stream).
 inline container_stats parse_container_stats(const json::value& v, const std::string& endpoint) {
+    using json_read::optional_int_as;
+    using json_read::optional_object;
     auto& o = json_read::as_object(v, endpoint);
     container_stats s;
-    if (auto* cpu = json_read::optional_object(o, "cpu_stats", endpoint))
-        if (auto* usage = json_read::optional_object(*cpu, "cpu_usage", endpoint))
-            s.cpu_total_ns = json_read::optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
-    if (auto* mem = json_read::optional_object(o, "memory_stats", endpoint)) {
-        s.memory_usage_bytes = json_read::optional_int_as<std::uint64_t>(*mem, "usage", endpoint);
-        auto present = [&](std::string_view key) -> std::optional<std::uint64_t> {
-            auto* p = mem->if_contains(key);
-            if (p == nullptr || p->is_null()) return std::nullopt;
-            return json_read::optional_int_as<std::uint64_t>(*mem, key, endpoint);
-        };
-        s.memory_peak_bytes = present("max_usage");
-        s.memory_limit_bytes = present("limit");
-        s.memory_failcnt = present("failcnt");
+    auto array_of = [&](const json::object& in, std::string_view key) -> const json::array* {
+        auto* p = in.if_contains(key);
+        if (p == nullptr || p->is_null()) return nullptr;
+        if (!p->is_array()) throw protocol_error(endpoint, "field '" + std::string(key) + "' is not an array");
+        return &p->get_array();
+    };
+    if (auto* cpu = optional_object(o, "cpu_stats", endpoint)) {
+        if (auto* usage = optional_object(*cpu, "cpu_usage", endpoint)) {
+            s.cpu_total_ns = optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
+            if (auto* per_cpu = array_of(*usage, "percpu_usage")) s.online_cpus = per_cpu->size();
+        }
+        s.system_cpu_ns = optional_int_as<std::uint64_t>(*cpu, "system_cpu_usage", endpoint);
+        if (auto n = optional_int_as<std::uint64_t>(*cpu, "online_cpus", endpoint); n != 0) s.online_cpus = n;
     }
+    if (auto* pre = optional_object(o, "precpu_stats", endpoint)) {
+        if (auto* usage = optional_object(*pre, "cpu_usage", endpoint))
+            s.pre_cpu_total_ns = optional_int_as<std::uint64_t>(*usage, "total_usage", endpoint);
+        s.pre_system_cpu_ns = optional_int_as<std::uint64_t>(*pre, "system_cpu_usage", endpoint);
+    }
+    // As doubles, as the CLI: a counter that went back (a restarted container) gives a negative delta, so 0.
+    const double cpu_delta = static_cast<double>(s.cpu_total_ns) - static_cast<double>(s.pre_cpu_total_ns);
+    const double system_delta = static_cast<double>(s.system_cpu_ns) - static_cast<double>(s.pre_system_cpu_ns);
+    if (cpu_delta > 0 && system_delta > 0)
+        s.cpu_percent = cpu_delta / system_delta * static_cast<double>(s.online_cpus) * 100.0;
+    if (auto* mem = optional_object(o, "memory_stats", endpoint)) {
+        s.memory_usage_bytes = optional_int_as<std::uint64_t>(*mem, "usage", endpoint);
+        auto present = [&](const json::object& in, std::string_view key) -> std::optional<std::uint64_t> {
+            auto* p = in.if_contains(key);
+            if (p == nullptr || p->is_null()) return std::nullopt;
+            return optional_int_as<std::uint64_t>(in, key, endpoint);
+        };
+        s.memory_peak_bytes = present(*mem, "max_usage");
+        s.memory_limit_bytes = present(*mem, "limit");
+        s.memory_failcnt = present(*mem, "failcnt");
+        s.memory_used_bytes = s.memory_usage_bytes;
+        if (auto* figures = optional_object(*mem, "stats", endpoint)) {
+            auto v1 = present(*figures, "total_inactive_file");
+            auto v2 = present(*figures, "inactive_file");
+            if (v1 && *v1 < s.memory_usage_bytes)
+                s.memory_used_bytes = s.memory_usage_bytes - *v1;
+            else if (v2.value_or(0) < s.memory_usage_bytes)
+                s.memory_used_bytes = s.memory_usage_bytes - v2.value_or(0);
+        }
+        if (s.memory_limit_bytes.value_or(0) != 0)
+            s.memory_percent = static_cast<double>(s.memory_used_bytes) / static_cast<double>(*s.memory_limit_bytes) *
+                               100.0;
+    }
+    if (auto* networks = optional_object(o, "networks", endpoint))
+        for (auto& [name, value] : *networks) {
+            auto& n = json_read::as_object(value, endpoint);
+            s.network_rx_bytes += optional_int_as<std::uint64_t>(n, "rx_bytes", endpoint);
+            s.network_tx_bytes += optional_int_as<std::uint64_t>(n, "tx_bytes", endpoint);
+        }
+    if (auto* blkio = optional_object(o, "blkio_stats", endpoint))
+        if (auto* entries = array_of(*blkio, "io_service_bytes_recursive"))
+            for (auto& entry : *entries) {
+                auto& e = json_read::as_object(entry, endpoint);
+                auto op = json_read::optional_string(e, "op", endpoint);
+                auto value = optional_int_as<std::uint64_t>(e, "value", endpoint);
+                if (op.starts_with('r') || op.starts_with('R')) s.block_read_bytes += value;
+                if (op.starts_with('w') || op.starts_with('W')) s.block_write_bytes += value;
+            }
+    if (auto* pids = optional_object(o, "pids_stats", endpoint))
+        s.pids = optional_int_as<std::uint64_t>(*pids, "current", endpoint);
     s.read = parse_rfc3339(json_read::optional_string(o, "read", endpoint));
     s.raw = o;
     return s;
 }
+
+// since and until of GET /containers/{id}/logs: "seconds.nanoseconds" (both engines take the fraction).
+inline std::string log_timestamp(std::chrono::system_clock::time_point t) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    if (ns < 0) ns = 0;
+    return std::to_string(ns / 1000000000) + "." + std::string(9 - std::to_string(ns % 1000000000).size(), '0') +
+           std::to_string(ns % 1000000000);
+}
+
+// Collects logs() output: each stream's text, and its lines (a line may come in several slices), with the
+// timestamp prefix taken off when the engine was asked for one. Bounded: what is over the limit is counted.
+class log_collector {
+public:
+    log_collector(bool timestamps, std::size_t limit) : timestamps_(timestamps), limit_(limit) {}
+    void operator()(output_stream s, std::string_view data) {
+        if (kept_ + data.size() > limit_) {
+            auto room = limit_ - kept_;
+            out_.bytes_dropped += data.size() - room;
+            data = data.substr(0, room);
+        }
+        kept_ += data.size();
+        const bool err = s == output_stream::stderr_;
+        (err ? out_.stderr_text : out_.stdout_text).append(data);
+        auto& pending = err ? pending_err_ : pending_out_;
+        while (!data.empty()) {
+            auto nl = data.find('\n');
+            pending.append(data.substr(0, nl));
+            if (nl == std::string_view::npos) break;
+            line(s, pending);
+            pending.clear();
+            data.remove_prefix(nl + 1);
+        }
+    }
+    container_logs finish() {
+        if (!pending_out_.empty()) line(output_stream::stdout_, pending_out_);
+        if (!pending_err_.empty()) line(output_stream::stderr_, pending_err_);
+        return std::move(out_);
+    }
+
+private:
+    void line(output_stream s, std::string_view text) {
+        container_log_line l{.stream = s};
+        if (timestamps_) {
+            auto space = text.find(' ');
+            if (auto t = parse_rfc3339(text.substr(0, space))) {
+                l.timestamp = t;
+                text = space == std::string_view::npos ? std::string_view{} : text.substr(space + 1);
+            }
+        }
+        if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+        l.text = std::string(text);
+        out_.lines.push_back(std::move(l));
+    }
+    bool timestamps_;
+    std::size_t limit_;
+    std::size_t kept_ = 0;
+    std::string pending_out_{}, pending_err_{};
+    container_logs out_{};
+};
 
 // One stats line holds a few KiB and a few hundred values: these bounds keep a broken engine from growing one.
 inline constexpr std::size_t max_stats_line_bytes = std::size_t{1} << 20;
@@ -197,13 +350,19 @@ struct container_list_options {
 };
 
 struct container_logs_options {
-    bool stdout_ = true;
-    bool stderr_ = true;
-    bool timestamps = false;
-    std::string tail = "all";
-    bool follow = false;
-    output_callback on_output{};  // each slice of the logs as it arrives; empty: read and dropped
+    bool stdout_ = true;       // stdout: the container's stdout
+    bool stderr_ = true;       // stderr: the container's stderr
+    bool timestamps = false;   // timestamps: each line begins with its RFC 3339 time (nanoseconds) and a space
+    std::string tail = "all";  // tail: the last N lines only ("all": every line)
+    bool follow = false;       // follow: keep the stream open for new output until the container exits
+    // Each slice of the logs as it arrives; empty: collected into the container_logs logs() returns instead.
+    output_callback on_output{};
+    std::optional<std::chrono::system_clock::time_point> since{};  // since: only lines written at or after
+    std::optional<std::chrono::system_clock::time_point> until{};  // until: only lines written before
+    // What logs() collects (without on_output) is bounded: bytes beyond this are counted, not kept.
+    std::size_t max_collected_bytes = std::size_t{16} << 20;
 };
+
 
 // POST /containers/{id}/attach and GET /containers/{id}/attach/ws: the container's stdio, both ways.
 struct container_attach_options {
@@ -587,12 +746,16 @@ public:
     }
 
     // One sample of the container's cgroup figures. Docker answers at its stats collector's next tick (it samples
-    // once a second), so this takes up to a second there; Podman reads the cgroup at once. (exec's figures on
-    // Docker come from a stream instead: eval/usage_monitor.hpp.)
+    // once a second), so this takes up to a second there (two with options.one_shot false); Podman reads the
+    // cgroup at once. (exec's figures on Docker come from a stream instead: eval/usage_monitor.hpp.)
     // Engine API: GET /containers/{id}/stats
-    boost::asio::awaitable<container_stats> stats(std::string_view id) {
-        std::string target = "/containers/" + detail::percent_encode(id) + "/stats" +
-                             detail::query().add("stream", "false").add("one-shot", "true").str();
+    boost::asio::awaitable<container_stats> stats(std::string_view id) { return stats(id, container_stats_options{}); }
+    boost::asio::awaitable<container_stats> stats(std::string_view id, container_stats_options options) {
+        detail::query q;
+        q.add("stream", "false");
+        // one-shot is API 1.41's; an older engine always waits for its second sample
+        if (options.one_shot && co_await client_.api_at_least("1.41")) q.add("one-shot", "true");
+        std::string target = "/containers/" + detail::percent_encode(id) + "/stats" + q.str();
         auto v = co_await client_.call_json(verb::get, target);
         co_return detail::parse_container_stats(v, "GET " + target);
     }
@@ -609,36 +772,46 @@ public:
         co_return container_stats_stream<http::response<Transport>>(std::move(reply));
     }
 
-    // Streams the container's logs to options.on_output (stdout and stderr apart unless the container has a tty).
+    // The container's logs (stdout and stderr apart unless the container has a tty): to options.on_output as
+    // they arrive, or, without it, collected into the container_logs returned (bounded by
+    // options.max_collected_bytes). A stream that ends inside a frame is a protocol_error (truncated).
     // Engine API: GET /containers/{id}/logs
-    boost::asio::awaitable<void> logs(std::string_view id) { return logs(id, container_logs_options{}); }
-    boost::asio::awaitable<void> logs(std::string_view id, container_logs_options options) {
+    boost::asio::awaitable<container_logs> logs(std::string_view id) { return logs(id, container_logs_options{}); }
+    boost::asio::awaitable<container_logs> logs(std::string_view id, container_logs_options options) {
         auto info = co_await inspect(id);
         bool tty = false;
         if (auto* cfg = info.raw.if_contains("Config"); cfg && cfg->is_object())
             if (auto* t = cfg->get_object().if_contains("Tty"); t && t->is_bool()) tty = t->get_bool();
-        std::string target = "/containers/" + detail::percent_encode(id) + "/logs" +
-                             detail::query()
-                                 .add_flag("stdout", options.stdout_)
-                                 .add_flag("stderr", options.stderr_)
-                                 .add_flag("timestamps", options.timestamps)
-                                 .add_flag("follow", options.follow)
-                                 .add("tail", options.tail)
-                                 .str();
+        if (options.since && options.until && *options.until < *options.since)
+            throw invalid_argument_error("berth::container_logs_options: until is before since");
+        detail::query q;
+        q.add_flag("stdout", options.stdout_)
+            .add_flag("stderr", options.stderr_)
+            .add_flag("timestamps", options.timestamps)
+            .add_flag("follow", options.follow)
+            .add("tail", options.tail);
+        if (options.since) q.add("since", detail::log_timestamp(*options.since));
+        if (options.until) q.add("until", detail::log_timestamp(*options.until));
+        std::string target = "/containers/" + detail::percent_encode(id) + "/logs" + q.str();
         http::request req{.method = verb::get,
                           .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await
         // Followed logs of a quiet container: Podman sends the reply head only with the first output.
         std::optional<std::chrono::steady_clock::duration> head_timeout{};
         if (options.follow) head_timeout = std::chrono::steady_clock::duration::zero();
         auto reply = co_await client_.open(std::move(req), static_cast<http::detail::no_body*>(nullptr), head_timeout);
-        auto forward = [&options](output_stream s, std::string_view data) {
-            if (options.on_output) options.on_output(s, data);
+        detail::log_collector collector(options.timestamps, options.max_collected_bytes);
+        auto forward = [&options, &collector](output_stream s, std::string_view data) {
+            if (options.on_output)
+                options.on_output(s, data);
+            else
+                collector(s, data);
         };
         detail::output_dispatcher<decltype(forward)> dispatch(forward, !tty, reply.endpoint());
         std::array<char, 16 * 1024> buffer;
         while (std::size_t n = co_await reply.read_some(buffer)) dispatch(std::span<const char>(buffer.data(), n));
         if (!dispatch.complete())
             throw protocol_error(protocol_errc::truncated, reply.endpoint(), "log stream ended inside a frame");
+        co_return collector.finish();
     }
 
     // Attaches to the container's stdio on a hijacked connection: its output goes to options.on_output (stdout and

@@ -1,6 +1,7 @@
 #pragma once
-// System endpoints: /_ping (GET, and HEAD for the headers alone), /version, /info, /system/df.
+// System endpoints: /_ping (GET, and HEAD for the headers alone), /version, /info, /system/df, /events.
 #include <berth/engine/client_core.hpp>
+#include <berth/engine/events.hpp>
 #include <berth/engine/images.hpp>
 #include <berth/engine/volumes.hpp>
 
@@ -129,6 +130,17 @@ public:
         auto v = co_await client_.call_json(verb::get, target);
         const std::string endpoint = "GET " + target;
         co_return parse_df(json_read::as_object(v, endpoint), endpoint);
+    }
+
+    // The engine's events as they happen, from options.since (or now) until options.until (or for ever), as a
+    // system_events_stream that resumes after a dropped connection. The first reply is open when this returns:
+    // a refused request (a bad filter) is the engine_error at once.
+    // Engine API: GET /events
+    boost::asio::awaitable<system_events_stream<Transport>> events() { return events(system_events_options{}); }
+    boost::asio::awaitable<system_events_stream<Transport>> events(system_events_options options) {
+        system_events_stream<Transport> stream(client_, std::move(options));
+        co_await stream.open();
+        co_return stream;
     }
 
 private:
