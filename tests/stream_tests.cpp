@@ -78,7 +78,7 @@ asio::awaitable<void> typed_events(const engine_under_test& e) {
         CHECK(live[i].action == "create");
         CHECK(live[i].actor_id == ids[i]);
         CHECK(live[i].actor_attributes.at("berth-events") == label);
-        CHECK(live[i].time_nano >= berth::detail::event_nanos(since));
+        CHECK(live[i].time_nano >= berth::detail::nanos_since_epoch(since));
         CHECK(live[i].time == live[i].time_nano / 1000000000);
     }
     // the window up to a moment from now, with until: the engine sends what it recorded, and the stream ends once

@@ -2,6 +2,7 @@
 // Containers: create, start, stop, restart, kill, pause, unpause, rename, update, resize, remove, inspect, list,
 // changes, prune, wait, logs, stats, export (the filesystem as a tar, to a callback or a file), attach (hijacked or
 // over a websocket, with stdin).
+#include <berth/detail/api_timestamp.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/archive.hpp>
 #include <berth/engine/client_core.hpp>
@@ -221,14 +222,6 @@ inline container_stats parse_container_stats(const json::value& v, const std::st
     s.read = parse_rfc3339(json_read::optional_string(o, "read", endpoint));
     s.raw = o;
     return s;
-}
-
-// since and until of GET /containers/{id}/logs: "seconds.nanoseconds" (both engines take the fraction).
-inline std::string log_timestamp(std::chrono::system_clock::time_point t) {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-    if (ns < 0) ns = 0;
-    return std::to_string(ns / 1000000000) + "." + std::string(9 - std::to_string(ns % 1000000000).size(), '0') +
-           std::to_string(ns % 1000000000);
 }
 
 // Collects logs() output: each stream's text, and its lines (a line may come in several slices), with the
@@ -790,8 +783,8 @@ public:
             .add_flag("timestamps", options.timestamps)
             .add_flag("follow", options.follow)
             .add("tail", options.tail);
-        if (options.since) q.add("since", detail::log_timestamp(*options.since));
-        if (options.until) q.add("until", detail::log_timestamp(*options.until));
+        if (options.since) q.add("since", detail::api_timestamp(*options.since));
+        if (options.until) q.add("until", detail::api_timestamp(*options.until));
         std::string target = "/containers/" + detail::percent_encode(id) + "/logs" + q.str();
         http::request req{.method = verb::get,
                           .target = target};  // named: g++ 12 mis-copies aggregate temporaries in co_await

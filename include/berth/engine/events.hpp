@@ -3,6 +3,7 @@
 // client.system().events()), which resumes where it stopped when the connection drops, and past_events (since and
 // until both given: the engine answers at once with what it recorded in that window instead of streaming), for
 // questions such as "did the kernel OOM-kill a process in this container while the command ran" (Docker's "oom").
+#include <berth/detail/api_timestamp.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/json_progress.hpp>
@@ -13,7 +14,6 @@
 
 #include <array>
 #include <chrono>
-#include <cstdio>
 #include <deque>
 #include <exception>
 #include <map>
@@ -59,20 +59,6 @@ struct system_events_options {
 };
 
 namespace detail {
-// "seconds.nanoseconds", the form the engine accepts for since and until.
-inline std::string event_timestamp_nanos(std::int64_t ns) {
-    if (ns < 0) ns = 0;
-    char buf[48];
-    std::snprintf(buf, sizeof buf, "%lld.%09lld", static_cast<long long>(ns / 1000000000),
-                  static_cast<long long>(ns % 1000000000));
-    return buf;
-}
-inline std::int64_t event_nanos(std::chrono::system_clock::time_point t) {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
-inline std::string event_timestamp(std::chrono::system_clock::time_point t) {
-    return event_timestamp_nanos(event_nanos(t));
-}
 
 // One event holds a few hundred bytes (a container's labels make it a few KiB): these bounds keep a broken
 // engine from growing one.
@@ -109,8 +95,8 @@ inline std::string events_target(const std::optional<std::int64_t>& since_nanos,
                                  const std::optional<std::chrono::system_clock::time_point>& until,
                                  const std::map<std::string, std::vector<std::string>>& filters) {
     detail::query query;
-    if (since_nanos) query.add("since", event_timestamp_nanos(*since_nanos));
-    if (until) query.add("until", event_timestamp(*until));
+    if (since_nanos) query.add("since", api_timestamp_nanos(*since_nanos));
+    if (until) query.add("until", api_timestamp(*until));
     if (!filters.empty()) {
         json::object f{};
         for (auto& [k, vals] : filters) f[k] = json::array(vals.begin(), vals.end());
@@ -181,13 +167,13 @@ private:
         if (last_nano_ >= 0)
             since = floor_nano_ = last_nano_;
         else if (options_.since)
-            since = detail::event_nanos(*options_.since);
+            since = detail::nanos_since_epoch(*options_.since);
         else if (opened_once_)
             since = first_open_nano_;  // nothing delivered yet: what happened since the first request
         if (!opened_once_) {
             if (options_.until && options_.since && *options_.until < *options_.since)
                 throw invalid_argument_error("berth::system_events_options: until is before since");
-            first_open_nano_ = detail::event_nanos(std::chrono::system_clock::now());
+            first_open_nano_ = detail::nanos_since_epoch(std::chrono::system_clock::now());
             opened_once_ = true;
         }
         std::string target = detail::events_target(since, options_.until, options_.filters);
@@ -264,7 +250,7 @@ private:
 template <transport Transport>
 boost::asio::awaitable<std::vector<engine_event>> past_events(client_core<Transport>& core, past_events_query q) {
     if (q.until < q.since) throw invalid_argument_error("berth::past_events: until is before since");
-    std::string target = detail::events_target(detail::event_nanos(q.since), std::optional(q.until), q.filters);
+    std::string target = detail::events_target(detail::nanos_since_epoch(q.since), std::optional(q.until), q.filters);
     const std::string endpoint = "GET " + target;
     auto body = co_await core.call(verb::get, target);
     std::vector<engine_event> out;
