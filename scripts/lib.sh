@@ -26,14 +26,33 @@ wait_for_engine() {
   return 1
 }
 
-# stop_pid PIDFILE [SECONDS]: ends the process whose PID the file holds: SIGTERM, then SIGKILL after SECONDS
-# (default 20). Nothing to do without the file.
+# pid_named_by PIDFILE: prints the PID the file holds when that process is still the one the file named, i.e. it
+# started no later than the file was written; fails otherwise. PIDs are reused once their process is gone, and
+# pid_max is 32768 on these machines: a busy run wraps it in minutes, so a stale pid file can name a compiler or a
+# test by now, and signalling that would be a stranger's death.
+pid_named_by() {
+  local pid started btime hz written
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  # field 22 of /proc/PID/stat, counted after the ") " that ends the command name (which may hold spaces)
+  started=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $20}') || return 1
+  [ -n "$started" ] || return 1
+  btime=$(awk '/^btime/ {print $2}' /proc/stat)
+  hz=$(getconf CLK_TCK)
+  written=$(stat -c %Y "$1") || return 1
+  [ $((btime + started / hz)) -le $((written + 1)) ] || return 1
+  echo "$pid"
+}
+
+# stop_pid PIDFILE [SECONDS]: ends the process whose PID the file holds (when it is still that process, see
+# pid_named_by): SIGTERM, then SIGKILL after SECONDS (default 20).
 stop_pid() {
   local pidfile=$1 tries=$((${2:-20} * 5))
   [ -f "$pidfile" ] || return 0
-  local pid; pid=$(cat "$pidfile")
+  local pid; pid=$(pid_named_by "$pidfile") || return 0
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 "$tries"); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+  pid=$(pid_named_by "$pidfile") || return 0
   kill -9 "$pid" 2>/dev/null || true
 }
 
