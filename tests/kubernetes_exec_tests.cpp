@@ -50,7 +50,9 @@ using k8s::kubernetes_errc;
 const std::string ep = "test";
 constexpr channel_protocol both[] = {channel_protocol::v5, channel_protocol::v4};
 
-std::string msg(std::uint8_t channel, std::string_view data) { return std::string(1, char(channel)) + std::string(data); }
+std::string msg(std::uint8_t channel, std::string_view data) {
+    return std::string(1, char(channel)) + std::string(data);
+}
 
 template <class F>
 boost::system::error_code code_of_call(F&& f) {
@@ -74,12 +76,13 @@ TEST_CASE("kubernetes exec channel: the protocol offer and the server's choice")
     CHECK(k8s::negotiated_protocol("v5.channel.k8s.io", both, ep) == channel_protocol::v5);
     CHECK(k8s::negotiated_protocol("v4.channel.k8s.io", both, ep) == channel_protocol::v4);
     // v1 to v3 and the base64 variants are refused, as is no choice and one not offered
-    for (std::string_view refused : {"", "channel.k8s.io", "v2.channel.k8s.io", "v3.channel.k8s.io",
-                                     "base64.channel.k8s.io", "v4.base64.channel.k8s.io", "v5.channel.k8s.io, x",
-                                     "V4.CHANNEL.K8S.IO", "v4.channel.k8s.io\r\nX: y"})
+    for (std::string_view refused :
+         {"", "channel.k8s.io", "v2.channel.k8s.io", "v3.channel.k8s.io", "base64.channel.k8s.io",
+          "v4.base64.channel.k8s.io", "v5.channel.k8s.io, x", "V4.CHANNEL.K8S.IO", "v4.channel.k8s.io\r\nX: y"})
         CHECK_THROWS_AS(k8s::negotiated_protocol(refused, both, ep), berth::protocol_error);
     CHECK_THROWS_AS(k8s::negotiated_protocol("v5.channel.k8s.io", v4_only, ep), berth::protocol_error);
-    CHECK(berth_test::message_of<berth::protocol_error>([&] { k8s::negotiated_protocol("", both, ep); }).find("v1") != std::string::npos);
+    CHECK(berth_test::message_of<berth::protocol_error>([&] { k8s::negotiated_protocol("", both, ep); }).find("v1") !=
+          std::string::npos);
 }
 
 TEST_CASE("kubernetes exec channel: server messages") {
@@ -100,8 +103,7 @@ TEST_CASE("kubernetes exec channel: client messages") {
     CHECK(k8s::encode_client_message(k8s::exec_channel::stdin_, "abc") == msg(0, "abc"));
     CHECK(k8s::encode_client_message(k8s::exec_channel::stdin_, "") == msg(0, ""));
     CHECK(k8s::encode_close(channel_protocol::v5, k8s::exec_channel::stdin_) == std::string("\xff\x00", 2));
-    CHECK_THROWS_AS(k8s::encode_close(channel_protocol::v4, k8s::exec_channel::stdin_),
-                    berth::invalid_argument_error);
+    CHECK_THROWS_AS(k8s::encode_close(channel_protocol::v4, k8s::exec_channel::stdin_), berth::invalid_argument_error);
     CHECK(k8s::encode_resize(80, 24) == msg(4, R"({"Width":80,"Height":24})"));
 }
 
@@ -131,9 +133,8 @@ TEST_CASE("kubernetes exec channel: the status message gives the exit code") {
           R"({"status":"Success"} trailing)"})
         CHECK(code_of_call([&] { k8s::exit_code_from_status(bad, ep); }) == berth::protocol_errc::malformed);
     // nested past the depth limit: refused, not a stack overflow
-    CHECK(code_of_call([] {
-              k8s::exit_code_from_status(std::string(100000, '[') + std::string(100000, ']'), ep);
-          }) == berth::protocol_errc::oversized);
+    CHECK(code_of_call([] { k8s::exit_code_from_status(std::string(100000, '[') + std::string(100000, ']'), ep); }) ==
+          berth::protocol_errc::oversized);
     CHECK(code_of_call([] { k8s::exit_code_from_status(std::string(5000, '[') + std::string(5000, ']'), ep); }) ==
           berth::protocol_errc::malformed);
     // other failures are the API server's, typed by its code and reason
@@ -173,17 +174,15 @@ struct mock_api_server {
     };
 
     explicit mock_api_server(asio::io_context& io)
-        : io_(io), dir_("berth-k8s-exec-mock"), acceptor_(io, asio::local::stream_protocol::endpoint(
-                                                                  (dir_.path / "api.sock").string())),
+        : io_(io), dir_("berth-k8s-exec-mock"),
+          acceptor_(io, asio::local::stream_protocol::endpoint((dir_.path / "api.sock").string())),
           transport_(io.get_executor(), berth::parse_docker_host("unix://" + (dir_.path / "api.sock").string())) {}
 
     berth::socket_transport& transport() { return transport_; }
     const state& seen() const { return *seen_; }
 
     // After the upgrade request: nothing (the client waits for the 101).
-    void never_answer() {
-        asio::co_spawn(io_, hold(), asio::detached);
-    }
+    void never_answer() { asio::co_spawn(io_, hold(), asio::detached); }
     // Refuses the upgrade with `status` and `body`.
     void refuse(unsigned status, std::string body) {
         asio::co_spawn(io_, refuse_with(status, std::move(body)), asio::detached);
@@ -260,9 +259,8 @@ k8s::pod_container pod_p1{.namespace_ = "default", .pod = "p1", .container = "c1
 
 k8s::pod_exec_result run_exec(asio::io_context& io, mock_api_server& server, k8s::pod_exec_options options,
                               k8s::request_headers headers = {}) {
-    return berth_test::run_on_mock(io, k8s::exec_in_pod(server.transport(), std::move(headers), pod_p1,
-                                                        std::move(options)),
-                                   10s);
+    return berth_test::run_on_mock(
+        io, k8s::exec_in_pod(server.transport(), std::move(headers), pod_p1, std::move(options)), 10s);
 }
 
 template <class F>
@@ -284,7 +282,7 @@ TEST_CASE("kubernetes exec mock: v5 is offered first, stdin streams, and its clo
     mock_api_server server(io);
     server.accept("v5.channel.k8s.io", [](server_ws& ws) -> asio::awaitable<void> {
         co_await send(ws, msg(1, ""));  // the server's "stream open"
-        for (;;) {  // echoes stdin until its close
+        for (;;) {                      // echoes stdin until its close
             auto m = co_await receive(ws);
             if (m == std::string("\xff\x00", 2)) break;
             REQUIRE(!m.empty());
@@ -305,9 +303,10 @@ TEST_CASE("kubernetes exec mock: v5 is offered first, stdin streams, and its clo
     CHECK(result.stderr_text == "bye");
     CHECK(server.seen().offer == "v5.channel.k8s.io, v4.channel.k8s.io");
     CHECK(server.seen().authorization == "Bearer t0k3n");
-    CHECK(server.seen().target ==
-          "/api/v1/namespaces/default/pods/p1/exec?command=sh&command=-c&command=cat%20%3E%261%3B%20echo%20bye%20%3E%262"
-          "&command=a%20b%26c%3Dd%2F%C3%A9&container=c1&stdin=true&stdout=true&stderr=true&tty=false");
+    CHECK(
+        server.seen().target ==
+        "/api/v1/namespaces/default/pods/p1/exec?command=sh&command=-c&command=cat%20%3E%261%3B%20echo%20bye%20%3E%262"
+        "&command=a%20b%26c%3Dd%2F%C3%A9&container=c1&stdin=true&stdout=true&stderr=true&tty=false");
 }
 
 TEST_CASE("kubernetes exec mock: v4 chosen, stdout and stderr apart, the exit code from the status") {
@@ -350,8 +349,9 @@ TEST_CASE("kubernetes exec mock: a tty has one stream and no stderr in the reque
     options.tty = true;
     auto result = run_exec(io, server, std::move(options));
     CHECK(result.stdout_text == "tty output");
-    CHECK(server.seen().target ==
-          "/api/v1/namespaces/default/pods/p1/exec?command=ls&container=c1&stdin=false&stdout=true&stderr=false&tty=true");
+    CHECK(
+        server.seen().target ==
+        "/api/v1/namespaces/default/pods/p1/exec?command=ls&container=c1&stdin=false&stdout=true&stderr=false&tty=true");
 }
 
 TEST_CASE("kubernetes exec mock: on v4 a process that waits for stdin's end is a typed error, not a hang") {
@@ -378,8 +378,9 @@ TEST_CASE("kubernetes exec mock: refused upgrades are typed by the API server's 
         std::string words;
     };
     for (const auto& r : std::vector<refusal>{
-             {404, R"({"kind":"Status","status":"Failure","message":"pods \"p1\" not found","reason":"NotFound",)"
-                   R"("code":404})",
+             {404,
+              R"({"kind":"Status","status":"Failure","message":"pods \"p1\" not found","reason":"NotFound",)"
+              R"("code":404})",
               kubernetes_errc::not_found, "pods \"p1\" not found"},
              {403, R"({"kind":"Status","status":"Failure","message":"forbidden","reason":"Forbidden","code":403})",
               kubernetes_errc::forbidden, "forbidden"},
@@ -565,9 +566,11 @@ TEST_CASE("kubernetes exec: bad input is refused before anything is sent") {
     k8s::pod_exec_options ok;
     ok.command = {"true"};
     CHECK(refused({.pod = "p1"}, {}));  // no command
-    for (std::string pod : std::vector<std::string>{"", "a/b", "..", "p1\r\nX: y", "UPPER", "-p", std::string(254, 'a'), "p%2f1"})
+    for (std::string pod :
+         std::vector<std::string>{"", "a/b", "..", "p1\r\nX: y", "UPPER", "-p", std::string(254, 'a'), "p%2f1"})
         CHECK(refused({.pod = pod}, ok));
-    for (std::string ns : std::vector<std::string>{"", "a.b", "kube/system", std::string(64, 'a')}) CHECK(refused({.namespace_ = ns, .pod = "p"}, ok));
+    for (std::string ns : std::vector<std::string>{"", "a.b", "kube/system", std::string(64, 'a')})
+        CHECK(refused({.namespace_ = ns, .pod = "p"}, ok));
     CHECK(refused({.pod = "p", .container = "c/../d"}, ok));
     CHECK(refused({.pod = "p"}, ok, {{"Authorization", "Bearer x\r\nX-Evil: 1"}}));
     CHECK(refused({.pod = "p"}, ok, {{"Bad:Name", "x"}}));

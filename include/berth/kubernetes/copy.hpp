@@ -79,11 +79,11 @@ inline pod_exec_options copy_exec(const pod_copy_options& options, std::vector<s
 
 [[noreturn]] inline void throw_command_failed(const char* what, int exit_code, std::string_view stderr_text,
                                               const std::string& endpoint) {
-    throw kubernetes_error(kubernetes_errc::other, 0, "",
-                           std::string(what) + " exited with code " + std::to_string(exit_code) +
-                               (stderr_text.empty() ? std::string()
-                                                    : ": " + berth::detail::quote_outside_text(stderr_text, 1024)),
-                           endpoint);
+    throw kubernetes_error(
+        kubernetes_errc::other, 0, "",
+        std::string(what) + " exited with code " + std::to_string(exit_code) +
+            (stderr_text.empty() ? std::string() : ": " + berth::detail::quote_outside_text(stderr_text, 1024)),
+        endpoint);
 }
 
 struct pod_path {
@@ -100,8 +100,8 @@ boost::asio::awaitable<pod_path> probe_pod_path(Transport& transport, const requ
     auto exec = copy_exec(options, {"sh", "-c", probe_script, "berth", path});
     auto probe = co_await exec_in_pod(transport, headers, where, std::move(exec));
     const std::string endpoint = "probe of " + path + " in pod " + where.pod;
-    if (probe.exit_code != 0) throw_command_failed("sh (checking the destination)", probe.exit_code,
-                                                   probe.stderr_text, endpoint);
+    if (probe.exit_code != 0)
+        throw_command_failed("sh (checking the destination)", probe.exit_code, probe.stderr_text, endpoint);
     const auto& out = probe.stdout_text;
     if (out.size() < 3 || out.size() > 4096 + 2 || (out[0] != 'd' && out[0] != 'f' && out[0] != 'n') || out[1] != ' ')
         throw protocol_error(endpoint, "unexpected answer " + berth::detail::quote_outside_text(out));
@@ -149,8 +149,7 @@ boost::asio::awaitable<void> copy_to_pod(Transport& transport, request_headers h
         exec.stdin_ = stdin_source::chunks(std::move(framed));
         exec.stdin_eof_wait = {};  // the framed archive ends by itself: the process exits once it has it
         auto run = co_await exec_in_pod(transport, headers, where, std::move(exec));
-        if (run.exit_code != 0)
-            detail::throw_command_failed("tar x in the pod", run.exit_code, run.stderr_text, shown);
+        if (run.exit_code != 0) detail::throw_command_failed("tar x in the pod", run.exit_code, run.stderr_text, shown);
     } catch (const std::exception& e) {
         if (options.verbose) log->error("Copy of " + source.string() + " to " + shown + " failed: " + e.what());
         throw;
@@ -199,7 +198,8 @@ boost::asio::awaitable<copy_result> copy_from_pod(Transport& transport, request_
             stderr_text.find(detail::missing_source_text) != std::string::npos)
             throw file_not_found(file_not_found::side::container, from);
         if (run.exit_code == detail::root_source_exit)
-            throw invalid_argument_error("copy_from_pod: source '" + from + "' leads to '/', not to a file or "
+            throw invalid_argument_error("copy_from_pod: source '" + from +
+                                         "' leads to '/', not to a file or "
                                          "directory");
         if (run.exit_code != 0) detail::throw_command_failed("tar c in the pod", run.exit_code, stderr_text, shown);
         unpack.finish();
@@ -207,8 +207,8 @@ boost::asio::awaitable<copy_result> copy_from_pod(Transport& transport, request_
         if (!staged) throw protocol_error(shown, "the archive holds nothing");
         // Member names start with the copied item's name, which sits in the source's directory.
         for (auto& link : unpack.sink().skipped_links())
-            result.skipped_links.push_back({berth::detail::child_of(berth::detail::parent_of(from), link.name),
-                                            link.target});
+            result.skipped_links.push_back(
+                {berth::detail::child_of(berth::detail::parent_of(from), link.name), link.target});
         auto staged_status = fs::symlink_status(*staged);
         auto dest_status = fs::symlink_status(dest);
         const bool staged_dir = fs::is_directory(staged_status);

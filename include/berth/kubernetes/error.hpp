@@ -15,20 +15,20 @@
 namespace berth::kubernetes {
 
 enum class kubernetes_errc {
-    bad_request = 1,  // 400 BadRequest
-    unauthorized,     // 401: no credentials, or ones the server does not accept
-    forbidden,        // 403: authenticated, not allowed (RBAC, admission)
-    not_found,        // 404 NotFound
-    already_exists,   // 409 AlreadyExists: a create whose name is taken
-    conflict,         // 409 Conflict: a write against an old resourceVersion
-    gone,             // 410 Gone / Expired: a watch's or a list's resourceVersion is too old; list again
-    invalid,          // 422 Invalid: the object failed validation (details name the fields)
+    bad_request = 1,    // 400 BadRequest
+    unauthorized,       // 401: no credentials, or ones the server does not accept
+    forbidden,          // 403: authenticated, not allowed (RBAC, admission)
+    not_found,          // 404 NotFound
+    already_exists,     // 409 AlreadyExists: a create whose name is taken
+    conflict,           // 409 Conflict: a write against an old resourceVersion
+    gone,               // 410 Gone / Expired: a watch's or a list's resourceVersion is too old; list again
+    invalid,            // 422 Invalid: the object failed validation (details name the fields)
     too_many_requests,  // 429: the server asks the client to slow down
-    server_error,     // 5xx
-    timeout,          // a watch that sent nothing within its idle limit, a wait that ran out, or 504
-    unschedulable,    // the scheduler cannot place the pod (PodScheduled=False, reason Unschedulable)
-    pod_failed,       // the pod failed (phase Failed, or a container that cannot start)
-    bad_kubeconfig,   // a kubeconfig that cannot be read or used
+    server_error,       // 5xx
+    timeout,            // a watch that sent nothing within its idle limit, a wait that ran out, or 504
+    unschedulable,      // the scheduler cannot place the pod (PodScheduled=False, reason Unschedulable)
+    pod_failed,         // the pod failed (phase Failed, or a container that cannot start)
+    bad_kubeconfig,     // a kubeconfig that cannot be read or used
     other,
     // An exec over v4.channel.k8s.io (Kubernetes before 1.29/1.30), which has no way to end the process's stdin
     // but closing the connection: the process kept running, silent, after all its stdin was sent (exec.hpp).
@@ -120,9 +120,8 @@ private:
 class kubeconfig_error : public error {
 public:
     kubeconfig_error(std::string file, std::size_t line, const std::string& what)
-        : error(kubernetes_errc::bad_kubeconfig,
-                "kubeconfig " + (file.empty() ? std::string("(text)") : file) +
-                    (line ? ":" + std::to_string(line) : std::string()) + ": " + what),
+        : error(kubernetes_errc::bad_kubeconfig, "kubeconfig " + (file.empty() ? std::string("(text)") : file) +
+                                                     (line ? ":" + std::to_string(line) : std::string()) + ": " + what),
           file_(std::move(file)), line_(line) {}
     const std::string& file() const noexcept { return file_; }
     std::size_t line() const noexcept { return line_; }

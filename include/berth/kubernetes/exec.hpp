@@ -65,7 +65,7 @@ struct pod_exec_options {
     std::vector<channel_protocol> protocols{channel_protocol::v5, channel_protocol::v4};
     std::size_t read_message_max = std::size_t{1} << 20;  // the largest message accepted from the server
     std::chrono::steady_clock::duration connect_timeout = std::chrono::seconds(30);  // connect and handshake
-    std::chrono::steady_clock::duration timeout = std::chrono::hours(1);  // the whole exec; zero: no limit
+    std::chrono::steady_clock::duration timeout = std::chrono::hours(1);             // the whole exec; zero: no limit
     // v4 only (see above): silence allowed after the last stdin byte before stdin_not_closable; zero: no limit.
     std::chrono::steady_clock::duration stdin_eof_wait = std::chrono::seconds(30);
     std::string user_agent = "berth";
@@ -73,8 +73,8 @@ struct pod_exec_options {
 
 struct pod_exec_result {
     int exit_code = 0;
-    std::string stdout_text{};  // with on_output empty (with a tty: all the output)
-    std::string stderr_text{};  // with on_output empty
+    std::string stdout_text{};                         // with on_output empty (with a tty: all the output)
+    std::string stderr_text{};                         // with on_output empty
     channel_protocol protocol = channel_protocol::v4;  // what the server chose
 };
 
@@ -111,7 +111,10 @@ inline std::string exec_target(const pod_container& where, const pod_exec_option
 // The Host header: the API server's host and port when the transport knows them.
 template <class Transport>
 std::string host_of(const Transport& t) {
-    if constexpr (requires { t.address().host; t.address().port; }) {
+    if constexpr (requires {
+                      t.address().host;
+                      t.address().port;
+                  }) {
         if (!t.address().host.empty()) return t.address().host + ":" + std::to_string(t.address().port);
     }
     return "localhost";
@@ -198,8 +201,8 @@ struct exec_session {
 // protocol_error for a stream that breaks the channel protocol, connection_error when the connection fails.
 // `transport` must outlive the call.
 template <transport Transport>
-boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, request_headers headers,
-                                                    pod_container where, pod_exec_options options) {
+boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, request_headers headers, pod_container where,
+                                                    pod_exec_options options) {
     namespace asio = boost::asio;
     namespace websocket = boost::beast::websocket;
     using session_type = detail::exec_session<typename Transport::stream_type>;
@@ -218,14 +221,15 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
     auto timed_out = [&](typename session_type::limit which) {
         switch (which) {
         case session_type::limit::handshake:
-            return kubernetes_error(kubernetes_errc::timeout, 0, "", "no WebSocket handshake within " +
-                                                                         describe_duration(options.connect_timeout),
+            return kubernetes_error(kubernetes_errc::timeout, 0, "",
+                                    "no WebSocket handshake within " + describe_duration(options.connect_timeout),
                                     endpoint);
         case session_type::limit::stdin_eof:
             return kubernetes_error(
                 kubernetes_errc::stdin_not_closable, 0, "",
                 "the server speaks v4.channel.k8s.io, which cannot end the process's stdin, and the process stayed "
-                "silent for " + describe_duration(options.stdin_eof_wait) +
+                "silent for " +
+                    describe_duration(options.stdin_eof_wait) +
                     " after all its stdin was sent: a program that reads stdin to its end (cat) never ends on v4; "
                     "give it input it stops at by itself (head -c N), or use a server with v5.channel.k8s.io "
                     "(Kubernetes 1.30)",
@@ -288,7 +292,8 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
         if (hs_ec) std::rethrow_exception(failure(hs_ec, "the WebSocket handshake"));
         auto chosen = reply.find(boost::beast::http::field::sec_websocket_protocol);
         const auto protocol = negotiated_protocol(
-            chosen == reply.end() ? std::string_view() : std::string_view(chosen->value().data(), chosen->value().size()),
+            chosen == reply.end() ? std::string_view()
+                                  : std::string_view(chosen->value().data(), chosen->value().size()),
             options.protocols, endpoint);
         result.protocol = protocol;
         s.handshaking = false;
@@ -328,8 +333,8 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
                 if (frame.channel == exec_channel::error) {
                     if (status.size() + frame.data.size() > status_message_max)
                         throw protocol_error(protocol_errc::oversized, endpoint,
-                                             "the exec's status message is over " +
-                                                 std::to_string(status_message_max) + " bytes");
+                                             "the exec's status message is over " + std::to_string(status_message_max) +
+                                                 " bytes");
                     status += frame.data;
                     status_seen = status_seen || !frame.data.empty();
                     continue;
@@ -382,10 +387,11 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
     };
 
     auto ex = co_await asio::this_coro::executor;
-    auto [order, watchdog_error, exchange_error] =
-        co_await asio::experimental::make_parallel_group(asio::co_spawn(ex, s.watchdog(), asio::deferred),
-                                                         asio::co_spawn(ex, exchange(), asio::deferred))
-            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    auto [order, watchdog_error, exchange_error] = co_await asio::experimental::make_parallel_group(
+                                                       asio::co_spawn(ex, s.watchdog(), asio::deferred),
+                                                       asio::co_spawn(ex, exchange(), asio::deferred))
+                                                       .async_wait(asio::experimental::wait_for_all(),
+                                                                   asio::use_awaitable);
     (void)order;
     (void)watchdog_error;
     s.close();
@@ -397,8 +403,8 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
 
 // (Overloads, not a defaulted argument: g++ 12 double-destroys a defaulted options temporary in a co_await.)
 template <transport Transport>
-boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, request_headers headers,
-                                                    pod_container where, std::vector<std::string> command) {
+boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, request_headers headers, pod_container where,
+                                                    std::vector<std::string> command) {
     pod_exec_options options;
     options.command = std::move(command);
     return exec_in_pod(transport, std::move(headers), std::move(where), std::move(options));

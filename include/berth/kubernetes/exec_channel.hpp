@@ -36,9 +36,9 @@ enum class exec_channel : std::uint8_t {
     stdin_ = 0,
     stdout_ = 1,
     stderr_ = 2,
-    error = 3,   // the exec's status (v4, v5: metav1.Status JSON)
-    resize = 4,  // client to server: {"Width":W,"Height":H}
-    close = 255, // v5, client to server: the one data byte is the channel closed
+    error = 3,    // the exec's status (v4, v5: metav1.Status JSON)
+    resize = 4,   // client to server: {"Width":W,"Height":H}
+    close = 255,  // v5, client to server: the one data byte is the channel closed
 };
 
 // The largest status message kept (a metav1.Status is some hundred bytes; its message quotes the command).
@@ -65,7 +65,8 @@ inline channel_protocol negotiated_protocol(std::string_view answer, std::span<c
     if (answer.empty())
         throw protocol_error(endpoint, "the server chose no channel protocol (it would speak channel.k8s.io, v1, "
                                        "which berth does not: it needs v4.channel.k8s.io or newer)");
-    throw protocol_error(endpoint, "the server chose the channel protocol " + berth::detail::quote_outside_text(answer) +
+    throw protocol_error(endpoint, "the server chose the channel protocol " +
+                                       berth::detail::quote_outside_text(answer) +
                                        ", which was not offered (offered: " + protocol_offer(offered) + ")");
 }
 
@@ -109,8 +110,8 @@ inline std::string encode_close(channel_protocol protocol, exec_channel closed) 
 
 // The terminal size (tty execs) as the resize channel's message.
 inline std::string encode_resize(unsigned width, unsigned height) {
-    return encode_client_message(exec_channel::resize, "{\"Width\":" + std::to_string(width) +
-                                                           ",\"Height\":" + std::to_string(height) + "}");
+    return encode_client_message(exec_channel::resize,
+                                 "{\"Width\":" + std::to_string(width) + ",\"Height\":" + std::to_string(height) + "}");
 }
 
 namespace detail {
@@ -173,8 +174,8 @@ inline int exit_code_from_status(std::string_view text, const std::string& endpo
         throw malformed("NonZeroExitCode without an ExitCode cause");
     }
     unsigned code = 0;
-    if (const auto* c = detail::member(status, "code"); c && c->is_int64() && c->get_int64() >= 100 &&
-                                                         c->get_int64() <= 599)
+    if (const auto* c = detail::member(status, "code");
+        c && c->is_int64() && c->get_int64() >= 100 && c->get_int64() <= 599)
         code = static_cast<unsigned>(c->get_int64());
     const auto message = berth::detail::bounded_outside_text(detail::string_member(status, "message"));
     throw kubernetes_error(code ? kubernetes_errc_from(code, reason) : kubernetes_errc::other, code, reason,
