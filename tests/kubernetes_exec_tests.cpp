@@ -17,6 +17,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -578,4 +579,308 @@ TEST_CASE("kubernetes exec: bad input is refused before anything is sent") {
     missing_file.stdin_ = berth::stdin_source::file("/nonexistent/berth-stdin");
     CHECK(refused({.pod = "p"}, missing_file));
     CHECK_FALSE(server.seen().connected);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The real cluster (scripts/kubernetes: Kubernetes 1.20, which speaks v4.channel.k8s.io only). Each test makes its
+// own busybox pod, labelled berth-test=h21-exec, and deletes it at the end; its parts are blocks, not SUBCASEs,
+// so that the pod is made once.
+
+namespace {
+
+bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string(ci) == "true";
+}
+
+struct cluster_env {
+    std::string server, dir, image;
+};
+
+// The cluster the environment names, or none (skipped; a failure under CI=true).
+std::optional<cluster_env> real_cluster() {
+    auto get = [](const char* name) {
+        const char* v = std::getenv(name);
+        return v ? std::string(v) : std::string();
+    };
+    cluster_env env{get("BERTH_K8S_SERVER"), get("BERTH_K8S_DIR"), get("BERTH_K8S_IMAGE")};
+    if (get("BERTH_K8S_KUBECONFIG").empty() || env.server.empty() || env.dir.empty() || env.image.empty()) {
+        const std::string why = "no Kubernetes cluster: set BERTH_K8S_KUBECONFIG, BERTH_K8S_SERVER, BERTH_K8S_DIR and "
+                                "BERTH_K8S_IMAGE (scripts/kubernetes start prints them)";
+        if (in_ci()) FAIL(why);
+        MESSAGE("SKIPPED: " << why);
+        return std::nullopt;
+    }
+    return env;
+}
+
+// The API server over TLS with the admin's client certificate.
+berth::socket_transport cluster_transport(asio::io_context& io, const cluster_env& env) {
+    auto address = env.server;
+    if (address.starts_with("https://")) address = "tcp://" + address.substr(8);
+    return berth::socket_transport(io.get_executor(),
+                                   berth::engine_endpoint{.address = berth::parse_docker_host(address),
+                                                          .tls = {.enabled = true,
+                                                                  .ca_file = env.dir + "/certs/ca.pem",
+                                                                  .cert_file = env.dir + "/certs/admin-cert.pem",
+                                                                  .key_file = env.dir + "/certs/admin-key.pem"}});
+}
+
+// Runs `op` to completion on `io`, where the cluster transport's connections live.
+template <class T>
+T run_on(asio::io_context& io, asio::awaitable<T> op) {
+    auto f = asio::co_spawn(io, std::move(op), asio::use_future);
+    io.restart();
+    io.run();
+    return f.get();
+}
+
+// A bare request to the API server (the typed pods API is elsewhere): status and body.
+asio::awaitable<std::pair<unsigned, std::string>> raw_request(berth::socket_transport& t, beast::http::verb method,
+                                                              std::string target, std::string body = {}) {
+    auto stream = co_await t.connect();
+    beast::http::request<beast::http::string_body> req{method, target, 11};
+    req.set(beast::http::field::host, t.address().host);
+    req.set(beast::http::field::connection, "close");
+    if (!body.empty()) req.set(beast::http::field::content_type, "application/json");
+    req.body() = std::move(body);
+    req.prepare_payload();
+    co_await beast::http::async_write(stream, req, asio::use_awaitable);
+    beast::flat_buffer buffer;
+    beast::http::response<beast::http::string_body> res;
+    co_await beast::http::async_read(stream, buffer, res, asio::use_awaitable);
+    boost::system::error_code ignored;
+    stream.close(ignored);
+    co_return std::pair{res.result_int(), std::move(res.body())};
+}
+
+// A busybox pod running `sleep 3600`, Running when constructed, deleted (at once) when destroyed.
+struct test_pod {
+    test_pod(asio::io_context& io, const cluster_env& env, std::string suffix)
+        : io_(io), transport_(cluster_transport(io, env)),
+          name_("berth-h21-exec-" + std::to_string(::getpid()) + "-" + std::move(suffix)) {
+        boost::json::object pod{{"apiVersion", "v1"},
+                                {"kind", "Pod"},
+                                {"metadata", {{"name", name_}, {"labels", {{"berth-test", "h21-exec"}}}}},
+                                {"spec",
+                                 {{"restartPolicy", "Never"},
+                                  {"terminationGracePeriodSeconds", 0},
+                                  {"containers", boost::json::array{{{"name", "main"},
+                                                                     {"image", env.image},
+                                                                     {"imagePullPolicy", "Never"},
+                                                                     {"command", {"sleep", "3600"}}}}}}}};
+        auto reply = run_on(io_, raw_request(transport_, beast::http::verb::post, "/api/v1/namespaces/default/pods",
+                                             boost::json::serialize(pod)));
+        REQUIRE_MESSAGE(reply.first == 201, reply.second);
+        created_ = true;
+    }
+    // Separate from the constructor, so that the pod is deleted when it never runs.
+    void wait_running() {
+        for (int i = 0; i < 240; ++i) {  // Running, or give up after about two minutes
+            auto reply = run_on(
+                io_, raw_request(transport_, beast::http::verb::get, "/api/v1/namespaces/default/pods/" + name_));
+            auto object = reply.first == 200 ? boost::json::parse(reply.second) : boost::json::value();
+            auto* status = object.is_object() ? object.as_object().if_contains("status") : nullptr;
+            auto* phase = status && status->is_object() ? status->as_object().if_contains("phase") : nullptr;
+            if (phase && *phase == "Running") return;
+            REQUIRE_MESSAGE((!phase || *phase == "Pending"), reply.second);
+            ::usleep(500 * 1000);
+        }
+        FAIL("the pod " << name_ << " did not run within two minutes");
+    }
+    ~test_pod() {
+        if (!created_) return;
+        try {
+            run_on(io_, raw_request(transport_, beast::http::verb::delete_,
+                                    "/api/v1/namespaces/default/pods/" + name_ + "?gracePeriodSeconds=0"));
+        } catch (const std::exception& e) { MESSAGE("could not delete pod " << name_ << ": " << e.what()); }
+    }
+    test_pod(const test_pod&) = delete;
+    test_pod& operator=(const test_pod&) = delete;
+
+    berth::socket_transport& transport() { return transport_; }
+    k8s::pod_container where() const { return {.namespace_ = "default", .pod = name_, .container = "main"}; }
+
+    k8s::pod_exec_result exec(std::vector<std::string> command, k8s::pod_exec_options options = {}) {
+        options.command = std::move(command);
+        return run_on(io_, k8s::exec_in_pod(transport_, {}, where(), std::move(options)));
+    }
+
+private:
+    asio::io_context& io_;
+    berth::socket_transport transport_;
+    std::string name_;
+    bool created_ = false;
+};
+
+// A tree of `files` files over nested directories (sizes 0 to 3000 bytes, some executable), with relative links
+// inside it and an empty directory.
+void make_tree(const fs::path& root, int files) {
+    std::mt19937 gen(21);
+    for (int i = 0; i < files; ++i) {
+        auto dir = root / ("d" + std::to_string(i % 20)) / ("e" + std::to_string(i % 7));
+        fs::create_directories(dir);
+        std::string content(gen() % 3001, '\0');
+        for (auto& c : content) c = static_cast<char>(gen());
+        auto file = dir / ("f" + std::to_string(i));
+        std::ofstream(file, std::ios::binary) << content;
+        if (i % 11 == 0) fs::permissions(file, fs::perms::owner_exec, fs::perm_options::add);
+    }
+    fs::create_symlink("d0/e0/f0", root / "link-to-f0");
+    fs::create_symlink("../d1", root / "d0" / "link-to-d1");
+    fs::create_directories(root / "empty");
+}
+
+// Every entry under `a` and `b`: same kinds, same bytes, same link targets, same owner-execute bit.
+void check_same_tree(const fs::path& a, const fs::path& b) {
+    std::size_t count = 0;
+    for (auto it = fs::recursive_directory_iterator(a); it != fs::recursive_directory_iterator(); ++it) {
+        auto rel = it->path().lexically_relative(a);
+        auto other = b / rel;
+        CAPTURE(rel.string());
+        auto st = fs::symlink_status(it->path());
+        auto other_st = fs::symlink_status(other);
+        REQUIRE(fs::exists(other_st));
+        CHECK(st.type() == other_st.type());
+        if (fs::is_symlink(st)) {
+            CHECK(fs::read_symlink(it->path()) == fs::read_symlink(other));
+            it.disable_recursion_pending();
+        } else if (fs::is_regular_file(st)) {
+            CHECK(berth_test::read_file(it->path()) == berth_test::read_file(other));
+            CHECK(((st.permissions() & fs::perms::owner_exec) != fs::perms::none) ==
+                  ((other_st.permissions() & fs::perms::owner_exec) != fs::perms::none));
+        }
+        ++count;
+    }
+    std::size_t other_count = 0;
+    for (auto it = fs::recursive_directory_iterator(b); it != fs::recursive_directory_iterator(); ++it) ++other_count;
+    CHECK(count == other_count);
+}
+
+}  // namespace
+
+TEST_CASE("kubernetes exec on a real cluster: exit codes, stdout and stderr apart, stdin, typed failures") {
+    auto env = real_cluster();
+    if (!env) return;
+    asio::io_context io;
+    test_pod pod(io, *env, "exec");
+    pod.wait_running();
+
+    auto ok = pod.exec({"true"});
+    CHECK(ok.exit_code == 0);
+    MESSAGE("the server chose " << k8s::protocol_name(ok.protocol));
+    CHECK(pod.exec({"sh", "-c", "exit 3"}).exit_code == 3);
+
+    auto split = pod.exec({"sh", "-c", "echo to-stdout; echo to-stderr >&2; echo more-stdout"});
+    CHECK(split.exit_code == 0);
+    CHECK(split.stdout_text == "to-stdout\nmore-stdout\n");
+    CHECK(split.stderr_text == "to-stderr\n");
+
+    {  // stdin comes back: a program that stops at a size it knows ends on v4 and v5 alike
+        std::string input(300000, '\0');
+        for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<char>(i * 7 + i / 251);
+        k8s::pod_exec_options options;
+        options.stdin_ = berth::stdin_source::text(input);
+        auto echoed = pod.exec({"head", "-c", std::to_string(input.size())}, options);
+        CHECK(echoed.exit_code == 0);
+        CHECK(echoed.stdout_text == input);
+    }
+    {  // stdin to cat: v5 closes it; on v4 berth says it cannot
+        k8s::pod_exec_options options;
+        options.stdin_ = berth::stdin_source::text("hello cat\n");
+        options.stdin_eof_wait = 2s;
+        if (ok.protocol == channel_protocol::v5) {
+            CHECK(pod.exec({"cat"}, options).stdout_text == "hello cat\n");
+        } else {
+            std::string what;
+            CHECK(failure_code([&] { pod.exec({"cat"}, options); }, &what) == kubernetes_errc::stdin_not_closable);
+            MESSAGE(what);
+        }
+    }
+    {  // a command that does not exist
+        std::string what;
+        CHECK(failure_code([&] { pod.exec({"/no/such/program"}); }, &what) == kubernetes_errc::server_error);
+        MESSAGE(what);
+    }
+    {  // a pod or a container that does not exist
+        std::string what;
+        auto missing = pod.where();
+        missing.pod = "berth-h21-exec-no-such-pod";
+        k8s::pod_exec_options options;
+        options.command = {"true"};
+        CHECK(failure_code([&] { run_on(io, k8s::exec_in_pod(pod.transport(), {}, missing, options)); }, &what) ==
+              kubernetes_errc::not_found);
+        MESSAGE(what);
+        auto wrong_container = pod.where();
+        wrong_container.container = "other";
+        CHECK(failure_code([&] { run_on(io, k8s::exec_in_pod(pod.transport(), {}, wrong_container, options)); },
+                           &what) == kubernetes_errc::bad_request);
+        MESSAGE(what);
+    }
+}
+
+TEST_CASE("kubernetes copies on a real cluster: a 2,000-file tree and a 64 MiB file in and out, byte for byte") {
+    auto env = real_cluster();
+    if (!env) return;
+    asio::io_context io;
+    test_pod pod(io, *env, "copy");
+    pod.wait_running();
+    berth_test::temp_dir scratch("berth-k8s-copy");
+    k8s::pod_copy_options quiet;
+    quiet.verbose = false;
+    auto to_pod = [&](const fs::path& from, std::string to) {
+        run_on(io, k8s::copy_to_pod(pod.transport(), {}, pod.where(), from, to, quiet));
+    };
+    auto from_pod = [&](std::string from, const fs::path& to) {
+        return run_on(io, k8s::copy_from_pod(pod.transport(), {}, pod.where(), from, to, quiet));
+    };
+    using clock = std::chrono::steady_clock;
+    auto seconds_since = [](clock::time_point t) { return std::chrono::duration<double>(clock::now() - t).count(); };
+
+    {  // a 2,000-file tree, into parents that do not exist yet
+        make_tree(scratch / "tree", 2000);
+        auto start = clock::now();
+        to_pod(scratch / "tree", "/tmp/made/on/the/way/tree");
+        MESSAGE("2,000 files into the pod: " << seconds_since(start) << " s");
+        auto listed = pod.exec({"sh", "-c", "find /tmp/made/on/the/way/tree -type f | wc -l"});
+        CHECK(listed.stdout_text == "2000\n");
+        start = clock::now();
+        auto result = from_pod("/tmp/made/on/the/way/tree", scratch / "back");
+        MESSAGE("2,000 files out of the pod: " << seconds_since(start) << " s");
+        CHECK(result.skipped_links.empty());
+        check_same_tree(scratch / "tree", scratch / "back");
+    }
+    {  // a 64 MiB file
+        {
+            std::ofstream big(scratch / "big.bin", std::ios::binary);
+            std::mt19937_64 gen(64);
+            std::vector<std::uint64_t> block(1 << 16);
+            for (int i = 0; i < 128; ++i) {  // 128 x 512 KiB
+                for (auto& w : block) w = gen();
+                big.write(reinterpret_cast<const char*>(block.data()), std::streamsize(block.size() * 8));
+            }
+        }
+        auto start = clock::now();
+        to_pod(scratch / "big.bin", "/tmp/big.bin");
+        MESSAGE("64 MiB into the pod: " << seconds_since(start) << " s");
+        CHECK(pod.exec({"sh", "-c", "wc -c < /tmp/big.bin"}).stdout_text == std::to_string(64 << 20) + "\n");
+        start = clock::now();
+        from_pod("/tmp/big.bin", scratch / "big.back");
+        MESSAGE("64 MiB out of the pod: " << seconds_since(start) << " s");
+        CHECK(fs::file_size(scratch / "big.back") == std::uintmax_t{64} << 20);
+        CHECK(berth_test::read_file(scratch / "big.back") == berth_test::read_file(scratch / "big.bin"));
+    }
+    {  // what does not exist, and a file against a directory
+        CHECK(failure_code([&] { from_pod("/no/such/path", scratch / "nothing"); }) ==
+              berth::eval_errc::file_not_found);
+        CHECK_FALSE(fs::exists(scratch / "nothing"));
+        CHECK(failure_code([&] { to_pod(scratch / "no-such-source", "/tmp/x"); }) == berth::eval_errc::file_not_found);
+        std::ofstream(scratch / "file") << "a file";
+        CHECK(failure_code([&] { to_pod(scratch / "file", "/tmp"); }) == berth::tar::errc::type_conflict);
+        // a link as the source is followed, as docker cp -L does
+        pod.exec({"ln", "-s", "/etc/hostname", "/tmp/link-to-hostname"});
+        from_pod("/tmp/link-to-hostname", scratch / "hostname");
+        CHECK(fs::is_regular_file(fs::symlink_status(scratch / "hostname")));
+        CHECK(berth_test::read_file(scratch / "hostname").size() > 0);
+    }
 }

@@ -146,6 +146,10 @@ struct exec_session {
     exec_session(Stream s, std::size_t read_message_max)
         : stream(std::move(s)), ws(http::detail::websocket_layer<Stream>(stream)), timer(stream.get_executor()) {
         ws.read_message_max(read_message_max);
+        // One frame per message: Kubernetes' WebSocket server (golang.org/x/net/websocket in 1.20) takes each frame
+        // for a message, so the continuation frames of a fragmented one would land on the wrong channels (seen: a
+        // stdin message cut after Beast's 4 KiB fragments).
+        ws.auto_fragment(false);
     }
 
     clock::time_point next_deadline() const {
