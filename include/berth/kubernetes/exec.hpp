@@ -366,8 +366,8 @@ boost::asio::awaitable<pod_exec_result> exec_in_pod(Transport& transport, reques
                     }
                 }
                 if (open && protocol == channel_protocol::v5) {
-                    auto close = encode_close(protocol, exec_channel::stdin_);
-                    co_await s.ws.async_write(asio::buffer(close), asio::as_tuple(asio::use_awaitable));
+                    auto closing = encode_close(protocol, exec_channel::stdin_);
+                    co_await s.ws.async_write(asio::buffer(closing), asio::as_tuple(asio::use_awaitable));
                 } else if (open && s.stdin_eof_wait > clock::duration::zero()) {
                     s.last_activity = clock::now();
                     s.stdin_eof_armed = true;
