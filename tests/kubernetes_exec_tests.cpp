@@ -88,7 +88,8 @@ TEST_CASE("kubernetes exec channel: the protocol offer and the server's choice")
 }
 
 TEST_CASE("kubernetes exec channel: server messages") {
-    auto out = k8s::decode_server_message(msg(1, "hello"), ep);
+    const auto message = msg(1, "hello");  // the frame's data is a view into it
+    auto out = k8s::decode_server_message(message, ep);
     CHECK(out.channel == k8s::exec_channel::stdout_);
     CHECK(out.data == "hello");
     CHECK(k8s::decode_server_message(msg(2, ""), ep).channel == k8s::exec_channel::stderr_);
