@@ -150,7 +150,11 @@ struct exec_session {
         // for a message, so the continuation frames of a fragmented one would land on the wrong channels (seen: a
         // stdin message cut after Beast's 4 KiB fragments).
         ws.auto_fragment(false);
+        // A client masks what it sends in this buffer, a write each time it fills: Beast's 4 KiB would cut a copy's
+        // stdin into 4 KiB writes (and TLS records).
+        ws.write_buffer_bytes(stdin_write_buffer);
     }
+    static constexpr std::size_t stdin_write_buffer = 64 * 1024;
 
     clock::time_point next_deadline() const {
         auto next = deadline;
