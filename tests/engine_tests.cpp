@@ -824,7 +824,8 @@ asio::awaitable<void> restart_pause_rename(const engine_under_test& e) {
     container_guard guard{e.address, name};
     container_guard renamed_guard{e.address, renamed};
 
-    // `sleep` as PID 1 ignores SIGTERM: only t=0 makes the restart quick (the default would wait 10 s)
+    // `sleep` as PID 1 ignores SIGTERM, so the restart has to kill it; t=0 only spares the 10 s grace period, which
+    // is timing, not behaviour: the exact `t=0` query is asserted by the mock suite, this checks the restart itself
     berth::container_config cfg;
     cfg.image = base_image;
     cfg.cmd = {"sleep", "1000"};
@@ -835,9 +836,7 @@ asio::awaitable<void> restart_pause_rename(const engine_under_test& e) {
     REQUIRE(before.state.running);
     berth::container_restart_options at_once;
     at_once.timeout = 0;
-    const auto t0 = std::chrono::steady_clock::now();
     co_await c.containers().restart(created.id, at_once);
-    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     auto after = co_await c.containers().inspect(created.id);
     CHECK(after.state.running);
     CHECK(after.state.pid > 0);
@@ -2151,6 +2150,36 @@ TEST_CASE("images: prune with a label filter removes only the test's dangling im
 TEST_CASE("images: search of the local registry is the engine's refusal") { for_each_engine(image_search_refused); }
 TEST_CASE("images: attestations refused on 1.41, build cache prune") { for_each_engine(attestations_and_build_cache); }
 TEST_CASE("containers: export to berth's tar reader and to a file") { for_each_engine(container_export); }
+// A BuildKit session: Docker switches to HTTP/2 and, as the gRPC client, sends its connection preface and a
+// SETTINGS frame at once; Podman 4.3 has no session endpoint.
+asio::awaitable<void> session_opens_http2(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    berth::session_open_options options{.name = "berth-test", .grpc_methods = {"/moby.filesync.v1.FileSync/DiffCopy"}};
+    if (e.name == "podman") {
+        CHECK_THROWS_AS(co_await c.system().session(options), berth::not_found_error);
+        co_return;
+    }
+    auto session = co_await c.system().session(options);
+    CHECK(session.id().size() == 32);  // berth made one
+    CHECK(session.endpoint() == "POST /v1.41/session");
+    const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    std::string got;
+    while (got.size() < preface.size() + 9) {
+        auto bytes = co_await berth::with_timeout(session.read_some(), std::chrono::seconds(10),
+                                                  "the engine's HTTP/2 preface");
+        REQUIRE_FALSE(bytes.empty());
+        got += bytes;
+    }
+    CHECK(got.substr(0, preface.size()) == preface);
+    CHECK(static_cast<unsigned char>(got[preface.size() + 3]) == 0x4);  // the frame after it: SETTINGS
+    // Our own (empty) SETTINGS frame is accepted: the engine keeps the connection and talks on.
+    co_await session.write(std::string("\0\0\0\x04\0\0\0\0\0", 9));
+    session.shutdown_send();
+}
+
+TEST_CASE("system: a BuildKit session switches to HTTP/2 (Podman 4.3: not found)") {
+    for_each_engine(session_opens_http2);
+}
 TEST_CASE("system: df reports the test's image and container, HEAD /_ping headers") {
     for_each_engine(system_df_and_ping_head);
 }

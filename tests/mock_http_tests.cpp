@@ -2065,6 +2065,19 @@ TEST_CASE("container update: only the fields set are sent; extra is merged and t
     f.engine.on(verb::post, "/containers/app/update", reply::json(200, R"({"Warnings":null})"));
     CHECK(run_on_mock(f.ioc, f.client.containers().update("app", nothing)).empty());
     CHECK(f.engine.requests_to(verb::post, "/containers/app/update").back().body == "{}");
+
+    // The create body's rules hold for an update too, before anything is sent.
+    std::vector<berth::container_update_options> bad(4);
+    bad[0].restart_policy = berth::restart_policy{.name = "sometimes"};
+    bad[1].restart_policy = berth::restart_policy{.name = "always", .maximum_retry_count = 2};
+    bad[2].memory = -5;
+    bad[3].memory_swap = -2;
+    for (auto& options_ : bad) {
+        auto e = thrown<berth::invalid_argument_error>(
+            [&] { run_on_mock(f.ioc, f.client.containers().update("app", options_)); });
+        CHECK(contains(e.what(), "containers().update"));
+    }
+    CHECK(f.engine.requests_to(verb::post, "/containers/app/update").size() == 2);
 }
 
 TEST_CASE("container and exec resize: h and w in the query") {
@@ -3541,6 +3554,49 @@ TEST_CASE("exec: stdin asks for AttachStdin and DetachKeys at create, and starts
     CHECK(starts[0].header("Connection") == "Upgrade");
     CHECK(starts[0].header("Upgrade") == "tcp");
     CHECK(starts[0].json() == json::parse(R"({"Detach":false,"Tty":false})"));
+    f.check_no_leak();
+}
+
+TEST_CASE("system: a session asks for h2c with its headers; bad header values are refused before sending") {
+    fixture f;
+    auto r = reply::upgrade({"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"});
+    for (auto& [name, value] : r.headers)
+        if (name == "Upgrade") value = "h2c";
+    f.engine.on(verb::post, "/session", std::move(r));
+    berth::session_open_options options{
+        .id = "s1",
+        .name = "ctx",
+        .shared_key = "key",
+        .grpc_methods = {"/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.Auth/Credentials"}};
+    auto read_all = [&]() -> asio::awaitable<std::string> {
+        auto session = co_await f.client.system().session(options);
+        CHECK(session.id() == "s1");
+        std::string all;
+        for (;;) {
+            auto bytes = co_await session.read_some();
+            if (bytes.empty()) break;
+            all += bytes;
+        }
+        co_return all;
+    };
+    CHECK(run_on_mock(f.ioc, read_all()) == "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    auto sent = f.engine.requests_to(verb::post, "/session");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].header("Connection") == "Upgrade");
+    CHECK(sent[0].header("Upgrade") == "h2c");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Uuid") == "s1");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Name") == "ctx");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Sharedkey") == "key");
+
+    for (auto bad : {berth::session_open_options{.name = "a\r\nX-Evil: 1"},
+                     berth::session_open_options{.grpc_methods = {"no-slash"}},
+                     berth::session_open_options{.id = std::string("a\0b", 3)}}) {
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.system().session(bad)), berth::invalid_argument_error);
+    }
+    CHECK(f.engine.requests_to(verb::post, "/session").size() == 1);  // the refused ones sent nothing
+    // An engine that answers 200 instead of switching protocols leaves no stream to use.
+    f.engine.on(verb::post, "/session", reply::json(200, "{}"));
+    CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.system().session()), berth::protocol_error);
     f.check_no_leak();
 }
 

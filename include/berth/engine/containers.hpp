@@ -425,6 +425,15 @@ struct container_remove_options {
 };
 
 namespace detail {
+// An update's values under the rules a create's have (container_config_checks.hpp).
+inline void validate_update(const container_update_options& o) {
+    for (auto* v : {&o.memory, &o.memory_reservation, &o.cpu_shares, &o.nano_cpus, &o.cpu_quota, &o.cpu_period})
+        if (*v && **v < 0 && !(v == &o.cpu_quota && **v == -1))
+            refuse_config("a negative memory or CPU limit", "update");
+    if (o.memory_swap && *o.memory_swap < -1) refuse_config("memory_swap is -1 (unlimited) or a size", "update");
+    if (o.restart_policy) validate_restart_policy(*o.restart_policy, "update");
+}
+
 // Adds the engine's filters to a query: {"label": {"k=v"}} -> filters={"label":["k=v"]}; nothing when there are
 // none.
 inline query& add_filters(query& q, const std::map<std::string, std::vector<std::string>>& filters) {
@@ -577,6 +586,7 @@ public:
     // has no such endpoint (a 404, not_found_error).
     // Engine API: POST /containers/{id}/update
     boost::asio::awaitable<std::vector<std::string>> update(std::string_view id, container_update_options options) {
+        detail::validate_update(options);  // the create body's rules, before anything is sent
         json::object body = std::move(options.extra);
         auto set = [&body](std::string_view key, const auto& field) {
             if (field) body[key] = *field;
