@@ -199,6 +199,34 @@ TEST_CASE("refused unless asked: insecure-skip-tls-verify, plain http; never: ex
     (void)with_plugin;
 }
 
+TEST_CASE("the YAML subset: nesting, items at their key's indentation, quotes only where a scalar starts") {
+    auto v = k8s::detail::parse_kubeconfig_text("---\n"
+                                                "a:\n"
+                                                "  b: a 'quoted' word, it's plain # comment\n"
+                                                "  c: \"x: y # not a comment \\u00e9\"\n"
+                                                "  'd e': ''\n"
+                                                "list:\n"
+                                                "- - 1\n"
+                                                "  - two\n"
+                                                "-\n"
+                                                "  k: v\n"
+                                                "- ~\n"
+                                                "flags: []\n"
+                                                "yes: true\n"
+                                                "empty:\n",
+                                                "t")
+                 .as_object();
+    CHECK(v.at("a").at("b") == "a 'quoted' word, it's plain");
+    CHECK(v.at("a").at("c") == "x: y # not a comment \u00e9");
+    CHECK(v.at("a").at("d e") == "");
+    CHECK(v.at("list").at(0).at(1) == "two");
+    CHECK(v.at("list").at(1).at("k") == "v");
+    CHECK(v.at("list").at(2).is_null());
+    CHECK(v.at("flags").as_array().empty());
+    CHECK(v.at("yes") == true);
+    CHECK(v.at("empty").is_null());
+}
+
 TEST_CASE("JSON is read as JSON") {
     json::value v = {{"current-context", "j"},
                      {"clusters", json::array{{{"name", "c"}, {"cluster", {{"server", "https://h:1"}}}}}},

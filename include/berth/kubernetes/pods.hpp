@@ -13,6 +13,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -55,7 +56,9 @@ struct pod_logs_options {
     std::optional<std::int64_t> tail_lines{};
     std::optional<std::int64_t> since_seconds{};
     bool timestamps = false;
-    bool follow = false;  // stream_logs only: until the container ends (no time limit: the caller asked to wait)
+    // stream_logs only: until the container ends (no time limit: the caller asked to wait). Without it a log
+    // streams within the request_timeout.
+    bool follow = false;
     // logs(): the most bytes collected; also sent as limitBytes, so the server stops there. More is a
     // protocol_error (oversized).
     std::size_t max_bytes = std::size_t{16} << 20;
@@ -238,10 +241,11 @@ public:
     boost::asio::awaitable<void> stream_logs(std::string name, pod_logs_options options) {
         if (!options.on_output) throw invalid_argument_error("berth: stream_logs needs on_output");
         auto req = logs_request(name, options, 0);
-        auto reply = co_await core_.open(std::move(req));
-        std::array<char, 16 * 1024> chunk;
-        while (std::size_t n = co_await reply.read_some(chunk))
-            options.on_output(output_stream::stdout_, std::string_view(chunk.data(), n));
+        auto limit = core_.options().request_timeout;
+        if (options.follow || limit.count() <= 0) co_return co_await relay_logs(std::move(req), options.on_output);
+        std::string what = core_.transport().describe() + ": GET " + core_.target(req.target) +
+                           ": no complete reply within " + describe_duration(limit);
+        co_await with_timeout(relay_logs(std::move(req), options.on_output), limit, std::move(what));
     }
 
     // Kubernetes API: GET /api/v1/namespaces/{namespace}/pods?watch=1
@@ -308,7 +312,13 @@ public:
                         std::chrono::duration_cast<std::chrono::seconds>(remaining).count() + 1, 1, 300);
                 try {
                     auto stream = co_await watch(w);
-                    while (auto event = co_await stream.next()) {
+                    for (;;) {
+                        if (limited) {
+                            if (clock::now() >= deadline) throw timed_out();
+                            stream.set_idle_limit(deadline - clock::now());
+                        }
+                        auto event = co_await stream.next();
+                        if (!event) break;
                         if (!event->resource_version.empty()) version = event->resource_version;
                         if (event->type == watch_event::kind::bookmark) continue;
                         if (event->object.name != name) continue;
@@ -327,6 +337,11 @@ public:
                         throw timed_out();
                     else
                         throw;
+                } catch (const connection_error& e) {
+                    // the watch's head did not come before the deadline (its head timeout is the time left)
+                    if (e.code() == boost::asio::error::timed_out && limited && clock::now() >= deadline)
+                        throw timed_out();
+                    throw;
                 }
             }
         }
@@ -374,6 +389,13 @@ private:
         if (o.timestamps) q.add("timestamps", "true");
         if (limit_bytes > 0) q.add_number("limitBytes", limit_bytes);
         return http::request{.method = verb::get, .target = item(o.namespace_name, name) + "/log" + q.str()};
+    }
+
+    boost::asio::awaitable<void> relay_logs(http::request req, output_callback on_output) {
+        auto reply = co_await core_.open(std::move(req));
+        std::array<char, 16 * 1024> chunk;
+        while (std::size_t n = co_await reply.read_some(chunk))
+            on_output(output_stream::stdout_, std::string_view(chunk.data(), n));
     }
 
     boost::asio::awaitable<std::string> collect(http::request req, std::size_t max_bytes) {

@@ -126,6 +126,8 @@ public:
     }
 
     const std::string& endpoint() const { return reply_->endpoint(); }
+    // The idle limit of the reads from now on (a caller with a deadline of its own shortens it as time passes).
+    void set_idle_limit(std::chrono::steady_clock::duration limit) { idle_limit_ = limit; }
 
 private:
     static bool is_blank(std::string_view s) { return s.find_first_not_of(" \r\n\t") == std::string_view::npos; }

@@ -42,6 +42,16 @@ private:
         throw kubeconfig_error(file_, line_number, what);
     }
 
+    // Whether a quote at s[i] opens a quoted scalar: at the start, or after "key: " or "- " (in `a 'b` it is text).
+    static bool starts_scalar(std::string_view s, std::size_t i) {
+        if (i == 0) return true;
+        std::size_t j = i;
+        while (j > 0 && s[j - 1] == ' ') --j;
+        if (j == i) return false;
+        if (j == 0) return true;
+        return s[j - 1] == ':' || (s[j - 1] == '-' && (j == 1 || s[j - 2] == ' '));
+    }
+
     // Removes a comment: '#' at the start or after a blank, outside quotes.
     std::string strip_comment(std::string_view s, std::size_t number) const {
         char quote = 0;
@@ -59,7 +69,7 @@ private:
                     ++i;
                 else if (c == '"')
                     quote = 0;
-            } else if ((c == '"' || c == '\'') && (i == 0 || s[i - 1] == ' ' || s[i - 1] == ':' || s[i - 1] == '-')) {
+            } else if ((c == '"' || c == '\'') && starts_scalar(s, i)) {
                 quote = c;
             } else if (c == '#' && (i == 0 || s[i - 1] == ' ')) {
                 s = s.substr(0, i);
