@@ -806,7 +806,8 @@ TEST_SUITE("kubernetes cluster") {
 TEST_CASE("a pod runs: created, watched to Running, placed on a node of the cluster, removed") {
     with_cluster([](k8s::kube_client& c) -> asio::awaitable<void> {
         auto name = unique_name("sleeper");
-        auto created = co_await c.pods().create(test_pod(name, {"sleep", "3600"}));
+        auto sleeper = test_pod(name, {"sleep", "3600"});
+        auto created = co_await c.pods().create(sleeper);
         CHECK(created.name == name);
         CHECK(created.namespace_name == "default");
         CHECK(created.labels.at("berth-test") == "h21-api");
@@ -839,7 +840,8 @@ TEST_CASE("a pod runs: created, watched to Running, placed on a node of the clus
 TEST_CASE("logs of a pod that echoes: whole, tail, streamed") {
     with_cluster([](k8s::kube_client& c) -> asio::awaitable<void> {
         auto name = unique_name("echo");
-        co_await c.pods().create(test_pod(name, {"sh", "-c", "echo hello; echo world; echo bye"}));
+        auto echo = test_pod(name, {"sh", "-c", "echo hello; echo world; echo bye"});
+        co_await c.pods().create(echo);
         k8s::pod_wait_options wait{.limit = 120s};
         auto r = co_await c.pods().wait_for(name, wait);
         CHECK(r.outcome == k8s::pod_wait_outcome::succeeded);
@@ -853,7 +855,8 @@ TEST_CASE("logs of a pod that echoes: whole, tail, streamed") {
         CHECK(streamed == "hello\nworld\nbye\n");
         // a failing command: a value with the container's reason
         auto failing = unique_name("fails");
-        co_await c.pods().create(test_pod(failing, {"sh", "-c", "exit 3"}));
+        auto failing_spec = test_pod(failing, {"sh", "-c", "exit 3"});
+        co_await c.pods().create(failing_spec);
         auto f = co_await c.pods().wait_for(failing, wait);
         CHECK(f.outcome == k8s::pod_wait_outcome::failed);
         CHECK(f.reason == "Error");
@@ -878,7 +881,10 @@ TEST_CASE("a pod asking for 1000 GiB is unschedulable, with the scheduler's mess
 
 TEST_CASE("remove_collection by label leaves none; Status errors typed (not_found, invalid, forbidden)") {
     with_cluster([](k8s::kube_client& c) -> asio::awaitable<void> {
-        for (int i = 0; i < 3; ++i) co_await c.pods().create(test_pod(unique_name("batch"), {"sleep", "3600"}));
+        for (int i = 0; i < 3; ++i) {
+            auto spec = test_pod(unique_name("batch"), {"sleep", "3600"});
+            co_await c.pods().create(spec);
+        }
         k8s::pod_list_options mine{.label_selector = test_label};
         CHECK((co_await c.pods().list(mine)).items.size() == 3);
         k8s::pod_delete_options now{.grace_period_seconds = 0};
