@@ -916,7 +916,7 @@ TEST_CASE("remove_collection by label leaves none; Status errors typed (not_foun
         anonymous.tls.key_pem.clear();
         anonymous.tls.cert_file.clear();
         anonymous.tls.key_file.clear();
-        auto stranger = k8s::kube_client::at(co_await asio::this_coro::executor, anonymous, {});
+        auto stranger = k8s::kube_client::at(co_await asio::this_coro::executor, anonymous);
         try {
             co_await stranger.pods().list();
             FAIL("an anonymous client listed pods");

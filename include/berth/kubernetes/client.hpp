@@ -36,6 +36,10 @@ public:
         return basic_kube_client(socket_transport(std::move(ex), std::move(endpoint)), std::move(connection),
                                  std::move(options));
     }
+    static basic_kube_client at(boost::asio::any_io_executor ex,
+                                kube_connection connection) requires std::same_as<Transport, socket_transport> {
+        return at(std::move(ex), std::move(connection), kube_client_options{});
+    }
     // The kubeconfig's context (KUBECONFIG, ~/.kube/config or options.path; the current context unless named).
     // Throws kubeconfig_error as well.
     static basic_kube_client from_kubeconfig(

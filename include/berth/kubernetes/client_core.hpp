@@ -98,7 +98,11 @@ public:
     }
 
     // An ordinary request whose reply is JSON: within the request_timeout, the body bounded by max_reply_bytes.
-    boost::asio::awaitable<json::value> call_json(verb method, std::string api_path, std::string json_body = {}) {
+    // Two overloads, not a defaulted body: g++ 12 destroys a defaulted string argument twice inside a co_await.
+    boost::asio::awaitable<json::value> call_json(verb method, std::string api_path) {
+        co_return co_await call_json(method, std::move(api_path), std::string());
+    }
+    boost::asio::awaitable<json::value> call_json(verb method, std::string api_path, std::string json_body) {
         http::request req{.method = method, .target = std::move(api_path)};
         if (!json_body.empty()) {
             req.body = std::move(json_body);
@@ -157,8 +161,9 @@ public:
         }
         message = berth::detail::bounded_outside_text(berth::detail::redact_secrets(std::move(message), secrets));
         reason = berth::detail::bounded_outside_text(reason, 64);
-        return kubernetes_error(kubernetes_errc_from(status, reason), status, std::move(reason), std::move(message),
-                                std::move(endpoint), std::move(details));
+        const auto code = kubernetes_errc_from(status, reason);  // before `reason` is moved into the error
+        return kubernetes_error(code, status, std::move(reason), std::move(message), std::move(endpoint),
+                                std::move(details));
     }
 
     std::size_t open_connections() const { return pool_->open_connections(); }
