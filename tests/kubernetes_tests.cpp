@@ -718,12 +718,20 @@ TEST_CASE("wait_for: list, then watch from the list's version; unschedulable at 
     CHECK(n.outcome == k8s::pod_wait_outcome::failed);
     CHECK(n.reason == "ErrImageNeverPull");
 
+    k8s::pod_wait_options short_wait{.limit = 300ms};
+    // a server that ends every watch at once, empty: asked again after a pause, not in a tight loop
+    f.engine.on(verb::get, pods_path, [&](const berth::testing::recorded_request& r) {
+        if (r.query("watch")) return reply::chunked(200, {}, "application/json");
+        return list_of(pod_json("e", "Pending", "60"), "60");
+    });
+    CHECK(thrown<k8s::kubernetes_error>([&] { f.run(f.client.pods().wait_for("e", short_wait)); }).code() ==
+          k8s::kubernetes_errc::timeout);
+    CHECK(f.engine.requests_to(verb::get, pods_path).size() < 100);
     // a watch that stays silent: the wait's limit, typed
     f.engine.on(verb::get, pods_path, [&](const berth::testing::recorded_request& r) {
         if (r.query("watch")) return reply::chunked(200, {}, "application/json").then_stall();
         return list_of(pod_json("s", "Pending", "50"), "50");
     });
-    k8s::pod_wait_options short_wait{.limit = 300ms};
     auto t = thrown<k8s::kubernetes_error>([&] { f.run(f.client.pods().wait_for("s", short_wait)); });
     CHECK(t.code() == k8s::kubernetes_errc::timeout);
     CHECK(contains(t.message(), "last phase: Pending"));

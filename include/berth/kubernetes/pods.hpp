@@ -10,6 +10,8 @@
 #include <berth/kubernetes/pod_spec.hpp>
 #include <berth/kubernetes/watch.hpp>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
@@ -297,7 +299,13 @@ public:
             if (auto r = detail::judge_pod(listed.items.front(), options)) co_return std::move(*r);
             std::string version = listed.resource_version;
             bool relist = false;
+            int empty_watches = 0;  // in a row: a server that ends every watch at once is not asked in a tight loop
             while (!relist) {
+                if (empty_watches > 0) {
+                    const auto backoff = std::chrono::milliseconds(50 * (1 << std::min(empty_watches, 6)));
+                    boost::asio::steady_timer pause(core_.get_executor(), backoff);
+                    co_await pause.async_wait(boost::asio::use_awaitable);
+                }
                 const auto now = clock::now();
                 if (now >= deadline) throw timed_out();
                 const auto remaining = deadline - now;
@@ -318,7 +326,11 @@ public:
                             stream.set_idle_limit(deadline - clock::now());
                         }
                         auto event = co_await stream.next();
-                        if (!event) break;
+                        if (!event) {
+                            ++empty_watches;
+                            break;
+                        }
+                        empty_watches = 0;
                         if (!event->resource_version.empty()) version = event->resource_version;
                         if (event->type == watch_event::kind::bookmark) continue;
                         if (event->object.name != name) continue;
