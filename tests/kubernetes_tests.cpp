@@ -4,7 +4,12 @@
 #include <berth/testing/mock_engine.hpp>
 #include <berth/transport/tls.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -434,6 +439,80 @@ TEST_CASE("create sends the pod as JSON with the bearer token; get reads the typ
     CHECK(got.raw.at("status").at("podIP") == "10.244.1.5");
 }
 
+namespace {
+// A plain-HTTP API server on 127.0.0.1 (an http:// kubeconfig, as tests use): answers each request with `answer`,
+// records what it received.
+struct local_http_server {
+    asio::io_context& ioc;
+    asio::ip::tcp::acceptor acceptor{ioc, {asio::ip::make_address("127.0.0.1"), 0}};
+    std::vector<boost::beast::http::request<boost::beast::http::string_body>> received{};
+    std::function<std::pair<unsigned, std::string>(const std::string& target)> answer{};
+
+    explicit local_http_server(asio::io_context& io) : ioc(io) { asio::co_spawn(ioc, accept(), asio::detached); }
+    std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+
+    asio::awaitable<void> accept() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            asio::co_spawn(ioc, serve(std::move(socket)), asio::detached);
+        }
+    }
+    asio::awaitable<void> serve(asio::ip::tcp::socket socket) {
+        namespace http = boost::beast::http;
+        boost::beast::flat_buffer buffer;
+        for (;;) {
+            http::request<http::string_body> req;
+            auto [ec, n] = co_await http::async_read(socket, buffer, req, asio::as_tuple(asio::use_awaitable));
+            if (ec) co_return;
+            received.push_back(req);
+            auto [status, body] = answer(std::string(req.target()));
+            http::response<http::string_body> res{static_cast<http::status>(status), 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() = body;
+            res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(socket, res, asio::as_tuple(asio::use_awaitable));
+            if (wec) co_return;
+        }
+    }
+};
+}  // namespace
+
+TEST_CASE("an http:// kubeconfig reaches a local server: Host header, path prefix, namespace, bearer token") {
+    asio::io_context ioc;
+    local_http_server server(ioc);
+    server.answer = [](const std::string& target) -> std::pair<unsigned, std::string> {
+        if (target == "/k8s/api/v1/namespaces/evals/pods/p") {
+            auto p = pod_json("p", "Running");
+            p["metadata"].as_object()["namespace"] = "evals";
+            return {200, json::serialize(p)};
+        }
+        return {404, status_json(404, "NotFound", "no route " + target)};
+    };
+    temp_dir dir;
+    auto file = dir.write("config", "current-context: local\n"
+                                    "contexts:\n- name: local\n  context:\n    cluster: c\n    user: u\n"
+                                    "    namespace: evals\n"
+                                    "clusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:" +
+                                        std::to_string(server.port()) +
+                                        "/k8s/\n"
+                                        "users:\n- name: u\n  user:\n    token: t0ken\n");
+    k8s::kubeconfig_load_options load{.path = file};
+    CHECK_THROWS_AS(k8s::kube_connection_from_kubeconfig(load), k8s::kubeconfig_error);  // http:// not asked for
+    load.allow_plain_http = true;
+    auto client = k8s::kube_client::at(ioc.get_executor(), k8s::kube_connection_from_kubeconfig(load));
+    CHECK(client.namespace_name() == "evals");
+    auto got = run_on_mock(ioc, client.pods().get("p"), 10s);
+    CHECK(got.namespace_name == "evals");
+    auto missing = thrown<k8s::kubernetes_error>([&] { run_on_mock(ioc, client.pods().get("q"), 10s); });
+    CHECK(missing.code() == k8s::kubernetes_errc::not_found);
+    auto& last = server.received.back();
+    CHECK(last.target() == "/k8s/api/v1/namespaces/evals/pods/q");
+    CHECK(last[boost::beast::http::field::host] == "127.0.0.1:" + std::to_string(server.port()));
+    CHECK(last[boost::beast::http::field::authorization] == "Bearer t0ken");
+    server.acceptor.close();
+}
+
 TEST_CASE("bad specs are refused before anything is sent") {
     kube_fixture f;
     k8s::pod_spec none{.image = "x"};
@@ -850,7 +929,7 @@ TEST_CASE("logs of a pod that echoes: whole, tail, streamed") {
         auto name = unique_name("echo");
         auto echo = test_pod(name, {"sh", "-c", "echo hello; echo world; echo bye"});
         co_await c.pods().create(echo);
-        k8s::pod_wait_options wait{.limit = 120s};
+        k8s::pod_wait_options wait{.target = k8s::pod_wait_target::finished, .limit = 120s};
         auto r = co_await c.pods().wait_for(name, wait);
         CHECK(r.outcome == k8s::pod_wait_outcome::succeeded);
         CHECK(co_await c.pods().logs(name) == "hello\nworld\nbye\n");
@@ -933,5 +1012,93 @@ TEST_CASE("remove_collection by label leaves none; Status errors typed (not_foun
             CHECK((e.status() == 401 || e.status() == 403));
         }
     });
+}
+TEST_CASE("placement: node selector and required node affinity choose the node; spread and tolerations accepted") {
+    with_cluster([](k8s::kube_client& c) -> asio::awaitable<void> {
+        auto nodes = cluster_nodes();
+        REQUIRE(nodes.size() >= 2);
+        const std::string first = *nodes.begin(), last = *nodes.rbegin();
+        auto by_selector = test_pod(unique_name("selector"), {"sleep", "3600"});
+        by_selector.node_selector = {{"kubernetes.io/hostname", last}};
+        auto by_affinity = test_pod(unique_name("affinity"), {"sleep", "3600"});
+        by_affinity.required_node_affinity = {
+            {.match_expressions = {{.key = "kubernetes.io/hostname", .operator_name = "NotIn", .values = {last}}}}};
+        by_affinity.topology_spread = {{.match_labels = {{"berth-test", "h21-api"}}}};
+        by_affinity.tolerations = {{.key = "berth.test/none", .operator_name = "Exists", .effect = "NoSchedule"}};
+        by_affinity.security.drop_capabilities = {"NET_RAW"};
+        by_affinity.empty_dirs = {{.name = "work", .mount_path = "/work"}};
+        co_await c.pods().create(by_selector);
+        co_await c.pods().create(by_affinity);
+        k8s::pod_wait_options wait{.limit = 120s};
+        auto a = co_await c.pods().wait_for(by_selector.name, wait);
+        auto b = co_await c.pods().wait_for(by_affinity.name, wait);
+        CHECK(a.outcome == k8s::pod_wait_outcome::running);
+        CHECK(b.outcome == k8s::pod_wait_outcome::running);
+        CHECK(a.current.node_name == last);
+        CHECK(b.current.node_name == first);
+        // no node is left for a pod that asks for both
+        auto impossible = test_pod(unique_name("nowhere"), {"sleep", "3600"});
+        impossible.node_selector = {{"kubernetes.io/hostname", last}};
+        impossible.required_node_affinity = by_affinity.required_node_affinity;
+        co_await c.pods().create(impossible);
+        auto u = co_await c.pods().wait_for(impossible.name, wait);
+        CHECK(u.outcome == k8s::pod_wait_outcome::unschedulable);
+        CHECK_FALSE(u.message.empty());
+    });
+}
+
+TEST_CASE("a container over its memory limit: failed, reason OOMKilled, exit code 137") {
+    with_cluster([](k8s::kube_client& c) -> asio::awaitable<void> {
+        auto spec = test_pod(unique_name("oom"),
+                             {"sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' x); echo done"});
+        spec.resources.limits = {{"memory", "32Mi"}};
+        spec.resources.requests["memory"] = "32Mi";
+        co_await c.pods().create(spec);
+        k8s::pod_wait_options wait{.target = k8s::pod_wait_target::finished, .limit = 120s};
+        auto r = co_await c.pods().wait_for(spec.name, wait);
+        CHECK(r.outcome == k8s::pod_wait_outcome::failed);
+        CHECK(r.reason == "OOMKilled");
+        REQUIRE(r.current.container_statuses.size() == 1);
+        CHECK(r.current.container_statuses[0].state.exit_code == 137);
+    });
+}
+
+TEST_CASE("the cluster's own kubeconfigs read; TLS material from files as from memory") {
+    auto kubeconfig = cluster_kubeconfig();
+    if (!kubeconfig) return;
+    auto dir = std::filesystem::path(*kubeconfig).parent_path();
+    int read = 0;
+    for (auto& entry : std::filesystem::directory_iterator(dir))
+        if (entry.path().extension() == ".kubeconfig") {
+            CAPTURE(entry.path().string());
+            auto c = k8s::kube_connection_from_kubeconfig({.path = entry.path().string()});
+            CHECK(c.https);
+            CHECK(c.tls.verify_server);
+            CHECK((!c.tls.ca_pem.empty() || !c.tls.ca_file.empty()));
+            ++read;
+        }
+    CHECK(read >= 2);
+    auto files = k8s::kube_connection_from_kubeconfig({.path = *kubeconfig});
+    files.tls.ca_pem.clear();
+    files.tls.cert_pem.clear();
+    files.tls.key_pem.clear();
+    files.tls.ca_file = (dir / "certs" / "ca.pem").string();
+    files.tls.cert_file = (dir / "certs" / "admin-cert.pem").string();
+    files.tls.key_file = (dir / "certs" / "admin-key.pem").string();
+    auto listed = berth_test::run_to_completion([](k8s::kube_connection conn) -> asio::awaitable<std::size_t> {
+        auto c = k8s::kube_client::at(co_await asio::this_coro::executor, conn);
+        k8s::pod_list_options mine{.label_selector = test_label};
+        co_return (co_await c.pods().list(mine)).items.size();
+    }(files));
+    CHECK(listed == 0);
+    // the wrong CA: the server is not trusted, a tls_error before any request
+    files.tls.ca_file = (dir / "certs" / "admin-cert.pem").string();
+    auto e = thrown<berth::tls_error>([&] {
+        berth_test::run_to_completion([](k8s::kube_connection conn) -> asio::awaitable<void> {
+            auto c = k8s::kube_client::at(co_await asio::this_coro::executor, conn);
+            co_await c.pods().list();
+        }(files));
+    });
+    CHECK(e.code() == berth::tls_errc::unknown_ca);
 }
 }

@@ -76,11 +76,18 @@ enum class pod_wait_outcome {
     deleted,        // the pod is gone
 };
 
+// What a wait waits for (failures end it whatever the target).
+enum class pod_wait_target {
+    running,   // phase Running (or already Succeeded)
+    finished,  // phase Succeeded (Failed ends it as a failure)
+};
+
 struct pod_wait_options {
     std::string namespace_name{};
+    pod_wait_target target = pod_wait_target::running;
     // The longest the wait may take; zero: no limit (the caller asked to wait). Past it: kubernetes_error timeout.
     std::chrono::steady_clock::duration limit = std::chrono::minutes(5);
-    // When set, the wait ends when it holds (condition_met) instead of at Running; failures end it all the same.
+    // When set, the wait ends when it holds (condition_met) instead of at the target; failures end it all the same.
     std::function<bool(const pod&)> until{};
     // Keep waiting while the scheduler cannot place the pod (the cluster may grow); else that ends it at once.
     bool wait_while_unschedulable = false;
@@ -128,7 +135,8 @@ inline std::optional<pod_wait_result> judge_pod(const pod& p, const pod_wait_opt
     for (auto& c : p.container_statuses)
         if (c.state.state == container_state::kind::waiting && is_final_waiting_reason(c.state.reason))
             return result(pod_wait_outcome::failed, c.state.reason, c.state.message);
-    if (!o.until && p.phase == "Running") return result(pod_wait_outcome::running, {}, {});
+    if (!o.until && o.target == pod_wait_target::running && p.phase == "Running")
+        return result(pod_wait_outcome::running, {}, {});
     return std::nullopt;
 }
 
