@@ -513,6 +513,21 @@ TEST_CASE("an http:// kubeconfig reaches a local server: Host header, path prefi
     server.acceptor.close();
 }
 
+TEST_CASE("TLS material in memory that is not PEM, or half of it, is a tls_error before any connection") {
+    asio::io_context ioc;
+    k8s::kube_connection c;
+    c.address = berth::parse_docker_host("tcp://127.0.0.1:6443");
+    c.tls.enabled = true;
+    c.tls.ca_pem = "not a certificate";
+    auto e = thrown<berth::tls_error>([&] { k8s::kube_client::at(ioc.get_executor(), c); });
+    CHECK(e.code() == berth::tls_errc::bad_material);
+    CHECK(contains(e.what(), "CA given in memory"));
+    c.tls.ca_pem.clear();
+    c.tls.cert_pem = "-----BEGIN CERTIFICATE-----\n";
+    CHECK(contains(thrown<berth::tls_error>([&] { k8s::kube_client::at(ioc.get_executor(), c); }).what(),
+                   "needs its key"));
+}
+
 TEST_CASE("bad specs are refused before anything is sent") {
     kube_fixture f;
     k8s::pod_spec none{.image = "x"};
