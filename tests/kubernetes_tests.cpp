@@ -303,6 +303,10 @@ TEST_CASE("outside the subset: a kubeconfig_error naming the file and the line")
     }
     // JSON that is not, and a file over 1 MiB
     CHECK(contains(thrown<k8s::kubeconfig_error>([] { k8s::parse_kubeconfig("{\"a\": ", "j"); }).what(), "JSON"));
+    std::string many = "[";
+    for (int i = 0; i < 200000; ++i) many += "0,";
+    many += "0]";
+    CHECK(contains(thrown<k8s::kubeconfig_error>([&] { k8s::parse_kubeconfig(many, "j"); }).what(), "values"));
     temp_dir dir;
     auto huge = dir.write("huge", "a: " + std::string(std::size_t{1} << 20, 'x') + "\n");
     CHECK(contains(thrown<k8s::kubeconfig_error>([&] { k8s::read_kubeconfig_file(huge); }).what(), "larger than"));

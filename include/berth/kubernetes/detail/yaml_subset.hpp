@@ -6,6 +6,7 @@
 // with content, tabs in indentation) is a kubeconfig_error naming the file and the line: berth adds no YAML
 // library, and a config it would read differently from kubectl must not be used.
 #include <berth/detail/outside_text.hpp>
+#include <berth/engine/json.hpp>
 #include <berth/kubernetes/error.hpp>
 
 #include <boost/json/parse.hpp>
@@ -302,11 +303,17 @@ private:
     std::size_t at_ = 0;
 };
 
+inline constexpr std::size_t max_kubeconfig_json_values = 100000;
+
 // A kubeconfig's text as JSON: JSON when it starts with '{' or '[', else the YAML subset above.
 inline boost::json::value parse_kubeconfig_text(std::string_view text, const std::string& file) {
     std::size_t i = 0;
     while (i < text.size() && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t')) ++i;
     if (i < text.size() && (text[i] == '{' || text[i] == '[')) {
+        // parsing costs some 50 bytes per value: a megabyte of "0," would take far more than its size
+        if (json_read::count_values(text) > max_kubeconfig_json_values)
+            throw kubeconfig_error(file, 0,
+                                   "JSON with more than " + std::to_string(max_kubeconfig_json_values) + " values");
         boost::system::error_code ec;
         auto v = boost::json::parse(text, ec);
         if (ec) throw kubeconfig_error(file, 0, "not valid JSON (" + ec.message() + ")");
