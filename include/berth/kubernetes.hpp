@@ -8,5 +8,6 @@
 #include <berth/kubernetes/names.hpp>
 #include <berth/kubernetes/pod.hpp>
 #include <berth/kubernetes/pod_spec.hpp>
+#include <berth/kubernetes/pod_wait.hpp>
 #include <berth/kubernetes/pods.hpp>
 #include <berth/kubernetes/watch.hpp>
