@@ -1,0 +1,13 @@
+#pragma once
+// The Kubernetes layer: kubeconfigs, the API-server client, typed pods, watches and logs.
+#include <berth/version.hpp>  // first: the C++20 check
+#include <berth/kubernetes/client.hpp>
+#include <berth/kubernetes/client_core.hpp>
+#include <berth/kubernetes/error.hpp>
+#include <berth/kubernetes/kubeconfig.hpp>
+#include <berth/kubernetes/names.hpp>
+#include <berth/kubernetes/pod.hpp>
+#include <berth/kubernetes/pod_spec.hpp>
+#include <berth/kubernetes/pod_wait.hpp>
+#include <berth/kubernetes/pods.hpp>
+#include <berth/kubernetes/watch.hpp>
