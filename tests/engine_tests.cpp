@@ -1,5 +1,6 @@
 // The Engine API client against real engines (Debian's dockerd, and Podman's compatible service where noted).
 #include "support/engines.hpp"
+#include "support/patterned_stream.hpp"
 #include "support/tcp_proxy.hpp"
 
 #include <berth/tar/reader.hpp>
@@ -1409,6 +1410,15 @@ asio::awaitable<void> exec_stdin(const engine_under_test& e) {
     }
 }
 
+// 512 MiB through `cat` on the unix socket: every byte back in order, then cat's own exit after the half-close.
+asio::awaitable<void> exec_stdin_round_trip(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const auto name = unique_name("stdin-512");
+    container_guard guard{e.address, name};
+    auto id = co_await start_idle_container(c, name);
+    co_await cat_round_trip(c, id);
+}
+
 // A container running `cat` with its stdin open.
 template <berth::transport T>
 asio::awaitable<std::string> start_cat_container(berth::basic_client<T>& c, const std::string& name) {
@@ -2155,6 +2165,9 @@ TEST_CASE("system: df reports the test's image and container, HEAD /_ping header
     for_each_engine(system_df_and_ping_head);
 }
 TEST_CASE("exec: stdin from a buffer, a file and a producer, then end-of-file") { for_each_engine(exec_stdin); }
+TEST_CASE("exec: 512 MiB of stdin through cat come back byte for byte (unix socket)") {
+    for_each_engine(exec_stdin_round_trip);
+}
 TEST_CASE("attach: a line written to a container running cat comes back") { for_each_engine(attach_echo); }
 TEST_CASE("attach: over a websocket (Podman 4.3: refused as not found)") { for_each_engine(attach_over_websocket); }
 TEST_CASE("raw requests: ping with a header, a list, a JSON body, events streamed, an exec upgraded") {
