@@ -1492,6 +1492,114 @@ asio::awaitable<void> attach_echo(const engine_under_test& e) {
     CHECK((co_await c.containers().inspect(id)).state.running);
 }
 
+// A stdin producer for a detach: `line`, then, once `marker` has come back (the engine has read the line), the
+// detach keys' bytes in a write of their own, then never an end: only the engine's detach can end the attach (the end
+// of stdin would end it too, on Docker). Podman applies a sequence only when each key arrives in a read of its own, as
+// typed at a terminal: a single key sent after the echo is one.
+struct detach_after_echo {
+    std::string line{};
+    std::string marker{};
+    std::string keys{};
+    std::string seen{};
+    std::shared_ptr<asio::steady_timer> arrived{};
+    int sent = 0;
+
+    berth::stdin_source source() {
+        return berth::stdin_source::chunks([this]() -> asio::awaitable<std::string> {
+            auto ex = co_await asio::this_coro::executor;
+            if (sent++ == 0) co_return line;
+            while (sent == 2 && seen.find(marker) == std::string::npos) {
+                arrived = std::make_shared<asio::steady_timer>(ex, asio::steady_timer::time_point::max());
+                co_await arrived->async_wait(asio::as_tuple(asio::use_awaitable));  // cancelled when it arrives
+            }
+            if (sent == 2) co_return keys;
+            asio::steady_timer forever(ex, asio::steady_timer::time_point::max());
+            co_await forever.async_wait(asio::use_awaitable);  // cancelled when the attach ends
+            co_return std::string();
+        });
+    }
+    void operator()(berth::output_stream, std::string_view bytes) {
+        seen.append(bytes);
+        if (arrived && seen.find(marker) != std::string::npos) arrived->cancel();
+    }
+};
+
+// A container for the detach tests: `cat`, then (once its stdin is closed) a note and an idle wait, so that it keeps
+// running after a detach whether or not the engine closed its stdin.
+template <berth::transport T>
+asio::awaitable<std::string> start_stdin_reader(berth::basic_client<T>& c, const std::string& name, bool tty) {
+    co_await ensure_base_image(c);
+    berth::container_config cfg;
+    cfg.image = base_image;
+    cfg.cmd = {"sh", "-c", "cat; echo stdin closed; exec tail -f /dev/null"};
+    cfg.host.network_mode = "none";
+    cfg.open_stdin = true;
+    cfg.tty = tty;
+    auto created = co_await c.containers().create(cfg, name);
+    co_await c.containers().start(created.id);
+    co_return created.id;
+}
+
+// Detach keys on an attach: the engine ends the stream (attach() returns normally) and the container keeps running.
+// Docker applies them only with a tty (without one they reach the process as any other bytes); Podman 4.3 with or
+// without one, writes "Error: detached from container" into the stream, and without a tty closes the container's
+// stdin. A malformed sequence is refused by berth before any request.
+asio::awaitable<void> attach_detach_keys(const engine_under_test& e) {
+    auto c = berth::client::at(co_await asio::this_coro::executor, e.address);
+    const bool podman = e.name == "podman";
+    {
+        const auto name = unique_name("detach-tty");
+        container_guard guard{e.address, name};
+        auto id = co_await start_stdin_reader(c, name, true);
+        // the tty echoes the line and cat writes it back (both seen before the keys are sent); Docker applies a
+        // two-key sequence in one write, Podman needs each key in a read of its own
+        detach_after_echo detach{.line = "hello\n", .marker = "hello\r\nhello\r\n", .keys = podman ? "\x18" : "\x18x"};
+        berth::container_attach_options options;
+        options.detach_keys = podman ? "ctrl-x" : "ctrl-x,x";
+        options.stdin_ = detach.source();
+        options.on_output = std::ref(detach);
+        co_await berth::with_timeout(c.containers().attach(id, options), std::chrono::seconds(120));
+        // the keys never reach the process
+        CHECK(detach.seen == (podman ? "hello\r\nhello\r\nError: detached from container\n" : "hello\r\nhello\r\n"));
+        CHECK((co_await c.containers().inspect(id)).state.running);
+    }
+    {
+        const auto name = unique_name("detach-notty");
+        container_guard guard{e.address, name};
+        auto id = co_await start_stdin_reader(c, name, false);
+        berth::container_attach_options options;
+        options.detach_keys = "ctrl-x";
+        if (podman) {
+            detach_after_echo detach{.line = "hello\n", .marker = "hello\n", .keys = "\x18"};
+            berth::collected_output out;
+            options.stdin_ = detach.source();
+            options.on_output = [&](berth::output_stream s, std::string_view bytes) {
+                detach(s, bytes);
+                out(s, bytes);
+            };
+            co_await berth::with_timeout(c.containers().attach(id, options), std::chrono::seconds(120));
+            CHECK(out.stdout_text.starts_with("hello\n"));
+            CHECK(out.stderr_text == "Error: detached from container\n");
+        } else {
+            // passed through: cat echoes the key's byte, and the end of stdin ends the attach
+            echo_until_seen echo{.line = "before \x18 after\n"};
+            options.stdin_ = echo.source();
+            options.on_output = std::ref(echo);
+            co_await berth::with_timeout(c.containers().attach(id, options), std::chrono::seconds(120));
+            CHECK(echo.seen == "before \x18 after\n");
+        }
+        CHECK((co_await c.containers().inspect(id)).state.running);
+        // malformed: refused before any request, whatever the engine would have said
+        options.detach_keys = "ctrl-";
+        options.stdin_ = berth::stdin_source::text("x");
+        CHECK_THROWS_AS(co_await c.containers().attach(id, options), berth::invalid_argument_error);
+        berth::exec_options ex;
+        ex.cmd = {"cat"};
+        ex.detach_keys = "notakey";
+        CHECK_THROWS_AS(co_await c.execs().create(id, ex), berth::invalid_argument_error);
+    }
+}
+
 // The text of a failure (empty when there was none), for a CHECK to show.
 std::string text_of(std::exception_ptr failure) {
     if (!failure) return {};
@@ -2170,6 +2278,9 @@ TEST_CASE("exec: 512 MiB of stdin through cat come back byte for byte (unix sock
 }
 TEST_CASE("attach: a line written to a container running cat comes back") { for_each_engine(attach_echo); }
 TEST_CASE("attach: over a websocket (Podman 4.3: refused as not found)") { for_each_engine(attach_over_websocket); }
+TEST_CASE("attach: detach keys end the stream and the container keeps running (Docker: with a tty only)") {
+    for_each_engine(attach_detach_keys);
+}
 TEST_CASE("raw requests: ping with a header, a list, a JSON body, events streamed, an exec upgraded") {
     for_each_engine(raw_requests);
 }

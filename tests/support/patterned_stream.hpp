@@ -10,10 +10,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace berth_test {
 
@@ -52,9 +53,8 @@ private:
 // What a process's stdin receives: the pattern, as a producer of chunks.
 inline berth::stdin_source patterned_stdin(std::uint64_t total) {
     auto pattern = std::make_shared<byte_pattern>(total);
-    return berth::stdin_source::chunks([pattern]() -> boost::asio::awaitable<std::string> {
-        co_return std::string(pattern->next_block());
-    });
+    return berth::stdin_source::chunks(
+        [pattern]() -> boost::asio::awaitable<std::string> { co_return std::string(pattern->next_block()); });
 }
 
 // The receiving side, an output callback: stdout compared with the regenerated pattern as it arrives (the first
@@ -79,7 +79,8 @@ public:
             }
             const auto n = std::min(bytes.size(), pending_.size());
             if (!first_difference_ && std::memcmp(bytes.data(), pending_.data(), n) != 0) {
-                auto at = std::mismatch(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n), pending_.begin());
+                auto at = std::mismatch(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n),
+                                        pending_.begin());
                 first_difference_ = received_ + static_cast<std::uint64_t>(at.first - bytes.begin());
             }
             received_ += n;
