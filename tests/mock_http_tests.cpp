@@ -3626,7 +3626,7 @@ TEST_CASE("detach keys the engines would not parse are refused before anything i
         ex.detach_keys = keys;
         const auto e = thrown<berth::invalid_argument_error>(
             [&] { run_on_mock(f.ioc, f.client.execs().create("app", ex)); });
-        CHECK(e.message().find("\"" + keys + "\"") != std::string::npos);
+        CHECK(std::string(e.what()).find("\"" + keys + "\"") != std::string::npos);
         berth::container_attach_options attach;
         attach.detach_keys = keys;
         CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().attach("app", attach)), berth::invalid_argument_error);
