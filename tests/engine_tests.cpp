@@ -2314,7 +2314,7 @@ TEST_CASE("attach: over a websocket (Podman 4.3: refused as not found)") { for_e
 TEST_CASE("attach: detach keys end the stream and the container keeps running (Docker: with a tty only)") {
     for_each_engine(attach_detach_keys);
 }
-TEST_CASE("exec: detach keys, as each engine treats them (Docker 20.10: exit code 126; Podman 4.3: stdin closed)") {
+TEST_CASE("exec: detach keys as each engine treats them (Docker 20.10: exit code 126; Podman 4.3: stdin closed)") {
     for_each_engine(exec_detach_keys);
 }
 TEST_CASE("raw requests: ping with a header, a list, a JSON body, events streamed, an exec upgraded") {
