@@ -3673,6 +3673,35 @@ TEST_CASE("attach: the query and Upgrade headers, the output demultiplexed, the 
     f.check_no_leak();
 }
 
+TEST_CASE("detach keys the engines would not parse are refused before anything is sent; the ones they parse are sent") {
+    fixture f;
+    for (std::string keys : {"ctrl-", "ctrl-X", "ctrl-1", "ctrl-xx", "notakey", "ctrl-x,,x", ",", "ctrl-x,", "DEL"}) {
+        CAPTURE(keys);
+        berth::exec_options ex;
+        ex.cmd = {"cat"};
+        ex.detach_keys = keys;
+        const auto e = thrown<berth::invalid_argument_error>(
+            [&] { run_on_mock(f.ioc, f.client.execs().create("app", ex)); });
+        CHECK(std::string(e.what()).find("\"" + keys + "\"") != std::string::npos);
+        berth::container_attach_options attach;
+        attach.detach_keys = keys;
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().attach("app", attach)), berth::invalid_argument_error);
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().attach_websocket("app", attach)),
+                        berth::invalid_argument_error);
+    }
+    CHECK(f.engine.requests().empty());
+
+    f.engine.on(verb::post, "/containers/app/attach", reply::upgrade({}));
+    for (std::string keys : {"ctrl-p,ctrl-q", "x", "ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", "ctrl-a,b,ctrl-z"}) {
+        CAPTURE(keys);
+        berth::container_attach_options attach;
+        attach.detach_keys = keys;
+        run_on_mock(f.ioc, f.client.containers().attach("app", attach));
+        CHECK(f.engine.requests_to(verb::post, "/containers/app/attach").back().query("detachKeys") == keys);
+    }
+    f.check_no_leak();
+}
+
 TEST_CASE("attach: a stream cut inside a frame, a refusal and a reply that does not switch protocols are errors") {
     fixture f;
     output_log log;
