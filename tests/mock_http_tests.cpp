@@ -2065,6 +2065,19 @@ TEST_CASE("container update: only the fields set are sent; extra is merged and t
     f.engine.on(verb::post, "/containers/app/update", reply::json(200, R"({"Warnings":null})"));
     CHECK(run_on_mock(f.ioc, f.client.containers().update("app", nothing)).empty());
     CHECK(f.engine.requests_to(verb::post, "/containers/app/update").back().body == "{}");
+
+    // The create body's rules hold for an update too, before anything is sent.
+    std::vector<berth::container_update_options> bad(4);
+    bad[0].restart_policy = berth::restart_policy{.name = "sometimes"};
+    bad[1].restart_policy = berth::restart_policy{.name = "always", .maximum_retry_count = 2};
+    bad[2].memory = -5;
+    bad[3].memory_swap = -2;
+    for (auto& options_ : bad) {
+        auto e = thrown<berth::invalid_argument_error>(
+            [&] { run_on_mock(f.ioc, f.client.containers().update("app", options_)); });
+        CHECK(contains(e.what(), "containers().update"));
+    }
+    CHECK(f.engine.requests_to(verb::post, "/containers/app/update").size() == 2);
 }
 
 TEST_CASE("container and exec resize: h and w in the query") {
@@ -3544,6 +3557,49 @@ TEST_CASE("exec: stdin asks for AttachStdin and DetachKeys at create, and starts
     f.check_no_leak();
 }
 
+TEST_CASE("system: a session asks for h2c with its headers; bad header values are refused before sending") {
+    fixture f;
+    auto r = reply::upgrade({"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"});
+    for (auto& [name, value] : r.headers)
+        if (name == "Upgrade") value = "h2c";
+    f.engine.on(verb::post, "/session", std::move(r));
+    berth::session_open_options options{
+        .id = "s1",
+        .name = "ctx",
+        .shared_key = "key",
+        .grpc_methods = {"/moby.filesync.v1.FileSync/DiffCopy", "/moby.filesync.v1.Auth/Credentials"}};
+    auto read_all = [&]() -> asio::awaitable<std::string> {
+        auto session = co_await f.client.system().session(options);
+        CHECK(session.id() == "s1");
+        std::string all;
+        for (;;) {
+            auto bytes = co_await session.read_some();
+            if (bytes.empty()) break;
+            all += bytes;
+        }
+        co_return all;
+    };
+    CHECK(run_on_mock(f.ioc, read_all()) == "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    auto sent = f.engine.requests_to(verb::post, "/session");
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].header("Connection") == "Upgrade");
+    CHECK(sent[0].header("Upgrade") == "h2c");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Uuid") == "s1");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Name") == "ctx");
+    CHECK(sent[0].header("X-Docker-Expose-Session-Sharedkey") == "key");
+
+    for (auto bad : {berth::session_open_options{.name = "a\r\nX-Evil: 1"},
+                     berth::session_open_options{.grpc_methods = {"no-slash"}},
+                     berth::session_open_options{.id = std::string("a\0b", 3)}}) {
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.system().session(bad)), berth::invalid_argument_error);
+    }
+    CHECK(f.engine.requests_to(verb::post, "/session").size() == 1);  // the refused ones sent nothing
+    // An engine that answers 200 instead of switching protocols leaves no stream to use.
+    f.engine.on(verb::post, "/session", reply::json(200, "{}"));
+    CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.system().session()), berth::protocol_error);
+    f.check_no_leak();
+}
+
 TEST_CASE("exec: stdin from a missing file is refused before the exec is created") {
     fixture f;
     berth::exec_options options;
@@ -3613,6 +3669,35 @@ TEST_CASE("attach: the query and Upgrade headers, the output demultiplexed, the 
         CHECK(tty_sent[0].query("stdin") == "0");
         CHECK(tty_sent[0].query("stream") == "1");
         CHECK_FALSE(tty_sent[0].query("detachKeys"));
+    }
+    f.check_no_leak();
+}
+
+TEST_CASE("detach keys the engines would not parse are refused before anything is sent; the ones they parse are sent") {
+    fixture f;
+    for (std::string keys : {"ctrl-", "ctrl-X", "ctrl-1", "ctrl-xx", "notakey", "ctrl-x,,x", ",", "ctrl-x,", "DEL"}) {
+        CAPTURE(keys);
+        berth::exec_options ex;
+        ex.cmd = {"cat"};
+        ex.detach_keys = keys;
+        const auto e = thrown<berth::invalid_argument_error>(
+            [&] { run_on_mock(f.ioc, f.client.execs().create("app", ex)); });
+        CHECK(std::string(e.what()).find("\"" + keys + "\"") != std::string::npos);
+        berth::container_attach_options attach;
+        attach.detach_keys = keys;
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().attach("app", attach)), berth::invalid_argument_error);
+        CHECK_THROWS_AS(run_on_mock(f.ioc, f.client.containers().attach_websocket("app", attach)),
+                        berth::invalid_argument_error);
+    }
+    CHECK(f.engine.requests().empty());
+
+    f.engine.on(verb::post, "/containers/app/attach", reply::upgrade({}));
+    for (std::string keys : {"ctrl-p,ctrl-q", "x", "ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", "ctrl-a,b,ctrl-z"}) {
+        CAPTURE(keys);
+        berth::container_attach_options attach;
+        attach.detach_keys = keys;
+        run_on_mock(f.ioc, f.client.containers().attach("app", attach));
+        CHECK(f.engine.requests_to(verb::post, "/containers/app/attach").back().query("detachKeys") == keys);
     }
     f.check_no_leak();
 }

@@ -2,6 +2,7 @@
 // and sshd that scripts/remote starts on loopback (it prints the BERTH_TLS_* and BERTH_SSH_* variables read here).
 // Also the transport's own failures that need no engine (a unix socket that is not there).
 #include "support/engines.hpp"
+#include "support/patterned_stream.hpp"
 #include "support/shell.hpp"
 #include "support/tcp_proxy.hpp"
 
@@ -444,6 +445,18 @@ TEST_CASE("exec: stdin over TLS: wc -c sees the end of stdin (close_notify and F
     }(*r));
 }
 
+TEST_CASE("exec: 512 MiB of stdin through cat come back byte for byte over TLS") {
+    auto r = remote();
+    if (!r) return;
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
+        auto c = berth::client::at(co_await asio::this_coro::executor, tls_endpoint(r, r.certs));
+        const auto name = unique_name("stdin-512-tls");
+        container_guard guard{r.engine_socket, name};
+        auto id = co_await start_idle_container(c, name);
+        co_await cat_round_trip(c, id);
+    }(*r));
+}
+
 TEST_CASE("a raw request over TLS: GET /containers/json with a query and a header of the caller's") {
     auto r = remote();
     if (!r) return;
@@ -749,6 +762,20 @@ TEST_CASE("exec: stdin over ssh: wc -c sees the end of stdin (through ssh and do
     run_to_completion([](remote_setup r) -> asio::awaitable<void> {
         auto c = berth::client::at(co_await asio::this_coro::executor, ssh_endpoint(r, "id_good"));
         co_await exec_stdin_word_count(c, r.engine_socket);
+        c.close_idle_connections();
+    }(*r));
+    CHECK(ssh_children().empty());
+}
+
+TEST_CASE("exec: 512 MiB of stdin through cat come back byte for byte over ssh") {
+    auto r = remote();
+    if (!r) return;
+    run_to_completion([](remote_setup r) -> asio::awaitable<void> {
+        auto c = berth::client::at(co_await asio::this_coro::executor, ssh_endpoint(r, "id_good"));
+        const auto name = unique_name("stdin-512-ssh");
+        container_guard guard{r.engine_socket, name};
+        auto id = co_await start_idle_container(c, name);
+        co_await cat_round_trip(c, id);
         c.close_idle_connections();
     }(*r));
     CHECK(ssh_children().empty());

@@ -63,6 +63,13 @@ inline std::string what_of(const std::exception_ptr& e) {
 
 namespace detail {
 
+// What a refused request's error says, for engines and API servers alike: "POST /x -> 409: the server's message".
+inline std::string reply_error_text(unsigned status, const std::string& message, const std::string& endpoint) {
+    std::string s = endpoint;
+    if (status != 0) s += " -> " + std::to_string(status);
+    return s + ": " + message;
+}
+
 // The category of one layer's code enum: its name ("berth.<layer>") and the text of each value.
 template <class Enum>
 class errc_category final : public boost::system::error_category {

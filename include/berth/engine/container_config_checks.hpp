@@ -53,8 +53,9 @@ inline std::vector<api_gate> container_config_gates(const container_config& c) {
 // The container-wide MacAddress is gone from this API version on (use an endpoint's mac_address).
 inline constexpr std::string_view container_mac_address_removed_in = "1.52";
 
-[[noreturn]] inline void refuse_config(const std::string& what) {
-    throw invalid_argument_error("berth::containers().create: " + what);
+// `call`: the containers() call whose options are refused (create, update).
+[[noreturn]] inline void refuse_config(const std::string& what, std::string_view call = "create") {
+    throw invalid_argument_error("berth::containers()." + std::string(call) + ": " + what);
 }
 
 inline bool parse_port(std::string_view text, int& port) {
@@ -105,6 +106,15 @@ inline void validate_health(const health_config& h) {
     if (h.retries < 0) refuse_config("negative healthcheck retries");
 }
 
+// A restart policy, at create as at update.
+inline void validate_restart_policy(const restart_policy& r, std::string_view call = "create") {
+    if (r.name != "" && r.name != "no" && r.name != "always" && r.name != "unless-stopped" && r.name != "on-failure")
+        refuse_config("unknown restart policy \"" + r.name + "\" (no, always, unless-stopped, on-failure)", call);
+    if (r.maximum_retry_count < 0) refuse_config("a negative maximum_retry_count", call);
+    if (r.maximum_retry_count != 0 && r.name != "on-failure")
+        refuse_config("maximum_retry_count is for the on-failure restart policy only", call);
+}
+
 inline void validate_host(const host_config& h) {
     for (auto& [port, bindings] : h.port_bindings) {
         if (!valid_port_spec(port)) refuse_config("bad port \"" + port + "\" (\"80\", \"80/tcp\", \"8000-8010/udp\")");
@@ -113,11 +123,7 @@ inline void validate_host(const host_config& h) {
                 refuse_config("bad host port \"" + b.host_port + "\" for " + port);
     }
     const auto& r = h.restart_policy;
-    if (r.name != "" && r.name != "no" && r.name != "always" && r.name != "unless-stopped" && r.name != "on-failure")
-        refuse_config("unknown restart policy \"" + r.name + "\" (no, always, unless-stopped, on-failure)");
-    if (r.maximum_retry_count < 0) refuse_config("a negative maximum_retry_count");
-    if (r.maximum_retry_count != 0 && r.name != "on-failure")
-        refuse_config("maximum_retry_count is for the on-failure restart policy only");
+    validate_restart_policy(r);
     if (h.auto_remove && r.name != "" && r.name != "no") refuse_config("auto_remove with a restart policy");
     for (auto& u : h.ulimits) {
         if (u.name.empty()) refuse_config("a ulimit without a name");

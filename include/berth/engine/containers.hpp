@@ -3,6 +3,7 @@
 // changes, prune, wait, logs, stats, export (the filesystem as a tar, to a callback or a file), attach (hijacked or
 // over a websocket, with stdin).
 #include <berth/detail/api_timestamp.hpp>
+#include <berth/detail/detach_keys.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/engine/archive.hpp>
 #include <berth/engine/client_core.hpp>
@@ -364,7 +365,11 @@ struct container_attach_options {
     bool stdout_ = true;    // stdout
     bool stderr_ = true;    // stderr
     stdin_source stdin_{};  // stdin: sent to the container's stdin (it must have been created with OpenStdin)
-    // detachKeys: the key sequence that detaches (the engine's default "ctrl-p,ctrl-q" when empty).
+    // detachKeys: the key sequence that detaches (the engine's default "ctrl-p,ctrl-q" when empty): comma-separated
+    // single characters and ctrl-<a-z@[\]^_>; anything else is an invalid_argument_error before any request. Once
+    // the engine reads it on stdin it ends the stream (attach() returns) and the container keeps running. Docker
+    // applies it only with a tty; Podman also without one, but only to keys that each arrive in a read of their
+    // own, as typed at a terminal (docs/engine-api.md).
     std::string detach_keys{};
     output_callback on_output{};  // each slice of output as it arrives (all stdout on a tty, and on a websocket)
 };
@@ -425,6 +430,15 @@ struct container_remove_options {
 };
 
 namespace detail {
+// An update's values under the rules a create's have (container_config_checks.hpp).
+inline void validate_update(const container_update_options& o) {
+    for (auto* v : {&o.memory, &o.memory_reservation, &o.cpu_shares, &o.nano_cpus, &o.cpu_quota, &o.cpu_period})
+        if (*v && **v < 0 && !(v == &o.cpu_quota && **v == -1))
+            refuse_config("a negative memory or CPU limit", "update");
+    if (o.memory_swap && *o.memory_swap < -1) refuse_config("memory_swap is -1 (unlimited) or a size", "update");
+    if (o.restart_policy) validate_restart_policy(*o.restart_policy, "update");
+}
+
 // Adds the engine's filters to a query: {"label": {"k=v"}} -> filters={"label":["k=v"]}; nothing when there are
 // none.
 inline query& add_filters(query& q, const std::map<std::string, std::vector<std::string>>& filters) {
@@ -577,6 +591,7 @@ public:
     // has no such endpoint (a 404, not_found_error).
     // Engine API: POST /containers/{id}/update
     boost::asio::awaitable<std::vector<std::string>> update(std::string_view id, container_update_options options) {
+        detail::validate_update(options);  // the create body's rules, before anything is sent
         json::object body = std::move(options.extra);
         auto set = [&body](std::string_view key, const auto& field) {
             if (field) body[key] = *field;
@@ -815,6 +830,7 @@ public:
     // Engine API: POST /containers/{id}/attach
     boost::asio::awaitable<void> attach(std::string_view id) { return attach(id, container_attach_options{}); }
     boost::asio::awaitable<void> attach(std::string_view id, container_attach_options options) {
+        detail::check_detach_keys(options.detach_keys, "berth::container_attach_options");
         std::optional<stdin_source::reader> source;
         if (options.stdin_) source.emplace(options.stdin_);
         auto info = co_await inspect(id);
@@ -845,6 +861,7 @@ public:
         return attach_websocket(id, container_attach_options{});
     }
     boost::asio::awaitable<void> attach_websocket(std::string_view id, container_attach_options options) {
+        detail::check_detach_keys(options.detach_keys, "berth::container_attach_options");
         std::optional<stdin_source::reader> source;
         if (options.stdin_) source.emplace(options.stdin_);
         std::string target = "/containers/" + detail::percent_encode(id) + "/attach/ws" + attach_query(options);

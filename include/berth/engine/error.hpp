@@ -73,8 +73,8 @@ public:
         : engine_error(engine_errc_from_status(status), status, std::move(message), std::move(endpoint)) {}
     // code: an engine_errc, or a more specific layer's (registry_errc for a registry_error).
     engine_error(const boost::system::error_code& code, unsigned status, std::string message, std::string endpoint)
-        : error(code, format(status, message, endpoint)), status_(status), message_(std::move(message)),
-          endpoint_(std::move(endpoint)) {}
+        : error(code, detail::reply_error_text(status, message, endpoint)), status_(status),
+          message_(std::move(message)), endpoint_(std::move(endpoint)) {}
 
     unsigned status() const noexcept { return status_; }
     // The engine's message as it sent it (the JSON "message" field, or the raw body).
@@ -82,11 +82,6 @@ public:
     const std::string& endpoint() const noexcept { return endpoint_; }
 
 private:
-    static std::string format(unsigned status, const std::string& message, const std::string& endpoint) {
-        std::string s = endpoint;
-        if (status != 0) s += " -> " + std::to_string(status);
-        return s + ": " + message;
-    }
     unsigned status_;
     std::string message_{};
     std::string endpoint_{};

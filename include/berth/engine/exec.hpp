@@ -2,6 +2,7 @@
 // Exec: create, start (attached: output streamed to on_output, stdout and stderr apart; stdin fed from a
 // stdin_source), inspect, resize, and run (all three, returning the exit code). The start request hijacks its connection (HTTP upgrade); that connection is
 // never returned to the pool.
+#include <berth/detail/detach_keys.hpp>
 #include <berth/detail/url.hpp>
 #include <berth/detail/poll.hpp>
 #include <berth/engine/client_core.hpp>
@@ -35,7 +36,9 @@ struct exec_options {
     stdin_source stdin_{};
     bool attach_stdin = false;  // AttachStdin without a stdin_ here (create() now, start() with its stdin_ later)
     // DetachKeys: the key sequence that detaches from the process ("ctrl-p,ctrl-q" is the engine's default);
-    // empty: the engine's.
+    // empty: the engine's. Comma-separated single characters and ctrl-<a-z@[\]^_>; anything else is an
+    // invalid_argument_error before the create. Docker 20.10 and Podman 4.3 do not detach an exec cleanly: see
+    // docs/engine-api.md.
     std::string detach_keys{};
 };
 
@@ -65,6 +68,7 @@ public:
     // Engine API: POST /containers/{id}/exec
     boost::asio::awaitable<std::string> create(std::string_view container, exec_options options) {
         if (options.cmd.empty()) throw invalid_argument_error("berth::exec: the command is empty");
+        detail::check_detach_keys(options.detach_keys, "berth::exec_options");
         json::object body{{"AttachStdin", options.attach_stdin || !options.stdin_.empty()},
                           {"AttachStdout", true},
                           {"AttachStderr", true},

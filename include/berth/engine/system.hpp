@@ -3,6 +3,7 @@
 #include <berth/engine/client_core.hpp>
 #include <berth/engine/events.hpp>
 #include <berth/engine/images.hpp>
+#include <berth/engine/session.hpp>
 #include <berth/engine/volumes.hpp>
 
 #include <optional>
@@ -104,6 +105,12 @@ public:
             throw protocol_error("HEAD /_ping", "the API-Version header " + detail::quote_engine_text(out.api_version) +
                                                     " is not an API version (digits.digits)");
         co_return out;
+    }
+
+    // A BuildKit session: the upgraded connection, on which the engine speaks HTTP/2 as the gRPC client (session.hpp).
+    // Engine API: POST /session
+    boost::asio::awaitable<session_connection<Transport>> session(session_open_options options = {}) {
+        return open_session(client_, std::move(options));
     }
 
     // Engine API: GET /version

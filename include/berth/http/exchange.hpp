@@ -46,6 +46,7 @@ struct request {
     std::string content_type{};  // for a body or a streamed body
     std::vector<std::pair<std::string, std::string>> headers{};
     bool upgrade = false;  // ask to hijack the connection (exec/attach): "Connection: Upgrade, Upgrade: tcp"
+    std::string upgrade_protocol = "tcp";  // the Upgrade header's protocol ("h2c" for a BuildKit session)
     // How long to wait for the reply head once the request is sent; zero: no limit (a stream whose head comes
     // with its first output, such as followed logs on Podman).
     std::chrono::steady_clock::duration head_timeout{};
@@ -309,7 +310,7 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
     for (auto& [name, value] : req.headers) head.set(name, value);
     if (req.upgrade) {
         head.set(beast_http::field::connection, "Upgrade");
-        head.set(beast_http::field::upgrade, "tcp");
+        head.set(beast_http::field::upgrade, req.upgrade_protocol);
     }
     if (!req.content_type.empty()) head.set(beast_http::field::content_type, req.content_type);
     const bool streamed = source != nullptr;

@@ -93,8 +93,9 @@ class kubernetes_error : public error {
 public:
     kubernetes_error(kubernetes_errc code, unsigned status, std::string reason, std::string message,
                      std::string endpoint, boost::json::object details = {})
-        : error(code, format(status, message, endpoint)), status_(status), reason_(std::move(reason)),
-          message_(std::move(message)), endpoint_(std::move(endpoint)), details_(std::move(details)) {}
+        : error(code, berth::detail::reply_error_text(status, message, endpoint)), status_(status),
+          reason_(std::move(reason)), message_(std::move(message)), endpoint_(std::move(endpoint)),
+          details_(std::move(details)) {}
 
     unsigned status() const noexcept { return status_; }
     const std::string& reason() const noexcept { return reason_; }
@@ -104,11 +105,6 @@ public:
     const boost::json::object& details() const noexcept { return details_; }
 
 private:
-    static std::string format(unsigned status, const std::string& message, const std::string& endpoint) {
-        std::string s = endpoint;
-        if (status != 0) s += " -> " + std::to_string(status);
-        return s + ": " + message;
-    }
     unsigned status_;
     std::string reason_{};
     std::string message_{};

@@ -22,6 +22,10 @@ struct tls_options {
     std::string ca_file{};    // PEM; empty: the system's trusted CAs
     std::string cert_file{};  // PEM client certificate; empty: none is sent
     std::string key_file{};   // PEM private key of cert_file (unencrypted, as the docker CLI requires)
+    // The same material as PEM text in memory (a kubeconfig's *-data fields), used where the file is not given.
+    std::string ca_pem{};
+    std::string cert_pem{};
+    std::string key_pem{};
 };
 
 // How an ssh:// address is reached: a child `ssh ... -- host docker system dial-stdio` per connection.

@@ -53,28 +53,52 @@ public:
                                 std::string("cannot use the ") + what + " '" + file + "': " + openssl_error_text(e));
             }
         };
+        // PEM text in memory (too large, or not PEM) is refused as the files are.
+        auto load_pem = [&](const char* what, const std::string& pem, auto&& step) {
+            if (pem.size() > max_tls_file_bytes)
+                throw tls_error(tls_errc::bad_material, endpoint_,
+                                std::string("the ") + what + " is larger than " + std::to_string(max_tls_file_bytes) +
+                                    " bytes");
+            try {
+                step(boost::asio::buffer(pem));
+            } catch (const boost::system::system_error& e) {
+                throw tls_error(tls_errc::bad_material, endpoint_,
+                                std::string("cannot use the ") + what + " given in memory: " + openssl_error_text(e));
+            }
+        };
         if (verify_) {
             ctx_.set_verify_mode(ssl::verify_peer);
-            if (o.ca_file.empty())
-                ctx_.set_default_verify_paths();
-            else
+            if (!o.ca_file.empty())
                 load("CA file", o.ca_file, [&] { ctx_.load_verify_file(o.ca_file); });
+            else if (!o.ca_pem.empty())
+                load_pem("CA", o.ca_pem, [&](auto b) { ctx_.add_certificate_authority(b); });
+            else
+                ctx_.set_default_verify_paths();
         } else {
             ctx_.set_verify_mode(ssl::verify_none);
         }
-        if (o.cert_file.empty() != o.key_file.empty())
+        const bool has_cert = !o.cert_file.empty() || !o.cert_pem.empty();
+        const bool has_key = !o.key_file.empty() || !o.key_pem.empty();
+        if (has_cert != has_key)
             throw tls_error(tls_errc::bad_material, endpoint_,
                             "a client certificate needs its key and a key its certificate (cert '" + o.cert_file +
                                 "', key '" + o.key_file + "')");
         tls_session_store::attach(ctx_.native_handle());
-        if (!o.cert_file.empty()) {
-            load("client certificate", o.cert_file, [&] { ctx_.use_certificate_chain_file(o.cert_file); });
-            load("client key", o.key_file, [&] { ctx_.use_private_key_file(o.key_file, ssl::context::pem); });
+        if (has_cert) {
+            if (!o.cert_file.empty())
+                load("client certificate", o.cert_file, [&] { ctx_.use_certificate_chain_file(o.cert_file); });
+            else
+                load_pem("client certificate", o.cert_pem, [&](auto b) { ctx_.use_certificate_chain(b); });
+            if (!o.key_file.empty())
+                load("client key", o.key_file, [&] { ctx_.use_private_key_file(o.key_file, ssl::context::pem); });
+            else
+                load_pem("client key", o.key_pem, [&](auto b) { ctx_.use_private_key(b, ssl::context::pem); });
             if (SSL_CTX_check_private_key(ctx_.native_handle()) != 1) {
                 ::ERR_clear_error();
                 throw tls_error(tls_errc::bad_material, endpoint_,
-                                "the key '" + o.key_file + "' does not belong to the certificate '" + o.cert_file +
-                                    "'");
+                                "the key '" + (o.key_file.empty() ? std::string("(in memory)") : o.key_file) +
+                                    "' does not belong to the certificate '" +
+                                    (o.cert_file.empty() ? std::string("(in memory)") : o.cert_file) + "'");
             }
         }
     }
