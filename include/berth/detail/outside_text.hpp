@@ -62,4 +62,17 @@ inline std::string redact_secrets(std::string text, std::span<const std::string>
     return text;
 }
 
+// What a refused request's error quotes, for engines and API servers alike: the message the reply's JSON gave
+// (`json_message`), else the body's text without trailing blanks, else "HTTP status N"; `secrets` redacted before
+// it is bounded.
+inline std::string reply_error_message(std::string json_message, std::string_view body, unsigned status,
+                                       std::span<const std::string> secrets) {
+    if (json_message.empty()) {
+        while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
+            body.remove_suffix(1);
+        json_message = body.empty() ? "HTTP status " + std::to_string(status) : std::string(body);
+    }
+    return bounded_outside_text(redact_secrets(std::move(json_message), secrets));
+}
+
 }  // namespace berth::detail

@@ -393,13 +393,7 @@ public:
         if (!ec && v.is_object())
             if (auto* m = v.get_object().if_contains("message"); m && m->is_string())
                 message = std::string(m->get_string());
-        if (message.empty()) {
-            while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
-                body.remove_suffix(1);
-            if (body.empty()) return "HTTP status " + std::to_string(status);
-            message = std::string(body);
-        }
-        return detail::bounded_outside_text(detail::redact_secrets(std::move(message), secrets));
+        return detail::reply_error_message(std::move(message), body, status, secrets);
     }
 
 private:

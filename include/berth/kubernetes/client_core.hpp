@@ -154,12 +154,7 @@ public:
             message = text("message");
             if (auto* d = o.if_contains("details"); d && d->is_object()) details = d->get_object();
         }
-        if (message.empty()) {
-            while (!body.empty() && (body.back() == '\n' || body.back() == '\r' || body.back() == ' '))
-                body.remove_suffix(1);
-            message = body.empty() ? "HTTP status " + std::to_string(status) : std::string(body);
-        }
-        message = berth::detail::bounded_outside_text(berth::detail::redact_secrets(std::move(message), secrets));
+        message = berth::detail::reply_error_message(std::move(message), body, status, secrets);
         reason = berth::detail::bounded_outside_text(reason, 64);
         const auto code = kubernetes_errc_from(status, reason);  // before `reason` is moved into the error
         return kubernetes_error(code, status, std::move(reason), std::move(message), std::move(endpoint),
