@@ -54,20 +54,20 @@ const std::string pushed_digest = "sha256:" + std::string(64, 'd');
 const std::string pods_path = "/api/v1/namespaces/evals/pods";
 
 json::object running_pod(const std::string& name, const std::string& token) {
-    return json::object{
-        {"kind", "Pod"},
-        {"metadata",
-         {{"name", name},
-          {"namespace", "evals"},
-          {"uid", "uid-1"},
-          {"resourceVersion", "12"},
-          {"labels", {{"berth.build-call", token}}}}},
-        {"spec", {{"nodeName", "node-b"}}},
-        {"status", {{"phase", "Running"}}}};
+    return json::object{{"kind", "Pod"},
+                        {"metadata",
+                         {{"name", name},
+                          {"namespace", "evals"},
+                          {"uid", "uid-1"},
+                          {"resourceVersion", "12"},
+                          {"labels", {{"berth.build-call", token}}}}},
+                        {"spec", {{"nodeName", "node-b"}}},
+                        {"status", {{"phase", "Running"}}}};
 }
 
 std::string list_of(json::array items) {
-    return json::serialize(json::object{{"kind", "PodList"}, {"metadata", {{"resourceVersion", "12"}}}, {"items", items}});
+    return json::serialize(
+        json::object{{"kind", "PodList"}, {"metadata", {{"resourceVersion", "12"}}}, {"items", items}});
 }
 
 std::string status_json(unsigned code, std::string reason, std::string message) {
@@ -92,7 +92,8 @@ struct mock_kube_cluster {
                           reply::chunked(200, {"{\"aux\":{\"ID\":\"sha256:layer\"}}\n"}, "application/json"));
         builder_engine.on(verb::post, "/images/127.0.0.1:5000/app/push",
                           reply::chunked(200,
-                                         {R"({"status":"latest: digest: )" + pushed_digest + R"( size: 527"})"
+                                         {R"({"status":"latest: digest: )" + pushed_digest +
+                                          R"( size: 527"})"
                                           "\n"},
                                          "application/json"));
         api_server.on(verb::get, pods_path + "/app-eval",
@@ -265,14 +266,18 @@ std::optional<real_cluster_setup> real_cluster() {
         const char* v = std::getenv(name);
         return std::string(v ? v : "");
     };
-    real_cluster_setup s{get("BERTH_K8S_KUBECONFIG"), get("BERTH_TEST_DOCKER_HOST"), get("BERTH_REGISTRY_OPEN"), {},
+    real_cluster_setup s{get("BERTH_K8S_KUBECONFIG"),
+                         get("BERTH_TEST_DOCKER_HOST"),
+                         get("BERTH_REGISTRY_OPEN"),
+                         {},
                          fs::path(BERTH_TEST_DATA_DIR) / "../../scripts/kubernetes"};
     if (s.docker_host.empty()) s.docker_host = get("DOCKER_HOST");
     std::istringstream nodes(get("BERTH_K8S_NODES"));
     for (std::string n; nodes >> n;) s.nodes.insert(n);
     if (s.kubeconfig.empty() || s.docker_host.empty() || s.registry.empty() || s.nodes.size() < 2) {
-        if (in_ci()) FAIL("no cluster: BERTH_K8S_KUBECONFIG, BERTH_K8S_NODES, BERTH_REGISTRY_OPEN and a dockerd are "
-                          "needed (scripts/test sets them)");
+        if (in_ci())
+            FAIL("no cluster: BERTH_K8S_KUBECONFIG, BERTH_K8S_NODES, BERTH_REGISTRY_OPEN and a dockerd are "
+                 "needed (scripts/test sets them)");
         MESSAGE("SKIPPED: no cluster, registry or dockerd (BERTH_K8S_KUBECONFIG, BERTH_REGISTRY_OPEN, DOCKER_HOST)");
         return std::nullopt;
     }
@@ -368,15 +373,13 @@ TEST_CASE("20 evaluations on two nodes: exit codes, stdout and stderr apart, cop
         temp_dir out;
         for (int i = 0; i < count; ++i) {
             auto& h = *handles[i];
-            auto r = co_await berth::exec(h, berth::argv("sh", "-c",
-                                                         "cat /work/task.txt; echo err-$0 >&2; exit $(($0 % 3))",
-                                                         std::to_string(i)),
-                                          berth::run_options{.verbose = false});
+            auto r = co_await berth::exec(
+                h, berth::argv("sh", "-c", "cat /work/task.txt; echo err-$0 >&2; exit $(($0 % 3))", std::to_string(i)),
+                berth::run_options{.verbose = false});
             CHECK(r.exit_code == i % 3);
             CHECK(r.stdout_text == "the task\n");
             CHECK(r.stderr_text == "err-" + std::to_string(i) + "\n");
-            if (i % 3 != 0)
-                CHECK_THROWS_AS(berth::log_container_output(r, {.verbose = false}), berth::script_failed);
+            if (i % 3 != 0) CHECK_THROWS_AS(berth::log_container_output(r, {.verbose = false}), berth::script_failed);
             if (i % 5 == 0) {  // copies: in, changed in the pod, out
                 write_file(out.path / "in.txt", "payload " + std::to_string(i));
                 co_await berth::copy_to_container(h, out.path / "in.txt", "/tmp/deep/dir/in.txt",
@@ -498,7 +501,8 @@ TEST_CASE("a node's kubelet killed mid-run: its evaluations fail naming the node
         restart_kubelet guard{evals.setup, lost};
         kubernetes_script(evals.setup, "kubelet-stop " + lost);
         for (auto& h : on_kept) {
-            auto r = co_await berth::exec(h, berth::argv("sh", "-c", "echo fine"), berth::run_options{.verbose = false});
+            auto r = co_await berth::exec(h, berth::argv("sh", "-c", "echo fine"),
+                                          berth::run_options{.verbose = false});
             CHECK(r.exit_code == 0);
             CHECK(r.stdout_text == "fine\n");
         }

@@ -20,8 +20,8 @@ namespace berth::kubernetes {
 
 struct kube_build_options : build_container_options {
     // Where it may run: the counterparts of the Swarm options' constraints and spread preferences.
-    std::map<std::string, std::string> node_selector{};    // {"kubernetes.io/hostname", "node-2"}, node labels
-    std::vector<node_selector_term> required_node_affinity{};  // requiredDuringScheduling...
+    std::map<std::string, std::string> node_selector{};         // {"kubernetes.io/hostname", "node-2"}, node labels
+    std::vector<node_selector_term> required_node_affinity{};   // requiredDuringScheduling...
     std::vector<topology_spread_constraint> topology_spread{};  // match_labels empty: the pod's own labels
     std::vector<toleration> tolerations{};
     // Requests: what the scheduler sets aside (memory_bytes and nano_cpus are the limits; a limit without a

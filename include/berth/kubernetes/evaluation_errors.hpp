@@ -34,8 +34,9 @@ private:
         std::string what = "pod " + pod + ": ";
         what += code == kubernetes_errc::unschedulable ? "Kubernetes cannot schedule it"
                 : code == kubernetes_errc::timeout     ? "still " + (phase.empty() ? std::string("not created") : phase)
-                : code == kubernetes_errc::not_found   ? "deleted before it ran"
-                                                       : "it failed" + (phase.empty() ? std::string() : " (" + phase + ")");
+                : code == kubernetes_errc::not_found
+                    ? "deleted before it ran"
+                    : "it failed" + (phase.empty() ? std::string() : " (" + phase + ")");
         if (!node.empty()) what += " on " + kube_node(node).describe();
         if (!reason.empty()) what += ": " + reason;
         return what + (message.empty() ? std::string() : (reason.empty() ? ": " : ", ") + message);

@@ -45,8 +45,7 @@ inline std::vector<std::string> pod_command(std::vector<std::string> cmd, const 
             throw invalid_argument_error("berth::exec: env entry " + berth::detail::quote_outside_text(kv) +
                                          " is not KEY=value");
     std::vector<std::string> out;
-    if (!e.working_dir.empty())
-        out = {"sh", "-c", "cd -- \"$1\" && shift && exec \"$@\"", "berth-cd", e.working_dir};
+    if (!e.working_dir.empty()) out = {"sh", "-c", "cd -- \"$1\" && shift && exec \"$@\"", "berth-cd", e.working_dir};
     if (!env.empty()) {
         out.push_back("env");
         out.insert(out.end(), env.begin(), env.end());
@@ -111,9 +110,9 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
     } catch (const k8s::kubernetes_error& k) {
         if (k.code() != k8s::kubernetes_errc::timeout) throw;  // the API server's refusal stays what it is
         timed_out = true;
-        failure = std::make_exception_ptr(connection_error(
-            asio::error::timed_out, "the command ran longer than its time limit (" + describe_duration(options.timeout) +
-                                        ")"));
+        failure = std::make_exception_ptr(
+            connection_error(asio::error::timed_out, "the command ran longer than its time limit (" +
+                                                         describe_duration(options.timeout) + ")"));
     } catch (const connection_error&) { failure = std::current_exception(); } catch (const protocol_error&) {
         failure = std::current_exception();
     } catch (const berth::error&) { throw; } catch (const boost::system::system_error&) {
@@ -125,8 +124,8 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
         if (timed_out) {
             result.outcome.end = exec_end::timed_out;
             try {
-                auto kill = k8s::detail::helper_exec(e, argv("sh", "-c", detail::kill_by_token_script, "berth-kill",
-                                                             token));
+                auto kill = k8s::detail::helper_exec(
+                    e, argv("sh", "-c", detail::kill_by_token_script, "berth-kill", token));
                 auto killed = co_await k8s::detail::run_in_pod(e, std::move(kill));
                 auto count = killed.stdout_text;
                 while (!count.empty() && (count.back() == '\n' || count.back() == '\r')) count.pop_back();
@@ -159,10 +158,10 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
         result.outcome.signal = exit_code - 128;
         if (exit_code == 128 + 9) {
             try {
-                auto read = k8s::detail::helper_exec(
-                    e, argv("cat", "/sys/fs/cgroup/memory/memory.oom_control",
-                            "/sys/fs/cgroup/memory/memory.max_usage_in_bytes", "/sys/fs/cgroup/memory.events",
-                            "/sys/fs/cgroup/memory.peak"));
+                auto read = k8s::detail::helper_exec(e, argv("cat", "/sys/fs/cgroup/memory/memory.oom_control",
+                                                             "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
+                                                             "/sys/fs/cgroup/memory.events",
+                                                             "/sys/fs/cgroup/memory.peak"));
                 auto out = co_await k8s::detail::run_in_pod(e, std::move(read));  // exit 1: the other version's files
                 auto verdict = detail::parse_memory_cgroup(out.stdout_text);
                 if (verdict.oom_killed) {
@@ -187,8 +186,7 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
     return exec(std::move(e), split_command(command_line), std::move(options));
 }
 template <transport Transport>
-boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transport> e,
-                                         std::string_view command_line) {
+boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transport> e, std::string_view command_line) {
     return exec(std::move(e), split_command(command_line), run_options{});
 }
 
@@ -243,9 +241,8 @@ boost::asio::awaitable<std::string> evaluation_logs(basic_pod_evaluation<Transpo
     options.namespace_name = e.namespace_name;
     options.container = e.container;
     auto& pods = e.cluster().api().pods();
-    co_return co_await detail::through_node(e, [&]() -> boost::asio::awaitable<std::string> {
-        co_return co_await pods.logs(e.name, std::move(options));
-    });
+    co_return co_await detail::through_node(
+        e, [&]() -> boost::asio::awaitable<std::string> { co_return co_await pods.logs(e.name, std::move(options)); });
 }
 template <transport Transport>
 boost::asio::awaitable<std::string> evaluation_logs(basic_pod_evaluation<Transport> e) {
@@ -280,8 +277,8 @@ boost::asio::awaitable<cleanup_report> cleanup_container(kubernetes::basic_pod_e
     try {
         bool gone = false;
         try {
-            co_await pods.remove(e.name, k8s::pod_delete_options{.namespace_name = e.namespace_name,
-                                                                 .grace_period_seconds = grace});
+            co_await pods.remove(
+                e.name, k8s::pod_delete_options{.namespace_name = e.namespace_name, .grace_period_seconds = grace});
         } catch (const k8s::kubernetes_error& k) {
             if (k.code() != k8s::kubernetes_errc::not_found) throw;
             gone = true;

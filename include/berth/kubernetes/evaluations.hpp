@@ -36,15 +36,16 @@ struct evaluations_cleanup_options {
 };
 
 struct kube_evaluations_cleanup_report {
-    std::size_t pods_removed = 0;            // confirmed stopped by their nodes, then deleted
-    std::vector<std::string> unconfirmed{};  // deleted at once: their node did not confirm in time
+    std::size_t pods_removed = 0;              // confirmed stopped by their nodes, then deleted
+    std::vector<std::string> unconfirmed{};    // deleted at once: their node did not confirm in time
     std::vector<node_identity> unreachable{};  // the nodes of those pods
     bool complete() const noexcept { return unconfirmed.empty(); }
 };
 
 template <transport Transport>
-boost::asio::awaitable<kube_evaluations_cleanup_report> cleanup_evaluations(
-    basic_kube_cluster<Transport>& cluster, std::string label_selector, evaluations_cleanup_options options) {
+boost::asio::awaitable<kube_evaluations_cleanup_report> cleanup_evaluations(basic_kube_cluster<Transport>& cluster,
+                                                                            std::string label_selector,
+                                                                            evaluations_cleanup_options options) {
     if (label_selector.empty())
         throw invalid_argument_error("berth: cleanup_evaluations needs a label selector (an empty one is every pod)");
     if (options.grace_period_seconds < 0)
@@ -71,13 +72,15 @@ boost::asio::awaitable<kube_evaluations_cleanup_report> cleanup_evaluations(
         co_return running.empty();
     };
     const auto deadline = std::chrono::steady_clock::now() + options.confirm_limit;
-    const berth::detail::poll_policy policy{.first = std::chrono::milliseconds(20), .max = std::chrono::milliseconds(500)};
+    const berth::detail::poll_policy policy{.first = std::chrono::milliseconds(20),
+                                            .max = std::chrono::milliseconds(500)};
     co_await berth::detail::poll_until(all_ended, policy, deadline);
     std::set<std::string> nodes;
     for (auto& p : running) {
         co_await detail::remove_at_once(pods, ns, p.name, p.uid);
         report.unconfirmed.push_back(p.name);
-        if (!p.node_name.empty() && nodes.insert(p.node_name).second) report.unreachable.push_back(kube_node(p.node_name));
+        if (!p.node_name.empty() && nodes.insert(p.node_name).second)
+            report.unreachable.push_back(kube_node(p.node_name));
         log->warning("Pod " + p.name + " deleted at once: " +
                      (p.node_name.empty() ? std::string("it was never scheduled")
                                           : kube_node(p.node_name).describe() + " did not report it stopped"));
