@@ -37,8 +37,8 @@ asio::awaitable<bool> evaluate(k8s::kube_cluster& cluster, fs::path repo, std::s
     build.repo_path = repo.string();
     build.image_name = "harness";
     build.container_name = "harness-" + run_id + "-" + std::to_string(worker);  // the pod's name
-    build.labels["berth-run"] = run_id;  // how this run's evaluations are found again
-    build.mount_name = "hyperagents";    // the repository at /hyperagents in the image
+    build.labels["berth-run"] = run_id;     // how this run's evaluations are found again
+    build.mount_name = "hyperagents";       // the repository at /hyperagents in the image
     build.reserve_memory_bytes = 64 << 20;  // the scheduler places the pod on a node with this much to spare
     build.memory_bytes = 256 << 20;         // and the container may not use more
     build.topology_spread = {k8s::topology_spread_constraint{}};  // spread the run over the nodes

@@ -249,6 +249,21 @@ TEST_CASE("a pod create refused with a 4xx is not looked up by label; 422 is inv
         CHECK_FALSE(contains(q.query("labelSelector").value_or(""), "berth.build-call"));
     CHECK(m.api_server.requests_to(verb::delete_, pods_path + "/app-eval").empty());
 }
+
+TEST_CASE("a pod's cgroup figures: v1 and v2 read, anything else in the output ignored") {
+    auto v1 = k8s::detail::parse_cgroup_figures("cpu_ns 2500000000\npeak 3035136\noom_kill 0\n");
+    CHECK(v1.cpu_seconds == doctest::Approx(2.5));
+    CHECK(v1.peak_memory_bytes == 3035136u);
+    CHECK_FALSE(v1.oom_killed);
+    auto v2 = k8s::detail::parse_cgroup_figures("cpu_us 1500000\npeak 42\noom_kill 2");
+    CHECK(v2.cpu_seconds == doctest::Approx(1.5));
+    CHECK(v2.oom_killed);
+    auto hostile = k8s::detail::parse_cgroup_figures(
+        "peak 99999999999999999999999\ncpu_ns -1\noom_kill x\npeak\n\n cpu_ns 5\npeak 7 8\n" + std::string(5000, 'z'));
+    CHECK_FALSE(hostile.cpu_seconds);
+    CHECK_FALSE(hostile.peak_memory_bytes);
+    CHECK_FALSE(hostile.oom_killed);
+}
 }  // TEST_SUITE("kubernetes build_container (mock API server)")
 
 // --- the real cluster ---
@@ -534,6 +549,50 @@ TEST_CASE("a node's kubelet killed mid-run: its evaluations fail naming the node
         CHECK(report.unreachable[0].hostname == lost);
         CHECK_FALSE(report.complete());
         CHECK((co_await k8s::list_evaluations(cluster, evals.run_label())).empty());
+    });
+}
+
+TEST_CASE("exec on a pod: a time limit kills the command, an OOM kill is told from a SIGKILL, figures read") {
+    auto setup = real_cluster();
+    if (!setup) return;
+    real_evaluations evals(*setup);
+    evals.run([&](k8s::kube_cluster& cluster) -> asio::awaitable<void> {
+        auto o = evals.options("outcomes-" + evals.run_id);
+        o.memory_bytes = 48 << 20;
+        auto r = co_await berth::build_container(cluster, o);
+        REQUIRE_MESSAGE(r.has_value(), (r.failure() ? r.failure()->message : ""));
+
+        berth::run_options limited{.verbose = false};
+        limited.timeout = std::chrono::seconds(1);
+        std::optional<berth::exec_result> partial;
+        try {
+            co_await berth::exec(*r, berth::argv("sh", "-c", "echo started; sleep 60"), limited);
+        } catch (const berth::exec_interrupted& e) { partial = e.partial(); }
+        REQUIRE(partial);
+        CHECK(partial->outcome.end == berth::exec_end::timed_out);
+        CHECK_MESSAGE(partial->outcome.process_killed, partial->outcome.detail);
+        CHECK(partial->output == "started\n");
+        auto left = co_await berth::exec(*r, berth::argv("sh", "-c", "ps | grep -c 'sleep 6[0]' || true"),
+                                         berth::run_options{.verbose = false});
+        CHECK(left.stdout_text == "0\n");
+
+        auto killed = co_await berth::exec(*r, berth::argv("sh", "-c", "kill -9 $$"),
+                                           berth::run_options{.verbose = false});
+        CHECK(killed.exit_code == 137);
+        CHECK(killed.outcome.end == berth::exec_end::signalled);
+        CHECK(killed.outcome.signal == 9);
+
+        berth::run_options measured{.verbose = false};
+        measured.measure_usage = true;
+        auto hog = co_await berth::exec(*r, berth::argv("sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a)"),
+                                        measured);
+        CHECK(hog.exit_code == 137);
+        CHECK(hog.outcome.end == berth::exec_end::oom_killed);
+        REQUIRE(hog.usage.container_peak_memory_bytes);
+        CHECK(*hog.usage.container_peak_memory_bytes > (32u << 20));
+        CHECK(*hog.usage.container_peak_memory_bytes <= (48u << 20));
+        REQUIRE(hog.usage.container_cpu_seconds);
+        CHECK(*hog.usage.container_cpu_seconds > 0);
     });
 }
 }  // TEST_SUITE("kubernetes build_container (real cluster)")

@@ -5,10 +5,11 @@
 // pods/exec (kubernetes/exec.hpp, kubernetes/copy.hpp), logs through pods/log. A node whose kubelet the API server
 // cannot reach is a node_unreachable_error naming the node.
 //
-// What Kubernetes' exec cannot do is refused, not dropped: a user, privileged, a console size, detach keys and
-// usage figures (no stats without a metrics server). env and working_dir are given to the command through `env`
-// and `sh` in the image; a time limit kills the command's processes as on one engine (a second exec that kills
-// every process carrying the command's token).
+// What Kubernetes' exec cannot do is refused, not dropped: a user, privileged, a console size, detach keys. env and
+// working_dir are given to the command through `env` and `sh` in the image; a time limit kills the command's
+// processes as on one engine (a second exec that kills every process carrying the command's token); the
+// container's figures (measure_usage, and whether a SIGKILL was the OOM killer's) are read from its cgroup by one
+// more exec, since there is no stats endpoint without a metrics server.
 #include <berth/eval/cleanup_container.hpp>
 #include <berth/eval/copy.hpp>
 #include <berth/eval/exec.hpp>
@@ -31,7 +32,6 @@ inline void refuse_for_pods(const run_options& o) {
     if (o.exec.privileged) refuse("exec.privileged");
     if (o.exec.console_size) refuse("exec.console_size");
     if (!o.exec.detach_keys.empty()) refuse("exec.detach_keys");
-    if (o.measure_usage) refuse("measure_usage (no container figures without a metrics server)");
 }
 
 // The argv that gives the command its environment and directory (and the time limit's token), through the image's
@@ -55,6 +55,46 @@ inline std::vector<std::string> pod_command(std::vector<std::string> cmd, const 
         out.push_back("--");  // a program name with '=' is not taken for a variable
     out.insert(out.end(), cmd.begin(), cmd.end());
     return out;
+}
+
+// Prints the container's cgroup figures, v1 or v2, one "name value" line each: cpu_ns or cpu_us (CPU time since
+// the container started), peak (the memory high-water mark), oom_kill (OOM kills since it started).
+inline constexpr const char* cgroup_figures_script =
+    "c=/sys/fs/cgroup; if [ -r $c/cpuacct/cpuacct.usage ]; then echo \"cpu_ns $(cat $c/cpuacct/cpuacct.usage)\"; "
+    "elif [ -r $c/cpu.stat ]; then sed -n 's/^usage_usec /cpu_us /p' $c/cpu.stat; fi; "
+    "for f in $c/memory/memory.max_usage_in_bytes $c/memory.peak; do "
+    "if [ -r $f ]; then echo \"peak $(cat $f)\"; fi; done; "
+    "for f in $c/memory/memory.oom_control $c/memory.events; do if [ -r $f ]; then grep '^oom_kill ' $f; fi; done";
+
+struct cgroup_figures {
+    std::optional<double> cpu_seconds{};
+    std::optional<std::uint64_t> peak_memory_bytes{};
+    bool oom_killed = false;
+};
+
+// Lines that are not "name digits" are ignored (the script's output is the pod's: bounded and checked here).
+inline cgroup_figures parse_cgroup_figures(std::string_view text) {
+    cgroup_figures f;
+    while (!text.empty()) {
+        auto nl = text.find('\n');
+        auto line = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+        auto space = line.find(' ');
+        if (space == std::string_view::npos) continue;
+        auto name = line.substr(0, space), digits = line.substr(space + 1);
+        if (digits.empty() || digits.size() > 19 || digits.find_first_not_of("0123456789") != std::string_view::npos)
+            continue;
+        const auto value = std::stoull(std::string(digits));
+        if (name == "cpu_ns")
+            f.cpu_seconds = static_cast<double>(value) / 1e9;
+        else if (name == "cpu_us")
+            f.cpu_seconds = static_cast<double>(value) / 1e6;
+        else if (name == "peak" && !f.peak_memory_bytes)
+            f.peak_memory_bytes = value;
+        else if (name == "oom_kill" && value != 0)
+            f.oom_killed = true;
+    }
+    return f;
 }
 
 template <transport Transport>
@@ -153,24 +193,25 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
     }
     result.exit_code = exit_code;
     // 128+N is a death by signal N; SIGKILL may be the kernel's OOM killer, which the memory cgroup counts.
+    const bool killed = exit_code == 128 + 9;
     if (exit_code > 128 && exit_code <= 128 + 64) {
         result.outcome.end = exec_end::signalled;
         result.outcome.signal = exit_code - 128;
-        if (exit_code == 128 + 9) {
-            try {
-                auto read = k8s::detail::helper_exec(e, argv("cat", "/sys/fs/cgroup/memory/memory.oom_control",
-                                                             "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
-                                                             "/sys/fs/cgroup/memory.events",
-                                                             "/sys/fs/cgroup/memory.peak"));
-                auto out = co_await k8s::detail::run_in_pod(e, std::move(read));  // exit 1: the other version's files
-                auto verdict = detail::parse_memory_cgroup(out.stdout_text);
-                if (verdict.oom_killed) {
-                    result.outcome.end = exec_end::oom_killed;
-                    result.usage.container_peak_memory_bytes = verdict.peak_memory_bytes;
-                }
-            } catch (const std::exception& k) {
-                result.outcome.detail = std::string("could not read the pod's memory cgroup: ") + k.what();
+    }
+    if (killed || options.measure_usage) {
+        try {
+            auto read = k8s::detail::helper_exec(e, argv("sh", "-c", k8s::detail::cgroup_figures_script));
+            auto out = co_await k8s::detail::run_in_pod(e, std::move(read));
+            auto figures = k8s::detail::parse_cgroup_figures(out.stdout_text);
+            if (killed && figures.oom_killed) result.outcome.end = exec_end::oom_killed;
+            if (options.measure_usage || result.outcome.end == exec_end::oom_killed)
+                result.usage.container_peak_memory_bytes = figures.peak_memory_bytes;
+            if (options.measure_usage) {
+                result.usage.container_cpu_seconds = figures.cpu_seconds;
+                result.usage.sampled_at = std::chrono::system_clock::now();
             }
+        } catch (const std::exception& k) {
+            result.outcome.detail = std::string("could not read the pod's cgroup: ") + k.what();
         }
     }
     co_return result;
