@@ -35,19 +35,6 @@ using verb = boost::beast::http::verb;
 
 namespace {
 
-template <class E>
-const E* failure_as(const berth::build_failure* f) {
-    if (f == nullptr || !f->error) return nullptr;
-    try {
-        std::rethrow_exception(f->error);
-    } catch (const E& e) {
-        static thread_local std::optional<E> kept;
-        kept.emplace(e);
-        return &*kept;
-    } catch (...) {}
-    return nullptr;
-}
-
 // --- the mock cluster: an API server and a builder engine, each a mock_engine ---
 
 const std::string pushed_digest = "sha256:" + std::string(64, 'd');
@@ -451,7 +438,7 @@ TEST_CASE("more memory than any node has: fails at once with Kubernetes' reason,
         auto r = co_await berth::build_container(cluster, o);
         REQUIRE_FALSE(r.has_value());
         CHECK(r.failure()->reason == berth::build_failure_reason::engine_refused);
-        auto* e = failure_as<k8s::pod_start_error>(r.failure());
+        auto* e = failure_error<k8s::pod_start_error>(r.failure());
         REQUIRE(e != nullptr);
         CHECK(e->code() == k8s::kubernetes_errc::unschedulable);
         CHECK(e->reason() == "Unschedulable");

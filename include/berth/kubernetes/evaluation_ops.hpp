@@ -167,9 +167,7 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
                 auto kill = k8s::detail::helper_exec(
                     e, argv("sh", "-c", detail::kill_by_token_script, "berth-kill", token));
                 auto killed = co_await k8s::detail::run_in_pod(e, std::move(kill));
-                auto count = killed.stdout_text;
-                while (!count.empty() && (count.back() == '\n' || count.back() == '\r')) count.pop_back();
-                result.outcome.process_killed = killed.exit_code == 0 && !count.empty() && count != "0";
+                result.outcome.process_killed = killed.exit_code == 0 && detail::killed_any(killed.stdout_text);
                 if (!result.outcome.process_killed)
                     result.outcome.detail = killed.exit_code != 0 ? "the kill in the pod failed (exit code " +
                                                                         std::to_string(killed.exit_code) + ")"
@@ -180,24 +178,15 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
             if (!result.outcome.process_killed && options.verbose)
                 log->warning("The command timed out and berth could not kill it: " + result.outcome.detail);
         } else {
-            bool cancelled = false;
-            try {
-                std::rethrow_exception(failure);
-            } catch (const boost::system::system_error& s) {
-                cancelled = s.code() == asio::error::operation_aborted;
-                result.outcome.detail = cancelled ? std::string() : s.what();
-            } catch (const std::exception& s) { result.outcome.detail = s.what(); }
-            result.outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
+            detail::note_interruption(result.outcome, failure);
+            if (result.outcome.end == exec_end::cancelled) result.outcome.detail.clear();
         }
         throw exec_interrupted(failure, std::move(result));
     }
     result.exit_code = exit_code;
     // 128+N is a death by signal N; SIGKILL may be the kernel's OOM killer, which the memory cgroup counts.
     const bool killed = exit_code == 128 + 9;
-    if (exit_code > 128 && exit_code <= 128 + 64) {
-        result.outcome.end = exec_end::signalled;
-        result.outcome.signal = exit_code - 128;
-    }
+    detail::note_signal(result.outcome, exit_code);
     if (killed || options.measure_usage) {
         try {
             auto read = k8s::detail::helper_exec(e, argv("sh", "-c", k8s::detail::cgroup_figures_script));
