@@ -286,7 +286,8 @@ inline bool killed_any(std::string text) {
     return !count.empty() && count != "0";
 }
 
-// How a command whose end was not seen ended, from what broke it: the caller cancelled, or the engine was lost.
+// How a command whose end was not seen ended, from what broke it: the caller cancelled (nothing more to say), or
+// the engine was lost (why, in detail).
 inline void note_interruption(exec_outcome& outcome, const std::exception_ptr& failure) {
     bool cancelled = false;
     try {
@@ -296,6 +297,7 @@ inline void note_interruption(exec_outcome& outcome, const std::exception_ptr& f
         outcome.detail = s.what();
     } catch (const std::exception& s) { outcome.detail = s.what(); }
     outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
+    if (cancelled) outcome.detail.clear();
 }
 
 // The engines report a death by signal N as 128+N.
@@ -469,7 +471,6 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
                 log->warning("The command timed out and berth could not kill it: " + result.outcome.detail);
         } else {
             detail::note_interruption(result.outcome, failure);
-            if (result.outcome.end == exec_end::cancelled) result.outcome.detail.clear();
         }
         throw exec_interrupted(failure, std::move(result));
     }

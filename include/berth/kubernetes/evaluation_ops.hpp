@@ -179,7 +179,6 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
                 log->warning("The command timed out and berth could not kill it: " + result.outcome.detail);
         } else {
             detail::note_interruption(result.outcome, failure);
-            if (result.outcome.end == exec_end::cancelled) result.outcome.detail.clear();
         }
         throw exec_interrupted(failure, std::move(result));
     }
