@@ -545,6 +545,18 @@ TEST_CASE("engine_endpoint probe_path: CR/LF or a relative path refused before c
     server.acceptor.close();
 }
 
+TEST_CASE("a header that would end early is refused where every request is sent, not written") {
+    // a token given in code, not read from a kubeconfig (whose reader refuses it first)
+    kube_fixture f;
+    auto c = kube_fixture::connection();
+    c.token = "t0ken\r\nX-Evil: 1";
+    mock_kube_client client(f.engine, c, {});
+    auto refused = thrown<berth::invalid_argument_error>([&] { f.run(client.pods().get("p")); });
+    CHECK(contains(refused.what(), "control character"));
+    CHECK_FALSE(contains(refused.what(), "X-Evil"));  // the secret's text is not repeated
+    CHECK(f.engine.requests().empty());
+}
+
 TEST_CASE("TLS material in memory that is not PEM, or half of it, is a tls_error before any connection") {
     asio::io_context ioc;
     k8s::kube_connection c;
