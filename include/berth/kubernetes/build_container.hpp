@@ -156,7 +156,8 @@ public:
             throw invalid_argument_error("kube_cluster_options.registry is empty: the nodes pull the image from there");
         evaluation_pod_spec(options_, "image", options_.request_gpus, cluster_.options().image_pull_secrets);
         // the API server answers and lets us list pods here, before an image is built for nothing
-        co_await cluster_.api().pods().list(pod_list_options{.namespace_name = namespace_, .limit = 1});
+        const pod_list_options one{.namespace_name = namespace_, .limit = 1};  // named: g++ 12 (docs/guide.md)
+        co_await cluster_.api().pods().list(one);
         co_await cluster_.builder().version();
     }
     // Built and pushed once per image (and repository, mount, rebuild), however many evaluations ask at once.
@@ -172,7 +173,7 @@ public:
     }
     boost::asio::awaitable<bool> remove_existing() {
         try {
-            co_await cluster_.api().pods().get(options_.container_name, pod_get_options{.namespace_name = namespace_});
+            co_await cluster_.api().pods().get(options_.container_name, in_namespace_);
         } catch (const kubernetes_error& e) {
             if (e.code() != kubernetes_errc::not_found) throw;
             co_return false;
@@ -185,7 +186,8 @@ public:
     boost::asio::awaitable<std::string> create(const std::string& image, bool gpu, const std::string& token) {
         auto spec = evaluation_pod_spec(options_, image, gpu, cluster_.options().image_pull_secrets);
         spec.labels[build_call_label] = token;
-        auto created = co_await cluster_.api().pods().create(spec, pod_create_options{.namespace_name = namespace_});
+        const pod_create_options in_namespace{.namespace_name = namespace_};
+        auto created = co_await cluster_.api().pods().create(spec, in_namespace);
         co_return created.name;
     }
     // A refusal (4xx) made nothing; a 5xx or no reply may have made the pod (the pipeline then looks by label).
@@ -210,7 +212,7 @@ public:
             if (e.code() != kubernetes_errc::timeout) throw;
         }
         // Still not running: say where it is and what it waits for (an image pull, a node that is gone).
-        auto last = co_await cluster_.api().pods().get(name, pod_get_options{.namespace_name = namespace_});
+        auto last = co_await cluster_.api().pods().get(name, in_namespace_);
         throw pod_start_error(kubernetes_errc::timeout, name, last.phase, waiting_text(last),
                               "not running after " + describe_duration(options_.start_timeout), last.node_name);
     }
@@ -245,14 +247,15 @@ public:
     boost::asio::awaitable<void> remove(const std::string& name) {
         auto& pods = cluster_.api().pods();
         try {
-            co_await pods.remove(name, pod_delete_options{.namespace_name = namespace_, .grace_period_seconds = 0});
+            const pod_delete_options now{.namespace_name = namespace_, .grace_period_seconds = 0};
+            co_await pods.remove(name, now);
         } catch (const kubernetes_error& e) {
             if (e.code() != kubernetes_errc::not_found) throw;
             co_return;
         }
         auto gone = [&]() -> boost::asio::awaitable<bool> {
             try {
-                co_await pods.get(name, pod_get_options{.namespace_name = namespace_});
+                co_await pods.get(name, in_namespace_);
             } catch (const kubernetes_error& e) {
                 if (e.code() == kubernetes_errc::not_found) co_return true;
                 throw;
@@ -264,8 +267,8 @@ public:
         co_await berth::detail::poll_until(gone, policy);
     }
     boost::asio::awaitable<std::vector<std::string>> find_labelled(const std::string& label) {
-        auto found = co_await cluster_.api().pods().list(
-            pod_list_options{.namespace_name = namespace_, .label_selector = label});
+        const pod_list_options labelled{.namespace_name = namespace_, .label_selector = label};
+        auto found = co_await cluster_.api().pods().list(labelled);
         std::vector<std::string> names;
         for (auto& p : found.items) names.push_back(p.name);
         co_return names;
@@ -290,6 +293,8 @@ private:
     const kube_build_options& options_;
     logger& log_;
     std::string namespace_;
+    // Options are named, never built inside a co_await expression: g++ 12 destroys such a temporary twice.
+    pod_get_options in_namespace_{.namespace_name = namespace_};
     pod running_{};
 };
 

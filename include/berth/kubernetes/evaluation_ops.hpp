@@ -108,8 +108,11 @@ pod_exec_options helper_exec(const basic_pod_evaluation<Transport>&, std::vector
 template <transport Transport>
 boost::asio::awaitable<pod_exec_result> run_in_pod(const basic_pod_evaluation<Transport>& e, pod_exec_options o) {
     auto& api = e.cluster().api();
+    // named, not built inside the co_await: g++ 12 destroys such temporaries twice (docs/guide.md)
+    auto headers = api.auth_headers();
+    auto where = e.where();
     co_return co_await through_node(e, [&]() -> boost::asio::awaitable<pod_exec_result> {
-        co_return co_await exec_in_pod(api.transport(), api.auth_headers(), e.where(), std::move(o));
+        co_return co_await exec_in_pod(api.transport(), std::move(headers), std::move(where), std::move(o));
     });
 }
 
@@ -235,9 +238,12 @@ template <transport Transport>
 boost::asio::awaitable<void> copy_to_container(kubernetes::basic_pod_evaluation<Transport> e,
                                                std::filesystem::path source, std::string dest, copy_options options) {
     auto& api = e.cluster().api();
+    auto headers = api.auth_headers();  // named: g++ 12 (docs/guide.md)
+    auto where = e.where();
+    auto copy = kubernetes::detail::pod_copy_of(options);
     co_await kubernetes::detail::through_node(e, [&]() -> boost::asio::awaitable<void> {
-        co_await kubernetes::copy_to_pod(api.transport(), api.auth_headers(), e.where(), std::move(source),
-                                         std::move(dest), kubernetes::detail::pod_copy_of(options));
+        co_await kubernetes::copy_to_pod(api.transport(), std::move(headers), std::move(where), std::move(source),
+                                         std::move(dest), std::move(copy));
     });
 }
 template <transport Transport>
@@ -251,9 +257,12 @@ boost::asio::awaitable<copy_result> copy_from_container(kubernetes::basic_pod_ev
                                                         std::string source, std::filesystem::path dest,
                                                         copy_options options) {
     auto& api = e.cluster().api();
+    auto headers = api.auth_headers();  // named: g++ 12 (docs/guide.md)
+    auto where = e.where();
+    auto copy = kubernetes::detail::pod_copy_of(options);
     co_return co_await kubernetes::detail::through_node(e, [&]() -> boost::asio::awaitable<copy_result> {
-        co_return co_await kubernetes::copy_from_pod(api.transport(), api.auth_headers(), e.where(), std::move(source),
-                                                     std::move(dest), kubernetes::detail::pod_copy_of(options));
+        co_return co_await kubernetes::copy_from_pod(api.transport(), std::move(headers), std::move(where),
+                                                     std::move(source), std::move(dest), std::move(copy));
     });
 }
 template <transport Transport>
@@ -306,8 +315,8 @@ boost::asio::awaitable<cleanup_report> cleanup_container(kubernetes::basic_pod_e
     try {
         bool gone = false;
         try {
-            co_await pods.remove(
-                e.name, k8s::pod_delete_options{.namespace_name = e.namespace_name, .grace_period_seconds = grace});
+            const k8s::pod_delete_options graceful{.namespace_name = e.namespace_name, .grace_period_seconds = grace};
+            co_await pods.remove(e.name, graceful);  // named: g++ 12 (docs/guide.md)
         } catch (const k8s::kubernetes_error& k) {
             if (k.code() != k8s::kubernetes_errc::not_found) throw;
             gone = true;

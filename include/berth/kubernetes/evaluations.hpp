@@ -54,8 +54,8 @@ boost::asio::awaitable<kube_evaluations_cleanup_report> cleanup_evaluations(basi
     auto& pods = cluster.api().pods();
     const auto ns = cluster.namespace_name();
     kube_evaluations_cleanup_report report;
-    co_await pods.remove_collection(
-        label_selector, pod_delete_options{.namespace_name = ns, .grace_period_seconds = options.grace_period_seconds});
+    const pod_delete_options graceful{.namespace_name = ns, .grace_period_seconds = options.grace_period_seconds};
+    co_await pods.remove_collection(label_selector, graceful);  // named: g++ 12 (docs/guide.md)
     // Each node reports its pods' containers ended; then the objects go at once (a 1.20 kubelet takes up to 10 s
     // more to remove them itself).
     std::vector<pod> running;

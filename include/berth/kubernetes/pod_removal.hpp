@@ -22,9 +22,11 @@ template <transport Transport>
 boost::asio::awaitable<void> remove_at_once(pods_api<Transport>& pods, const std::string& ns, const std::string& name,
                                             const std::string& uid) {
     try {
-        auto now = co_await pods.get(name, pod_get_options{.namespace_name = ns});
-        if (!uid.empty() && now.uid != uid) co_return;
-        co_await pods.remove(name, pod_delete_options{.namespace_name = ns, .grace_period_seconds = 0});
+        const pod_get_options in_namespace{.namespace_name = ns};  // named: g++ 12 (docs/guide.md)
+        auto current = co_await pods.get(name, in_namespace);
+        if (!uid.empty() && current.uid != uid) co_return;
+        const pod_delete_options now{.namespace_name = ns, .grace_period_seconds = 0};
+        co_await pods.remove(name, now);
     } catch (const kubernetes_error& k) {
         if (k.code() != kubernetes_errc::not_found) throw;
     }
