@@ -9,11 +9,11 @@
 // and the overhead of placing one evaluation, each way ROUNDS times after a warm-up, the three interleaved:
 //
 //   bench_kubernetes place ROUNDS
-//     kube start=S created=S running=S ready=S api_running=N api_ready=N node=NODE
-//         berth::build_container(kube_cluster, ...) until it returns (start), then cleanup_container. A watch on
-//         the round's label, opened before, sees the pod appear in the API server (created), reach phase Running
-//         (running) and condition Ready (ready), in seconds from the call (the client's clock, millisecond
-//         resolution). api_*: the API server's own record, from creationTimestamp to the container's
+//     kube start=S created=S running=S api_running=N api_ready=N node=NODE
+//         berth::build_container(kube_cluster, ...) until it returns (start: it returns once the pod is Running),
+//         then cleanup_container. A watch on the round's label, opened before by a client of its own, sees the pod
+//         appear in the API server (created) and reach phase Running (running), in seconds from the call (the
+//         client's clock, millisecond resolution). api_*: the API server's own record, from creationTimestamp to the container's
 //         state.running.startedAt and to the Ready condition's lastTransitionTime: whole seconds in 1.20.
 //     kubectl start=S
 //         `kubectl run --restart=Never` of the same image and command, then `kubectl wait --for=condition=Ready`
@@ -22,8 +22,8 @@
 //         from the service's creation to its task recorded as running
 //
 // The Kubernetes cluster is the kubeconfig's at BERTH_K8S_KUBECONFIG (its current context and namespace). place
-// also takes BENCH_REPO (the build context: a Dockerfile FROM an image in the registry), BENCH_IMAGE (the image's
-// name), BENCH_RUN (the label value berth-bench=RUN every pod gets), BENCH_BUILDER (the engine that builds and
+// also takes BENCH_REPO and BENCH_SWARM_REPO (the build contexts: a Dockerfile FROM an image the builder, and the
+// Swarm's nodes, have), BENCH_IMAGE (the image's name), BENCH_RUN (the label value berth-bench=RUN every pod gets), BENCH_BUILDER (the engine that builds and
 // pushes for Kubernetes), BENCH_REGISTRY (host:port, reached by that engine and by the nodes), BENCH_LOG, and the
 // Swarm's environment (BERTH_SWARM_MANAGER, BERTH_SWARM_CERTS, BERTH_SWARM_REGISTRY).
 #include <berth/berth.hpp>
@@ -33,7 +33,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <sys/resource.h>
@@ -43,6 +42,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -143,31 +143,36 @@ void check_started(const Result& c, const std::string& name) {
           "build_container " + name + " failed: " + (c.failure() ? c.failure()->message : std::string("?")));
 }
 
-// What a watch on the round's label saw, in seconds from `began` (negative: not seen).
+// What a watch on the round's label saw, in seconds from `began` (negative: not seen). Shared with the watch, which
+// may outlive its round.
 struct pod_seen {
     clock_type::time_point began{};
-    double created = -1, running = -1, ready = -1;
+    double created = -1, running = -1;
+    bool ended = false;
 };
 
-asio::awaitable<void> watch_pod(k8s::pod_watch<berth::socket_transport> watch, pod_seen& seen) {
+// Until the pod is Running (build_container's own end), its deletion or the watch's end.
+asio::awaitable<void> watch_pod(k8s::pod_watch<berth::socket_transport> watch, std::shared_ptr<pod_seen> seen) {
     while (auto event = co_await watch.next()) {
-        const double t = seconds_since(seen.began);
+        const double t = seconds_since(seen->began);
         if (event->type == k8s::watch_event::kind::deleted) break;
         if (event->type == k8s::watch_event::kind::bookmark) continue;
-        const auto& p = event->object;
-        if (seen.created < 0) seen.created = t;
-        if (seen.running < 0 && p.phase == "Running") seen.running = t;
-        if (auto* c = p.condition("Ready"); seen.ready < 0 && c && c->status == "True") seen.ready = t;
-        if (seen.running >= 0 && seen.ready >= 0) break;
+        if (seen->created < 0) seen->created = t;
+        if (event->object.phase == "Running") {
+            seen->running = t;
+            break;
+        }
     }
 }
 
 struct placement {
     k8s::kube_client& api;
-    k8s::kube_cluster<berth::socket_transport>& kube;
+    k8s::kube_client& watcher;  // the rounds' watches: a client of their own, apart from berth's requests
+    k8s::kube_cluster& kube;
     berth::cluster& swarm;
     std::string run;
-    std::string kubectl_image{}, kubectl_command{};  // from berth's warm-up pod: kubectl runs the same
+    // From berth's warm-up pod: kubectl runs the same image and command, in a pod of the same shape.
+    std::string kubectl_image{}, kubectl_command{}, kubectl_overrides{};
 };
 
 asio::awaitable<void> kube_once(placement& p, const std::string& name, bool print) {
@@ -179,25 +184,29 @@ asio::awaitable<void> kube_once(placement& p, const std::string& name, bool prin
     o.labels["berth-bench"] = p.run;
     o.labels["berth-bench-round"] = name;
     // The watch is open before the evaluation starts, so that it sees the pod's first state.
-    k8s::pod_watch_options w{.label_selector = "berth-bench-round=" + name, .timeout_seconds = 300};
-    auto watch = co_await p.api.pods().watch(w);
+    k8s::pod_watch_options w{.label_selector = "berth-bench-round=" + name, .timeout_seconds = 150};
+    w.idle_limit = std::chrono::seconds(150);
+    auto watch = co_await p.watcher.pods().watch(w);
     auto ex = co_await asio::this_coro::executor;
-    pod_seen seen;
-    asio::steady_timer watched(ex, asio::steady_timer::time_point::max());
-    seen.began = clock_type::now();
-    asio::co_spawn(ex, watch_pod(std::move(watch), seen), [&](std::exception_ptr e) {
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& what) { std::cerr << "watch of " << name << ": " << what.what() << "\n"; }
-        }
-        watched.cancel();
+    auto seen = std::make_shared<pod_seen>();
+    seen->began = clock_type::now();
+    asio::co_spawn(ex, watch_pod(std::move(watch), seen), [seen, name](std::exception_ptr e) {
+        seen->ended = true;
+        if (!e || seen->running >= 0) return;
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& what) { std::cerr << "watch of " << name << ": " << what.what() << "\n"; }
     });
     auto r = co_await berth::build_container(p.kube, o);
-    const double start = seconds_since(seen.began);
+    const double start = seconds_since(seen->began);
     check_started(r, name);
-    boost::system::error_code ec;
-    co_await watched.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // The watch's Running event arrives about when build_container's own watch sees it: wait for it, bounded.
+    asio::steady_timer pause(ex);
+    for (int i = 0; i < 1000 && seen->running < 0 && !seen->ended; ++i) {
+        pause.expires_after(std::chrono::milliseconds(5));
+        co_await pause.async_wait(asio::use_awaitable);
+    }
+    check(seen->created >= 0 && seen->running >= 0, "the watch did not see " + name + " created and running");
     // The API server's own record of the pod (whole seconds in 1.20).
     k8s::pod_list_options of_round{.label_selector = "berth-bench-round=" + name};
     auto pods = co_await p.api.pods().list(of_round);
@@ -219,17 +228,23 @@ asio::awaitable<void> kube_once(placement& p, const std::string& name, bool prin
         const auto* container = at_path(raw, {"spec", "containers"});
         check(container && container->is_array() && !container->as_array().empty(), "a pod without containers");
         const auto& c = container->as_array()[0].as_object();
-        p.kubectl_image = json::value_to<std::string>(c.at("image"));
+        const auto* image = c.if_contains("image");
+        check(image && image->is_string(), "a pod container without its image");
+        p.kubectl_image = std::string(image->as_string());
         for (const char* key : {"command", "args"})
             if (auto* words = c.if_contains(key); words && words->is_array())
                 for (auto& word : words->as_array())
-                    p.kubectl_command += " " + quoted(json::value_to<std::string>(word));
+                    if (word.is_string()) p.kubectl_command += " " + quoted(std::string(word.as_string()));
+        // the rest of the pod's shape: the pause process as PID 1 (shareProcessNamespace), the grace period
+        json::object spec{{"terminationGracePeriodSeconds", 0}};
+        if (auto* shared = at_path(raw, {"spec", "shareProcessNamespace"})) spec["shareProcessNamespace"] = *shared;
+        p.kubectl_overrides = json::serialize(json::object{{"spec", std::move(spec)}});
     }
     const std::string node = pod.node_name;
     co_await berth::cleanup_container(*r);
     if (print)
-        std::printf("kube start=%.4f created=%.4f running=%.4f ready=%.4f api_running=%.0f api_ready=%.0f node=%s\n",
-                    start, seen.created, seen.running, seen.ready, started, ready, node.c_str());
+        std::printf("kube start=%.4f created=%.4f running=%.4f api_running=%.0f api_ready=%.0f node=%s\n", start,
+                    seen->created, seen->running, started, ready, node.c_str());
 }
 
 // `kubectl run` of the same image and command, then `kubectl wait` until it is Ready (the pod removed afterwards,
@@ -238,9 +253,9 @@ void kubectl_once(const placement& p, const std::string& name, bool print) {
     const std::string kubectl = "kubectl --kubeconfig " + quoted(env("BERTH_K8S_KUBECONFIG"));
     const std::string run = kubectl + " run " + name + " --image=" + quoted(p.kubectl_image) +
                             " --restart=Never --labels=berth-bench=" + p.run +
-                            " --overrides='{\"spec\":{\"terminationGracePeriodSeconds\":0}}' --command --" +
-                            p.kubectl_command + " >/dev/null && " + kubectl +
-                            " wait --for=condition=Ready --timeout=120s pod/" + name + " >/dev/null";
+                            " --overrides=" + quoted(p.kubectl_overrides) + " --command --" + p.kubectl_command +
+                            " >/dev/null && " + kubectl + " wait --for=condition=Ready --timeout=120s pod/" + name +
+                            " >/dev/null";
     auto began = clock_type::now();
     const int status = std::system(run.c_str());
     const double start = seconds_since(began);
@@ -264,7 +279,7 @@ berth::engine_endpoint swarm_endpoint(const std::string& address) {
 
 asio::awaitable<void> swarm_once(placement& p, const std::string& name, bool print) {
     berth::cluster_build_options o;
-    o.repo_path = env("BENCH_REPO");
+    o.repo_path = env("BENCH_SWARM_REPO");
     o.image_name = env("BENCH_IMAGE", "berth-bench-k8s") + "-swarm";
     o.container_name = name;
     o.network_mode = "none";
@@ -292,11 +307,12 @@ asio::awaitable<void> place(int rounds) {
     auto api = cluster_client(ex);
     berth::client builder = berth::client::at(
         ex, berth::engine_endpoint{.address = berth::parse_docker_host(env("BENCH_BUILDER"))});
-    k8s::kube_cluster<berth::socket_transport> kube(api, builder, {.registry = env("BENCH_REGISTRY")});
+    k8s::kube_cluster kube(api, builder, {.registry = env("BENCH_REGISTRY")});
     berth::cluster_options swarm_options;
     swarm_options.registry = env("BERTH_SWARM_REGISTRY");
     auto swarm = berth::cluster::at(ex, swarm_endpoint(env("BERTH_SWARM_MANAGER")), swarm_options);
-    placement p{.api = api, .kube = kube, .swarm = swarm, .run = env("BENCH_RUN")};
+    auto watcher = cluster_client(ex);
+    placement p{.api = api, .watcher = watcher, .kube = kube, .swarm = swarm, .run = env("BENCH_RUN")};
     // Warm-ups: each cluster's first evaluation builds and pushes its image; kubectl's first run learns berth's
     // image and command.
     co_await kube_once(p, unique_name("warm-kube", 0), false);
@@ -323,8 +339,16 @@ int main(int argc, char** argv) {
         if (!copying) berth::setup_logger(env("BENCH_LOG", "/tmp/bench_kubernetes.log"));
         asio::io_context io;
         std::exception_ptr failed;
-        auto work = copying ? copy(mode, argv[2], argv[3], argv[4]) : place(std::stoi(argv[2]));
-        asio::co_spawn(io, std::move(work), [&](std::exception_ptr e) { failed = e; });
+        auto done = [&](std::exception_ptr e) {
+            failed = e;
+            io.stop();  // a round's watch may still be open
+        };
+        if (copying) {  // named arguments, not temporaries made in a conditional (g++ 12's coroutine bug)
+            const std::string pod = argv[2], source = argv[3], dest = argv[4];
+            asio::co_spawn(io, copy(mode, pod, source, dest), done);
+        } else {
+            asio::co_spawn(io, place(std::stoi(argv[2])), done);
+        }
         io.run();
         if (failed) std::rethrow_exception(failed);
     } catch (const std::exception& e) {
