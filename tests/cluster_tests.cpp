@@ -115,19 +115,6 @@ struct mock_cluster {
     bool service_removed() { return !manager.requests_to(verb::delete_, "/services/svc1").empty(); }
 };
 
-template <class E>
-const E* error_of(const berth::build_failure* f) {
-    if (f == nullptr || !f->error) return nullptr;
-    try {
-        std::rethrow_exception(f->error);
-    } catch (const E& e) {
-        static thread_local std::optional<E> kept;
-        kept.emplace(e);
-        return &*kept;
-    } catch (...) {}
-    return nullptr;
-}
-
 }  // namespace
 
 TEST_SUITE("cluster (mock engine)") {
@@ -273,7 +260,7 @@ TEST_CASE("a node label that is not a tcp:// address is refused, naming the node
         mock_cluster m(label);
         auto box = m.run(berth::build_container(*m.cluster, m.options()));
         REQUIRE_FALSE(box.has_value());
-        auto* e = error_of<berth::node_address_error>(box.failure());
+        auto* e = failure_error<berth::node_address_error>(box.failure());
         REQUIRE(e != nullptr);
         CHECK(e->node().id == "node2");
         CHECK(contains(e->what(), "n2"));
@@ -1032,7 +1019,7 @@ TEST_CASE("placement: a constraint pins evaluations to one node; a reservation n
     REQUIRE_FALSE(result.has_value());
     CHECK(result.failure()->reason == berth::build_failure_reason::engine_refused);
     CHECK(contains(result.failure()->message, "insufficient resources"));
-    auto* e = error_of<berth::task_failed_error>(result.failure());
+    auto* e = failure_error<berth::task_failed_error>(result.failure());
     REQUIRE(e != nullptr);
     CHECK(e->code() == berth::cluster_errc::task_unplaceable);
     CHECK(run_to_completion(leftovers(*s, run_label)) == "");

@@ -510,11 +510,51 @@ TEST_CASE("an http:// kubeconfig reaches a local server: Host header, path prefi
     CHECK(got.namespace_name == "evals");
     auto missing = thrown<k8s::kubernetes_error>([&] { run_on_mock(ioc, client.pods().get("q"), 10s); });
     CHECK(missing.code() == k8s::kubernetes_errc::not_found);
+    // the first connection's probe asks the API server's /version, not Docker's /_ping
+    CHECK(server.received.front().target() == "/k8s/version");
     auto& last = server.received.back();
     CHECK(last.target() == "/k8s/api/v1/namespaces/evals/pods/q");
     CHECK(last[boost::beast::http::field::host] == "127.0.0.1:" + std::to_string(server.port()));
     CHECK(last[boost::beast::http::field::authorization] == "Bearer t0ken");
     server.acceptor.close();
+}
+
+TEST_CASE("engine_endpoint probe_path: CR/LF or a relative path refused before connecting; empty: no probe") {
+    asio::io_context ioc;
+    auto with_probe = [&](std::string probe) {
+        berth::engine_endpoint ep{.address = berth::parse_docker_host("tcp://127.0.0.1:1")};
+        ep.probe_path = std::move(probe);
+        return berth::socket_transport(ioc.get_executor(), ep);
+    };
+    CHECK_THROWS_AS(with_probe("/version\r\nX-Evil: 1"), berth::invalid_argument_error);
+    CHECK_THROWS_AS(with_probe("version"), berth::invalid_argument_error);
+    CHECK_THROWS_AS(with_probe("/a b"), berth::invalid_argument_error);
+    local_http_server server(ioc);
+    server.answer = [](const std::string& target) -> std::pair<unsigned, std::string> {
+        if (target == "/api/v1/namespaces/default/pods/p") return {200, json::serialize(pod_json("p", "Running"))};
+        return {404, status_json(404, "NotFound", "no route " + target)};
+    };
+    berth::engine_endpoint ep{.address = berth::parse_docker_host("tcp://127.0.0.1:" + std::to_string(server.port()))};
+    ep.probe_path.clear();
+    k8s::kube_connection c;
+    c.address = ep.address;
+    k8s::basic_kube_client<berth::socket_transport> client(berth::socket_transport(ioc.get_executor(), ep), c);
+    CHECK(run_on_mock(ioc, client.pods().get("p"), 10s).name == "p");
+    REQUIRE(server.received.size() == 1);  // the request itself, no probe before it
+    CHECK(server.received.front().target() == "/api/v1/namespaces/default/pods/p");
+    server.acceptor.close();
+}
+
+TEST_CASE("a header that would end early is refused where every request is sent, not written") {
+    // a token given in code, not read from a kubeconfig (whose reader refuses it first)
+    kube_fixture f;
+    auto c = kube_fixture::connection();
+    c.token = "t0ken\r\nX-Evil: 1";
+    mock_kube_client client(f.engine, c, {});
+    auto refused = thrown<berth::invalid_argument_error>([&] { f.run(client.pods().get("p")); });
+    CHECK(contains(refused.what(), "control character"));
+    CHECK_FALSE(contains(refused.what(), "X-Evil"));  // the secret's text is not repeated
+    CHECK(f.engine.requests().empty());
 }
 
 TEST_CASE("TLS material in memory that is not PEM, or half of it, is a tls_error before any connection") {

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <exception>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -39,6 +40,21 @@ std::string message_of(F&& f) {
     }
     FAIL_CHECK("no exception");
     return {};
+}
+
+// The exception of type E behind a build_container failure (failure()->error), or nullptr: kept per thread, so the
+// pointer stays valid until the next call.
+template <class E, class Failure>
+const E* failure_error(const Failure* f) {
+    if (f == nullptr || !f->error) return nullptr;
+    try {
+        std::rethrow_exception(f->error);
+    } catch (const E& e) {
+        static thread_local std::optional<E> kept;
+        kept.emplace(e);
+        return &*kept;
+    } catch (...) {}
+    return nullptr;
 }
 
 }  // namespace berth_test

@@ -12,6 +12,7 @@
 // covers both; `.throw_on_error = false` hands the status back as a value instead, for a caller who branches on it.
 #include <berth/detail/url.hpp>
 #include <berth/engine/client_core.hpp>
+#include <berth/http/header_check.hpp>
 #include <berth/http/hijack.hpp>
 
 #include <boost/beast/http/fields.hpp>
@@ -87,12 +88,6 @@ inline std::string raw_path_segment(std::string_view name) { return detail::perc
 
 namespace detail {
 
-inline bool is_http_token_char(char c) {
-    const auto u = static_cast<unsigned char>(c);
-    if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')) return true;
-    return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
 inline bool iequals_ascii(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -124,13 +119,8 @@ inline std::string raw_target(const raw_request& req) {
     }
     if (!req.body.empty() && req.streamed_body) refuse("both a body and a streamed body");
     for (auto& [name, value] : req.headers) {
-        if (name.empty() || !std::all_of(name.begin(), name.end(), is_http_token_char))
-            refuse("the header name " + quote_outside_text(name, 40) + " is not an HTTP token");
-        for (char c : value) {
-            const auto u = static_cast<unsigned char>(c);
-            if ((u < 0x20 && c != '\t') || u == 0x7f)
-                refuse("the value of header " + name + " holds a control character (CR, LF, NUL...)");
-        }
+        if (auto problem = http::header_problem(name, value))
+            refuse("the header " + quote_outside_text(name, 40) + " cannot be sent: " + *problem);
         for (std::string_view reserved : {"Host", "Content-Length", "Transfer-Encoding", "Connection", "Upgrade"})
             if (iequals_ascii(name, reserved)) refuse("the header " + name + " is set by berth");
     }

@@ -256,7 +256,8 @@ concept placement_backend = requires(B& b, const std::string& text, bool gpu, co
     // Removes a runnable of the options' name left by an earlier run; true when there was one.
     { b.remove_existing() } -> std::same_as<boost::asio::awaitable<bool>>;
     { b.runnable_noun() } -> std::convertible_to<std::string_view>;  // "container", "service": for the log
-    // Creates the runnable running `image` (with GPUs when `gpu`), labelled build_call_label=`token`; its id.
+    // Creates the runnable running `image` (with GPUs when `gpu`), labelled build_call_label=`token`; its id. (A
+    // backend whose errors are not engine_errors also has `bool create_outcome_unknown(const std::exception&)`.)
     { b.create(text, gpu, text) } -> std::same_as<boost::asio::awaitable<std::string>>;
     // Starts it if it needs starting, and returns once it runs (or throws why it never will).
     { b.wait_running(text) } -> std::same_as<boost::asio::awaitable<void>>;
@@ -317,8 +318,14 @@ boost::asio::awaitable<void> create_and_wait(Backend& backend, const std::string
     made.create_unanswered = true;
     try {
         made.id = co_await backend.create(image, gpu, made.token);
-    } catch (const engine_error& e) {
-        made.create_unanswered = create_outcome_unknown(e);  // a refusal made nothing; a 5xx may have
+    } catch (const std::exception& e) {
+        // a refusal made nothing; a 5xx or no reply may have (a backend whose errors are not the Engine API's says)
+        if constexpr (requires {
+                          { backend.create_outcome_unknown(e) } -> std::same_as<bool>;
+                      })
+            made.create_unanswered = backend.create_outcome_unknown(e);
+        else if (auto* refused = dynamic_cast<const engine_error*>(&e))
+            made.create_unanswered = create_outcome_unknown(*refused);
         throw;
     }
     made.create_unanswered = false;

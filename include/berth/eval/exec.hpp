@@ -278,6 +278,36 @@ inline constexpr const char* kill_by_token_script =
     "if grep -q \"$t\" \"$d/environ\" 2>/dev/null && kill -9 \"${d#/proc/}\" 2>/dev/null; then n=$((n+1)); fi; "
     "done; done; echo \"$n\"";
 
+// Whether kill_by_token_script's output (its last line: how many it killed) says it killed anything.
+inline bool killed_any(std::string text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    const auto nl = text.find_last_of('\n');
+    const std::string count = nl == std::string::npos ? text : text.substr(nl + 1);
+    return !count.empty() && count != "0";
+}
+
+// How a command whose end was not seen ended, from what broke it: the caller cancelled (nothing more to say), or
+// the engine was lost (why, in detail).
+inline void note_interruption(exec_outcome& outcome, const std::exception_ptr& failure) {
+    bool cancelled = false;
+    try {
+        std::rethrow_exception(failure);
+    } catch (const boost::system::system_error& s) {
+        cancelled = s.code() == boost::asio::error::operation_aborted;
+        outcome.detail = s.what();
+    } catch (const std::exception& s) { outcome.detail = s.what(); }
+    outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
+    if (cancelled) outcome.detail.clear();
+}
+
+// The engines report a death by signal N as 128+N.
+inline void note_signal(exec_outcome& outcome, int exit_code) {
+    if (exit_code > 128 && exit_code <= 128 + 64) {
+        outcome.end = exec_end::signalled;
+        outcome.signal = exit_code - 128;
+    }
+}
+
 // After a time-out: kill the command's processes, then wait until the engine has seen the exec end (its
 // processes reaped). Runs as the command's user, which may read its processes' environments without privileges.
 // True when done (whether anything was killed is in outcome).
@@ -300,9 +330,7 @@ boost::asio::awaitable<bool> kill_timed_out(basic_container<Transport> c, std::s
                              ")";
             co_return true;
         }
-        const auto nl = out.text.find_last_of('\n');
-        const std::string count = nl == std::string::npos ? out.text : out.text.substr(nl + 1);
-        if (!count.empty() && count != "0") outcome.process_killed = true;
+        if (killed_any(out.text)) outcome.process_killed = true;
         outcome.detail = outcome.process_killed ? "" : "no process of the command was left to kill";
         auto ended = [&execs, &exec_id]() -> asio::awaitable<bool> {
             auto info = co_await execs.inspect(exec_id);
@@ -442,15 +470,7 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
             if (!result.outcome.process_killed && options.verbose)
                 log->warning("The command timed out and berth could not kill it: " + result.outcome.detail);
         } else {
-            bool cancelled = false;
-            try {
-                std::rethrow_exception(failure);
-            } catch (const boost::system::system_error& s) {
-                cancelled = s.code() == asio::error::operation_aborted;
-                result.outcome.detail = s.what();
-            } catch (const std::exception& s) { result.outcome.detail = s.what(); }
-            result.outcome.end = cancelled ? exec_end::cancelled : exec_end::engine_lost;
-            if (cancelled) result.outcome.detail.clear();
+            detail::note_interruption(result.outcome, failure);
         }
         throw exec_interrupted(failure, std::move(result));
     }
@@ -468,10 +488,9 @@ boost::asio::awaitable<exec_result> exec(basic_container<Transport> c, std::vect
         result.usage.container_peak_memory_bytes = sample->memory_peak_bytes;
         if (sample->read.time_since_epoch().count() > 0) result.usage.sampled_at = sample->read;
     }
-    // The engines report a death by signal N as 128+N; SIGKILL may be the kernel's OOM killer.
-    if (seen.exit_code > 128 && seen.exit_code <= 128 + 64) {
-        result.outcome.end = exec_end::signalled;
-        result.outcome.signal = seen.exit_code - 128;
+    // SIGKILL may be the kernel's OOM killer.
+    detail::note_signal(result.outcome, seen.exit_code);
+    if (result.outcome.end == exec_end::signalled) {
         if (seen.exit_code == 128 + 9) {
             try {
                 auto verdict = co_await detail::check_oom(c, started_wall);

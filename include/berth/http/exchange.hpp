@@ -3,8 +3,10 @@
 // from a pull source with chunked transfer encoding) goes out, the reply's head is read, and the body is handed
 // out in slices on demand, so no reply has to fit in memory. When the body has been read to its end the connection
 // goes back to the pool; an exchange dropped early closes its connection instead.
+#include <berth/detail/outside_text.hpp>
 #include <berth/http/connection_pool.hpp>
 #include <berth/http/error.hpp>
+#include <berth/http/header_check.hpp>
 #include <berth/with_timeout.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -307,7 +309,12 @@ boost::asio::awaitable<response<Transport>> exchange(std::shared_ptr<connection_
     beast_http::request<beast_http::string_body> head{req.method, req.target, 11};
     head.set(beast_http::field::host, options.host);
     head.set(beast_http::field::user_agent, options.user_agent);
-    for (auto& [name, value] : req.headers) head.set(name, value);
+    for (auto& [name, value] : req.headers) {
+        if (auto problem = header_problem(name, value))  // each API has refused it already, in its own words
+            throw invalid_argument_error(endpoint + ": the header " + berth::detail::quote_outside_text(name, 40) +
+                                         " cannot be sent: " + *problem);
+        head.set(name, value);
+    }
     if (req.upgrade) {
         head.set(beast_http::field::connection, "Upgrade");
         head.set(beast_http::field::upgrade, req.upgrade_protocol);

@@ -33,6 +33,7 @@ public:
     static basic_kube_client at(boost::asio::any_io_executor ex, kube_connection connection,
                                 kube_client_options options) requires std::same_as<Transport, socket_transport> {
         engine_endpoint endpoint{.address = connection.address, .tls = connection.tls};
+        endpoint.probe_path = connection.path_prefix + "/version";  // an API server's; /_ping would be a 404
         return basic_kube_client(socket_transport(std::move(ex), std::move(endpoint)), std::move(connection),
                                  std::move(options));
     }

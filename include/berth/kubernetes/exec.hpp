@@ -18,6 +18,7 @@
 // connect_timeout, the whole exec by timeout (kubernetes_errc::timeout when either runs out).
 #include <berth/detail/url.hpp>
 #include <berth/engine/output_handler.hpp>
+#include <berth/http/header_check.hpp>
 #include <berth/http/hijack.hpp>
 #include <berth/kubernetes/error.hpp>
 #include <berth/kubernetes/exec_channel.hpp>
@@ -83,11 +84,9 @@ namespace detail {
 namespace websocket = boost::beast::websocket;
 
 inline void check_header(const std::pair<std::string, std::string>& h) {
-    auto bad = [](const std::string& s) { return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos; };
-    if (h.first.empty() || bad(h.first) || bad(h.second) || h.first.find(':') != std::string::npos)
+    if (auto problem = http::header_problem(h.first, h.second))
         throw invalid_argument_error("berth::kubernetes: the request header " +
-                                     berth::detail::quote_outside_text(h.first) +
-                                     " is empty or holds ':', CR, LF or NUL");
+                                     berth::detail::quote_outside_text(h.first) + " cannot be sent: " + *problem);
 }
 
 inline void check_target(const pod_container& where) {

@@ -40,6 +40,10 @@ struct engine_endpoint {
     host_address address{};
     tls_options tls{};
     ssh_options ssh{};
+    // What the first TCP connection asks to prove it reaches the server it expects (a TLS refusal or a plain port
+    // turned into a typed error before the first real request): Docker's GET /_ping; an API server's /version (what
+    // kube_client sets); empty: no probe.
+    std::string probe_path = "/_ping";
 
     bool uses_tls() const { return tls.enabled && address.scheme == host_address::kind::tcp; }
     std::string to_string() const { return address.to_string(); }

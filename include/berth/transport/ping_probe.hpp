@@ -26,11 +26,11 @@ struct ping_outcome {
 };
 
 template <class Stream>
-boost::asio::awaitable<ping_outcome> ping_probe(Stream& stream) {
+boost::asio::awaitable<ping_outcome> ping_probe(Stream& stream, const std::string& path = "/_ping") {
     namespace asio = boost::asio;
     namespace http = boost::beast::http;
     ping_outcome out;
-    http::request<http::empty_body> req{http::verb::get, "/_ping", 11};
+    http::request<http::empty_body> req{http::verb::get, path, 11};
     req.set(http::field::host, "docker");
     auto [write_ec, written] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
     (void)written;

@@ -3,6 +3,8 @@
 // child process. The unix socket and plain TCP are a bare socket (no indirection on the hot path); TLS and ssh go
 // through connection_stream's layered interface. One type for all, so `berth::client` follows DOCKER_HOST or a
 // Docker context wherever it points, as the docker CLI does.
+#include <berth/detail/outside_text.hpp>
+#include <berth/error.hpp>
 #include <berth/transport/connection_stream.hpp>
 #include <berth/transport/docker_host.hpp>
 #include <berth/transport/endpoint.hpp>
@@ -18,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <vector>
@@ -35,6 +38,12 @@ public:
     // (not_available), or when its CA, certificate or key cannot be loaded (bad_material).
     socket_transport(boost::asio::any_io_executor ex, engine_endpoint endpoint)
         : executor_(std::move(ex)), endpoint_(std::move(endpoint)) {
+        const auto& probe = endpoint_.probe_path;  // it goes into a request line
+        if (!probe.empty() && (probe.front() != '/' || std::any_of(probe.begin(), probe.end(), [](char c) {
+                                   return static_cast<unsigned char>(c) <= ' ' || c == '\x7f';
+                               })))
+            throw invalid_argument_error("berth: engine_endpoint probe_path " + detail::quote_outside_text(probe) +
+                                         " is not an absolute path of printable characters");
         if (endpoint_.uses_tls()) {
             auto factory = detail::tls_factory().load();
             if (factory == nullptr)
@@ -66,12 +75,12 @@ public:
             if (ec) throw boost::system::system_error(ec, "connect to " + describe());
             co_return connection_stream(std::move(socket));
         }
-        // The first TCP connection of a transport is checked with GET /_ping: a plain client at a TLS port, or a
+        // The first TCP connection of a transport is checked with GET /_ping (probe_path): a plain client at a TLS port, or a
         // client certificate refused after a TLS 1.3 handshake, is a tls_error here and not a confusing reply later.
-        const bool check = !checked_->load();
+        const bool check = !checked_->load() && !endpoint_.probe_path.empty();
         auto stream = co_await open_tcp();
         if (!check) co_return stream;
-        auto outcome = co_await detail::ping_probe(stream);
+        auto outcome = co_await detail::ping_probe(stream, endpoint_.probe_path);
         if (detail::is_https_only_reply(outcome))
             throw tls_error(tls_errc::requires_tls, describe(),
                             "the server answered '" + outcome.body.substr(0, outcome.body.find('\n')) +
