@@ -4,7 +4,8 @@
 //   bench_kubernetes copy-in POD SOURCE DEST    copy_to_pod of SOURCE (a host file) to DEST in POD's container
 //   bench_kubernetes copy-out POD SOURCE DEST   copy_from_pod of SOURCE in the pod to DEST on the host
 //                                               each prints: copy seconds=S rss_kib=K
-//                                               (S the copy alone, K getrusage's ru_maxrss of this process)
+//                                               (S the copy alone, K getrusage's ru_maxrss of this process;
+//                                               BENCH_K8S_FRAME_KIB tries another copy_to_pod frame size)
 //
 // and the overhead of placing one evaluation, each way ROUNDS times after a warm-up, the three interleaved:
 //
