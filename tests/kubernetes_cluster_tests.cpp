@@ -390,19 +390,16 @@ TEST_CASE("20 evaluations on two nodes: exit codes, stdout and stderr apart, cop
             if (i % 3 != 0) CHECK_THROWS_AS(berth::log_container_output(r, {.verbose = false}), berth::script_failed);
             if (i % 5 == 0) {  // copies: in, changed in the pod, out
                 write_file(out.path / "in.txt", "payload " + std::to_string(i));
-                co_await berth::copy_to_container(h, out.path / "in.txt", "/tmp/deep/dir/in.txt",
-                                                  quiet_copy);
+                co_await berth::copy_to_container(h, out.path / "in.txt", "/tmp/deep/dir/in.txt", quiet_copy);
                 auto moved = co_await berth::exec(h, berth::argv("sh", "-c", "cd /tmp/deep/dir && cp in.txt out.txt"),
                                                   quiet_run);
                 CHECK(moved.exit_code == 0);
                 auto dest = out.path / ("out-" + std::to_string(i) + ".txt");
-                co_await berth::copy_from_container(h, "/tmp/deep/dir/out.txt", dest,
-                                                    quiet_copy);
+                co_await berth::copy_from_container(h, "/tmp/deep/dir/out.txt", dest, quiet_copy);
                 CHECK(read_file(dest) == "payload " + std::to_string(i));
                 bool not_found = false;
                 try {
-                    co_await berth::copy_from_container(h, "/tmp/none", out.path / "none",
-                                                        quiet_copy);
+                    co_await berth::copy_from_container(h, "/tmp/none", out.path / "none", quiet_copy);
                 } catch (const berth::file_not_found&) { not_found = true; }
                 CHECK(not_found);
             }
@@ -510,8 +507,7 @@ TEST_CASE("a node's kubelet killed mid-run: its evaluations fail naming the node
         restart_kubelet guard{evals.setup, lost};
         kubernetes_script(evals.setup, "kubelet-stop " + lost);
         for (auto& h : on_kept) {
-            auto r = co_await berth::exec(h, berth::argv("sh", "-c", "echo fine"),
-                                          quiet_run);
+            auto r = co_await berth::exec(h, berth::argv("sh", "-c", "echo fine"), quiet_run);
             CHECK(r.exit_code == 0);
             CHECK(r.stdout_text == "fine\n");
         }
@@ -566,12 +562,10 @@ TEST_CASE("exec on a pod: a time limit kills the command, an OOM kill is told fr
         CHECK(partial->outcome.end == berth::exec_end::timed_out);
         CHECK_MESSAGE(partial->outcome.process_killed, partial->outcome.detail);
         CHECK(partial->output == "started\n");
-        auto left = co_await berth::exec(*r, berth::argv("sh", "-c", "ps | grep -c 'sleep 6[0]' || true"),
-                                         quiet_run);
+        auto left = co_await berth::exec(*r, berth::argv("sh", "-c", "ps | grep -c 'sleep 6[0]' || true"), quiet_run);
         CHECK(left.stdout_text == "0\n");
 
-        auto killed = co_await berth::exec(*r, berth::argv("sh", "-c", "kill -9 $$"),
-                                           quiet_run);
+        auto killed = co_await berth::exec(*r, berth::argv("sh", "-c", "kill -9 $$"), quiet_run);
         CHECK(killed.exit_code == 137);
         CHECK(killed.outcome.end == berth::exec_end::signalled);
         CHECK(killed.outcome.signal == 9);
