@@ -187,15 +187,8 @@ public:
     }
     // Built and pushed once per image (and repository, mount, rebuild), however many evaluations ask at once.
     boost::asio::awaitable<std::string> prepare_image() {
-        push_options push;
-        if (cluster_.options().registry_auth) push.credentials = cluster_.options().registry_auth;
-        const std::string key = options_.image_name + "\n" + options_.repo_path + "\n" + options_.pull_image + "\n" +
-                                mount_name_of(options_) + (options_.force_rebuild ? "\nno-cache" : "");
-        std::function<boost::asio::awaitable<std::string>()> distribute = [this,
-                                                                           push] {  // named: g++ 12 (see docs/guide.md)
-            return distribute_image(cluster_.manager(), options_, cluster_.options().registry, push, log_);
-        };
-        co_return co_await cluster_.once(key, std::move(distribute));
+        co_return co_await distribute_image_once(cluster_, cluster_.manager(), options_, cluster_.options().registry,
+                                                 cluster_.options().registry_auth, log_);
     }
     boost::asio::awaitable<bool> remove_existing() {
         try {

@@ -16,6 +16,8 @@
 #include <berth/tar/packer.hpp>
 #include <berth/tar/writer.hpp>
 
+#include <functional>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -97,6 +99,24 @@ boost::asio::awaitable<std::string> distribute_image(basic_client<Transport>& bu
     auto pinned = target.name + "@" + pushed.digest;
     if (verbose) log.info("Image pushed: " + pinned);
     co_return pinned;
+}
+
+// distribute_image once per image (name, repository, pull_image, mount, rebuild) among the callers of one cluster:
+// `images_of.once(key, make)` (a cluster) shares one flight between concurrent evaluations and keeps its result.
+template <class Cluster, transport Transport>
+boost::asio::awaitable<std::string> distribute_image_once(Cluster& images_of, basic_client<Transport>& builder,
+                                                          const build_container_options& options,
+                                                          const std::string& registry,
+                                                          const std::optional<registry_credentials>& registry_auth,
+                                                          logger& log) {
+    push_options push;
+    if (registry_auth) push.credentials = registry_auth;
+    const std::string key = options.image_name + "\n" + options.repo_path + "\n" + options.pull_image + "\n" +
+                            detail::mount_name_of(options) + (options.force_rebuild ? "\nno-cache" : "");
+    std::function<boost::asio::awaitable<std::string>()> distribute = [&builder, &options, &registry, push, &log] {
+        return distribute_image(builder, options, registry, push, log);  // named: g++ 12 (docs/guide.md)
+    };
+    co_return co_await images_of.once(key, std::move(distribute));
 }
 
 }  // namespace berth

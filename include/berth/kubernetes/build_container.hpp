@@ -69,13 +69,7 @@ inline pod_spec evaluation_pod_spec(const kube_build_options& o, const std::stri
     if (o.network_mode == "none") s.labels[network_none_label] = "none";
     s.image = image;
     s.command = {"tail", "-f", "/dev/null"};
-    for (auto& kv : o.env) {
-        auto eq = kv.find('=');
-        if (eq == std::string::npos || eq == 0)
-            throw invalid_argument_error("berth: env entry " + berth::detail::quote_outside_text(kv) +
-                                         " is not KEY=value");
-        s.env.push_back(env_var{kv.substr(0, eq), kv.substr(eq + 1)});
-    }
+    for (auto& kv : o.env) s.env.push_back(parse_env_entry(kv));
     if (o.memory_bytes > 0) s.resources.limits["memory"] = std::to_string(o.memory_bytes);
     if (o.nano_cpus > 0) s.resources.limits["cpu"] = cpu_quantity(o.nano_cpus);
     if (o.reserve_memory_bytes > 0) s.resources.requests["memory"] = std::to_string(o.reserve_memory_bytes);
@@ -107,7 +101,6 @@ namespace detail {
 using berth::detail::build_call_label;
 using berth::detail::build_step;
 using berth::detail::classify_build_failure;
-using berth::detail::mount_name_of;
 
 inline kubernetes_errc start_error_code(pod_wait_outcome outcome) {
     switch (outcome) {
@@ -162,14 +155,8 @@ public:
     }
     // Built and pushed once per image (and repository, mount, rebuild), however many evaluations ask at once.
     boost::asio::awaitable<std::string> prepare_image() {
-        push_options push;
-        if (cluster_.options().registry_auth) push.credentials = cluster_.options().registry_auth;
-        const std::string key = options_.image_name + "\n" + options_.repo_path + "\n" + options_.pull_image + "\n" +
-                                mount_name_of(options_) + (options_.force_rebuild ? "\nno-cache" : "");
-        std::function<boost::asio::awaitable<std::string>()> distribute = [this, push] {  // named: g++ 12
-            return distribute_image(cluster_.builder(), options_, cluster_.options().registry, push, log_);
-        };
-        co_return co_await cluster_.once(key, std::move(distribute));
+        co_return co_await distribute_image_once(cluster_, cluster_.builder(), options_, cluster_.options().registry,
+                                                 cluster_.options().registry_auth, log_);
     }
     boost::asio::awaitable<bool> remove_existing() {
         try {

@@ -40,10 +40,7 @@ inline std::vector<std::string> pod_command(std::vector<std::string> cmd, const 
                                             const std::string& token) {
     std::vector<std::string> env = e.env;
     if (!token.empty()) env.push_back("BERTH_EXEC_TOKEN=" + token);
-    for (auto& kv : env)
-        if (kv.find('=') == std::string::npos || kv.front() == '=')
-            throw invalid_argument_error("berth::exec: env entry " + berth::detail::quote_outside_text(kv) +
-                                         " is not KEY=value");
+    for (auto& kv : env) parse_env_entry(kv);  // checked: KEY=value
     std::vector<std::string> out;
     if (!e.working_dir.empty()) out = {"sh", "-c", "cd -- \"$1\" && shift && exec \"$@\"", "berth-cd", e.working_dir};
     if (!env.empty()) {
@@ -97,8 +94,8 @@ inline cgroup_figures parse_cgroup_figures(std::string_view text) {
     return f;
 }
 
-template <transport Transport>
-pod_exec_options helper_exec(const basic_pod_evaluation<Transport>&, std::vector<std::string> cmd) {
+// A short command of berth's own in the pod (the time limit's kill, the cgroup read).
+inline pod_exec_options helper_exec(std::vector<std::string> cmd) {
     pod_exec_options o;
     o.command = std::move(cmd);
     o.timeout = std::chrono::seconds(30);
@@ -168,7 +165,7 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
             result.outcome.end = exec_end::timed_out;
             try {
                 auto kill = k8s::detail::helper_exec(
-                    e, argv("sh", "-c", detail::kill_by_token_script, "berth-kill", token));
+                    argv("sh", "-c", detail::kill_by_token_script, "berth-kill", token));
                 auto killed = co_await k8s::detail::run_in_pod(e, std::move(kill));
                 result.outcome.process_killed = killed.exit_code == 0 && detail::killed_any(killed.stdout_text);
                 if (!result.outcome.process_killed)
@@ -191,7 +188,7 @@ boost::asio::awaitable<exec_result> exec(kubernetes::basic_pod_evaluation<Transp
     detail::note_signal(result.outcome, exit_code);
     if (killed || options.measure_usage) {
         try {
-            auto read = k8s::detail::helper_exec(e, argv("sh", "-c", k8s::detail::cgroup_figures_script));
+            auto read = k8s::detail::helper_exec(argv("sh", "-c", k8s::detail::cgroup_figures_script));
             auto out = co_await k8s::detail::run_in_pod(e, std::move(read));
             auto figures = k8s::detail::parse_cgroup_figures(out.stdout_text);
             if (killed && figures.oom_killed) result.outcome.end = exec_end::oom_killed;

@@ -27,6 +27,15 @@ struct env_var {
     std::string value{};
 };
 
+// "KEY=value" (the evaluation layer's form) as an env_var; invalid_argument_error without a '=' after a name.
+inline env_var parse_env_entry(const std::string& entry) {
+    const auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0)
+        throw invalid_argument_error("berth: env entry " + berth::detail::quote_outside_text(entry) +
+                                     " is not KEY=value");
+    return env_var{entry.substr(0, eq), entry.substr(eq + 1)};
+}
+
 // Quantities as Kubernetes writes them: "500m", "2", "1Gi"; keys such as "cpu", "memory", "nvidia.com/gpu".
 struct resource_requirements {
     std::map<std::string, std::string> requests{};
